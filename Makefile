@@ -1,0 +1,22 @@
+# The two commands of the README's quick start: `make demo` and `make test`.
+.PHONY: setup demo test lint render
+VENV := .venv
+BIN := $(VENV)/bin
+
+setup:
+	@./scripts/setup.sh
+
+demo: setup
+	@./scripts/demo.sh
+
+test: setup
+	$(BIN)/pytest -q
+
+lint: setup
+	$(BIN)/ruff check opskit tests benchmarks
+	$(BIN)/mypy
+
+# regenerate the committed rendered files (alerts/, dashboards/) from opskit.yaml
+render: setup
+	$(BIN)/opskit alerts render
+	$(BIN)/opskit dashboards render

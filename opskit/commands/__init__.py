@@ -1,0 +1,1 @@
+"""One thin module per command group: options -> spec -> core -> render -> exit code."""

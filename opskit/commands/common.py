@@ -1,0 +1,38 @@
+"""Options every command shares. Kept light: no heavy imports at module level."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from opskit.spec import Spec
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def spec_option(f: F) -> F:
+    return click.option(
+        "--spec", "spec_file", metavar="PATH", default=None, envvar="OPSKIT_SPEC", show_envvar=True,
+        help="The capacity spec [default: ./opskit.yaml].",
+    )(f)
+
+
+def output_option(*choices: str) -> Callable[[F], F]:
+    formats = choices or ("table", "json")
+
+    def deco(f: F) -> F:
+        return click.option(
+            "--output", "-o", "output", type=click.Choice(formats), default=formats[0], show_default=True,
+            help="Output format.",
+        )(f)
+
+    return deco
+
+
+def load(spec_file: str | None) -> Spec:
+    from opskit.spec import load_spec
+
+    return load_spec(spec_file)

@@ -1,0 +1,1 @@
+"""Metric sources behind one interface: prometheus, scrape, host (psutil), results, file."""

@@ -1,0 +1,62 @@
+"""The one interface every metrics source implements. Scaling decisions, playbook preconditions
+and verification all read metrics through it; the file source doubles as the test fake."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Sample:
+    value: float
+    at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Series:
+    """What a source read for one (resource, metric): samples oldest first, or no data and why.
+
+    A query that timed out, failed, returned an empty vector or NaN is no_data (with the query
+    and the reason), never a 0."""
+
+    resource: str
+    metric: str
+    samples: tuple[Sample, ...] = ()
+    query: str = ""
+    error: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def no_data(self) -> bool:
+        return self.error is not None or not any(math.isfinite(s.value) for s in self.samples)
+
+    @property
+    def latest(self) -> float | None:
+        for s in reversed(self.samples):
+            if math.isfinite(s.value):
+                return s.value
+        return None
+
+
+@dataclass(frozen=True)
+class MetricRequest:
+    """One metric to read: which resource and metric, how (the source's own query), over what window."""
+
+    resource: str
+    metric: str
+    query: str | None = None
+    window_s: float = 0.0  # 0: the latest value only; > 0: samples over [now - window, now]
+    step_s: float = 15.0
+
+
+class MetricsSource(Protocol):
+    name: str
+
+    def read(self, request: MetricRequest, *, now: dt.datetime) -> Series: ...
+
+    def replicas(self, resource: str) -> int | None:
+        """Current replica/worker count of a resource when the source knows it."""
+        ...

@@ -1,0 +1,110 @@
+"""The only printing: tables for people, JSON for machines, Markdown to paste. Commands build data; this shows it."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+OUTPUT_FORMATS = ("table", "json")
+OUTPUT_FORMATS_MD = ("table", "json", "md")
+
+
+def to_jsonable(value: Any) -> Any:
+    """Dataclasses, pydantic models, paths, enums and NaN become plain JSON (NaN and inf become null)."""
+    import dataclasses
+    import datetime as dt
+    import enum
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if hasattr(value, "model_dump"):
+        return to_jsonable(value.model_dump(mode="json", by_alias=True))
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(to_jsonable(value), indent=2, sort_keys=False)
+
+
+def echo(text: str = "", *, err: bool = False) -> None:
+    click.echo(text, err=err)
+
+
+def warn(text: str) -> None:
+    click.echo(f"opskit: warning: {text}", err=True)
+
+
+def emit_json(value: Any) -> None:
+    click.echo(dumps(value))
+
+
+def table(
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    title: str | None = None,
+    styles: Sequence[str | None] | None = None,
+) -> None:
+    """A rich table on stdout; plain (no colour, no box art wider than the terminal) when not a TTY."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=click.get_text_stream("stdout"), soft_wrap=False, width=_width())
+    t = Table(title=title, show_lines=False, header_style="bold")
+    for i, col in enumerate(columns):
+        t.add_column(col, style=(styles[i] if styles and i < len(styles) else None))
+    for row in rows:
+        t.add_row(*("" if v is None else str(v) for v in row))
+    console.print(t)
+
+
+def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    def cell(v: Any) -> str:
+        return ("" if v is None else str(v)).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _width() -> int | None:
+    try:
+        return max(100, os.get_terminal_size().columns)
+    except OSError:
+        return 140
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> Path:
+    """Write a file so a reader never sees half of it: a temporary file beside it, then a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode() if isinstance(data, str) else data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
