@@ -68,7 +68,7 @@ def table(
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=click.get_text_stream("stdout"), soft_wrap=False, width=_width())
+    console = Console(file=click.get_text_stream("stdout"), soft_wrap=False, width=_width())  # type: ignore[operator]
     t = Table(title=title, show_lines=False, header_style="bold")
     for i, col in enumerate(columns):
         t.add_column(col, style=(styles[i] if styles and i < len(styles) else None))

@@ -112,7 +112,7 @@ class Threshold(Strict):
     playbook: str | None = None
     action: str | None = None
     severity: Literal["info", "warning", "critical"] = "warning"
-    queries: MetricQueries = MetricQueries()
+    queries: MetricQueries = Field(default_factory=MetricQueries)
 
     @model_validator(mode="before")
     @classmethod

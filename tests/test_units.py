@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import pytest
+
+from opskit.units import (
+    format_duration,
+    parse_count,
+    parse_duration,
+    parse_latency_ms,
+    parse_percent,
+    parse_quantity,
+    parse_size_bytes,
+)
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("5m", 300), ("30s", 30), ("1h30m", 5400), ("250ms", 0.25), ("3d", 259200), (12, 12), ("1.5s", 1.5), ("2", 2),
+])
+def test_parse_duration(text, seconds):
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("bad", ["", "5x", "m5", "-3s", -1, True, None, "5m3"])
+def test_parse_duration_rejects(bad):
+    with pytest.raises(ValueError):
+        parse_duration(bad)
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(300, "5m"), (0.25, "250ms"), (5400, "1h30m"), (30, "30s"),
+                                               (86400 * 3, "3d"), (90, "1m30s")])
+def test_format_duration_round_trips(seconds, text):
+    assert format_duration(seconds) == text
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+def test_latency_percent_size_count():
+    assert parse_latency_ms("200ms") == 200
+    assert parse_latency_ms("5s") == 5000
+    assert parse_latency_ms(150) == 150
+    assert parse_percent("99.9%") == 99.9
+    assert parse_percent(70) == 70
+    assert parse_size_bytes("100GB") == 1e11
+    assert parse_size_bytes("1TiB") == 2**40
+    assert parse_count("10k") == 10_000
+    assert parse_count("1,000") == 1000
+    with pytest.raises(ValueError):
+        parse_percent("lots")
+    with pytest.raises(ValueError):
+        parse_size_bytes("10 parsecs")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("70%", (70, "percent")), ("500ms", (500, "ms")), ("2s", (2000, "ms")), (3000, (3000, "count")),
+    ("3,000", (3000, "count")), ("80GB", (8e10, "bytes")),
+])
+def test_parse_quantity(text, expected):
+    assert parse_quantity(text) == expected
