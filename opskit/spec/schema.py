@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from opskit.units import (
     parse_count,
@@ -45,6 +45,13 @@ class Service(Strict):
         default=[5, 10, 25, 50, 100, 200, 250, 500, 1000, 2500, 5000, 10000],
         description="histogram bucket bounds the service exposes; must include every SLO latency",
     )
+
+    @field_validator("latency_buckets_ms")
+    @classmethod
+    def _buckets(cls, v: list[float]) -> list[float]:
+        if not v or any(b <= 0 for b in v) or any(a >= b for a, b in zip(v, v[1:], strict=False)):
+            raise ValueError(f"expected positive, strictly increasing bucket bounds in ms, got {v}")
+        return v
 
 
 class Target(Strict):
@@ -140,6 +147,8 @@ class Threshold(Strict):
             raise ValueError("give scale_up (threshold mode) or target (HPA target mode)")
         if self.scale_up is not None and self.scale_down is not None and self.scale_down >= self.scale_up:
             raise ValueError(f"scale_down ({self.scale_down:g}) must be below scale_up ({self.scale_up:g})")
+        if self.target is not None and self.target <= 0:
+            raise ValueError(f"target must be above 0 (the usage ratio divides by it), got {self.target:g}")
         return self
 
     @property
@@ -166,6 +175,11 @@ class Resource(Strict):
     scale_up_policies: list[ScalingPolicy] = [
         ScalingPolicy(type="pods", value=4, period=15), ScalingPolicy(type="percent", value=100, period=15)]
     scale_down_policies: list[ScalingPolicy] = [ScalingPolicy(type="percent", value=100, period=15)]
+    scale_up_select_policy: Literal["max", "min", "disabled"] = Field(
+        "max", description="HPA selectPolicy: the policy allowing the most change (max), the least, or none")
+    scale_down_select_policy: Literal["max", "min", "disabled"] = "max"
+    replicas_query: MetricQueries = Field(
+        MetricQueries(), description="how a source counts the replicas now (e.g. PromQL count of up targets)")
     plan_resource: str | None = Field(None, description="name of this resource in plans:")
 
     @model_validator(mode="after")
@@ -191,11 +205,22 @@ class GrowthMetric(Strict):
         return data
 
 
+class GrowthDriver(Strict):
+    """How a threshold's metric follows growth: value = growth metric x factor (x 100 / capacity)."""
+
+    metric: str = Field(description="a growth metric, or peak_rps (daily_requests / 86400 x peak_to_mean)")
+    factor: float = Field(1, gt=0, description="threshold units per unit of the growth metric")
+    of_capacity: bool = Field(False, description="express as percent of resources.<resource>.capacity")
+    note: str | None = Field(None, description="why this relation holds (shown as an assumption)")
+
+
 class Growth(Strict):
     horizons_months: list[float] = Field(min_length=2, description="month of each column, 0 is now")
     metrics: dict[str, GrowthMetric]
     peak_to_mean: float = Field(1.7, ge=1)
     start: str | None = Field(None, description="YYYY-MM of month 0 (for dates in the forecast)")
+    drivers: dict[str, GrowthDriver] = Field(
+        default_factory=dict, description='threshold "resource.metric" -> the growth metric that drives it')
 
     @model_validator(mode="after")
     def _shape(self) -> Growth:
@@ -205,6 +230,17 @@ class Growth(Strict):
             if len(metric.values) != len(self.horizons_months):
                 raise ValueError(f"metrics.{name} has {len(metric.values)} values for "
                                  f"{len(self.horizons_months)} horizons")
+            if any(v < 0 for v in metric.values):
+                raise ValueError(f"metrics.{name}: values cannot be negative")
+        known = set(self.metrics) | {"peak_rps"}
+        for key, driver in self.drivers.items():
+            if key.count(".") != 1:
+                raise ValueError(f'drivers.{key}: expected "resource.metric" like "database.storage_utilization"')
+            if driver.metric not in known:
+                raise ValueError(f"drivers.{key}.metric: unknown growth metric {driver.metric!r}; "
+                                 f"known: {', '.join(sorted(known))}")
+        if self.start is not None and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", self.start):
+            raise ValueError(f"start: expected YYYY-MM, got {self.start!r}")
         return self
 
 
@@ -215,6 +251,7 @@ class PlanResource(Strict):
     count: int = Field(1, ge=0)
     engine: str | None = None
     storage_gb: GigaBytes = 0
+    storage_type: str | None = Field(None, description="gp2/gp3 (compute, database) or S3 class; kind default")
     transfer_gb: GigaBytes = 0
     multi_az: bool = False
     replicas: int = Field(0, ge=0, description="read replicas (database) or extra nodes (cache)")
@@ -232,20 +269,46 @@ class Plan(Strict):
     source: str | None = None
     resources: list[PlanResource]
 
+    @model_validator(mode="after")
+    def _shape(self) -> Plan:
+        if self.months is not None and (len(self.months) != 2 or not 0 <= self.months[0] < self.months[1]):
+            raise ValueError(f"months: expected [from, to] with 0 <= from < to, got {self.months}")
+        names = [r.name for r in self.resources]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"resources: names must be unique within a plan, repeated: {', '.join(dupes)}")
+        return self
+
 
 class Pricing(Strict):
     catalog: str = "aws-us-east-1"
     catalogs: list[str] = Field(default_factory=list, description="extra catalog files, later ones win")
-    overrides: dict[str, float] = Field(default_factory=dict, description="item -> price, in catalog units")
-    hours_per_month: float = 730
+    overrides: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=dict, description="item -> price, in catalog units, e.g. ec2/t3.medium: 0.0416")
+    hours_per_month: float = Field(730, gt=0, le=744)
+
+
+def _check_criterion(text: str) -> str:
+    from opskit.gate.criteria import CriterionError, parse
+
+    try:
+        parse(text)
+    except CriterionError as exc:
+        raise ValueError(f"criterion {text!r}: column {exc.column}: {exc.message}") from None
+    return text
+
+
+CriterionText = Annotated[str, AfterValidator(_check_criterion)]
 
 
 class GateSpec(Strict):
-    criteria: list[str] = Field(default_factory=list, description="criteria for every scenario")
-    scenarios: dict[str, list[str]] = Field(default_factory=dict, description="extra criteria per scenario")
+    criteria: list[CriterionText] = Field(default_factory=list, description="criteria for every scenario")
+    scenarios: dict[str, list[CriterionText]] = Field(default_factory=dict,
+                                                      description="extra criteria per scenario")
     tolerance: Percent = 10
-    abort_on_fail: list[str] = Field(default_factory=list, description="criteria that stop a run early")
+    abort_on_fail: list[CriterionText] = Field(default_factory=list, description="criteria that stop a run early")
     abort_grace: Seconds = 10
+    strict: bool = Field(False, description="an inconclusive baseline comparison exits 3 instead of 0")
 
 
 class LoadtestSpec(Strict):
@@ -254,10 +317,35 @@ class LoadtestSpec(Strict):
     out_dir: str = "runs"
 
 
+class Runbooks(Strict):
+    """Runbooks for alerts that have no playbook bound: a URL, or a playbook name (resolved like one)."""
+
+    slo: str | None = Field(None, description="SLO burn-rate alerts")
+    health: str | None = Field(None, description="service health alerts (target down, metrics absent)")
+    threshold: str | None = Field(None, description="threshold alerts whose row names no playbook")
+
+
 class AlertsSpec(Strict):
     runbook_base_url: str = "https://github.com/example/opskit/blob/main/playbooks/"
-    scrape_interval: Seconds = 15
-    labels: dict[str, str] = Field(default_factory=dict)
+    scrape_interval: Seconds = Field(15, gt=0)
+    labels: dict[str, str] = Field(default_factory=dict, description="extra labels on every alert")
+    runbooks: Runbooks = Runbooks()
+    default_for: Seconds = Field(300, gt=0, description="for: of a threshold alert whose row has none")
+    resource_selectors: dict[str, str] = Field(
+        default_factory=dict,
+        description='PromQL label matchers picking a resource\'s exporter metrics for default queries '
+                    '(default: job="RESOURCE")',
+    )
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", key) or key.startswith("__"):
+                raise ValueError(f"{key!r} is not a Prometheus label name")
+            if key in ("severity", "slo", "sli", "resource", "metric"):
+                raise ValueError(f"label {key!r} is set by opskit itself")
+        return v
 
 
 class Spec(Strict):
