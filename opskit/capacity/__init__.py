@@ -1,0 +1,1 @@
+"""Capacity models: USL fit of load-test steps, growth forecast, threshold crossings, the review report."""

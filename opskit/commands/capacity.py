@@ -1,0 +1,210 @@
+"""opskit capacity: USL fit of step load tests, growth forecast with threshold crossings, review report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from opskit import output as out
+from opskit.commands.common import load, output_option, spec_option
+from opskit.errors import UsageError
+
+
+@click.group()
+def capacity() -> None:
+    """Capacity models: how far one instance scales, when growth crosses a threshold, what it costs."""
+
+
+def _slo_options(f: Any) -> Any:
+    f = click.option("--slo", "slo_name", metavar="NAME", help="SLO whose p95 bounds per-instance capacity "
+                     "[default: the first SLO with a p95].")(f)
+    f = click.option("--p95", "p95", metavar="LATENCY", help="p95 limit instead of an SLO's, e.g. 200ms.")(f)
+    return click.option("--instances", type=click.IntRange(min=1), default=1, show_default=True,
+                        help="Instances the load test hit (capacity is divided by it).")(f)
+
+
+def _p95(p95: str | None) -> float | None:
+    from opskit.units import parse_latency_ms
+
+    if p95 is None:
+        return None
+    try:
+        return parse_latency_ms(p95)
+    except ValueError as exc:
+        raise UsageError(f"--p95: {exc}") from None
+
+
+@capacity.command("fit")
+@spec_option
+@click.argument("results", required=False, metavar="RESULTS.json")
+@click.option("--data", "data", metavar="CSV", help="A CSV of concurrency,throughput[,p95_ms,error_rate].")
+@_slo_options
+@output_option("table", "json")
+def fit_cmd(spec_file: str | None, results: str | None, data: str | None, slo_name: str | None, p95: str | None,
+            instances: int, output: str) -> None:
+    """Fit the Universal Scalability Law to a step run's throughput vs concurrency.
+
+    Prints sigma (contention), kappa (coherency), lambda (throughput at N=1) with 95% intervals, the
+    peak, R² and residuals, and the highest throughput per instance that still meets the p95 SLO.
+    """
+    from opskit.capacity.inputs import build_model
+    from opskit.capacity.steps import read_csv, read_results
+
+    if (results is None) == (data is None):
+        raise UsageError("give a RESULTS.json (or run folder) or --data CSV, one of them")
+    run = read_results(results) if results else read_csv(data)  # type: ignore[arg-type]
+    spec = _maybe_spec(spec_file)
+    model = build_model(spec, [run], slo_name=slo_name, p95_ms=_p95(p95), instances=instances, strict=True)
+    f = model.fit
+    assert f is not None
+    if output == "json":
+        out.emit_json({**f.as_dict(), "source": run.source,
+                       "measured": [{"concurrency": s.concurrency, "throughput": s.throughput, "p95_ms": s.p95_ms}
+                                    for s in run.steps],
+                       "slo_capacity": model.slo, "slo": model.slo_name})
+    else:
+        _fit_table(f, model)
+    for w in f.warnings:
+        out.warn(w)
+
+
+def _maybe_spec(spec_file: str | None) -> Any:
+    """The spec names the SLO; `capacity fit --data` works without one (CSV from elsewhere)."""
+    from opskit.spec import spec_path
+    from opskit.spec.schema import Service, Spec
+
+    if spec_file is None and not spec_path(None).exists():
+        return Spec(service=Service(name="unknown"))
+    return load(spec_file)
+
+
+def _fit_table(f: Any, model: Any) -> None:
+    def iv(key: str) -> str:
+        i = f.intervals[key]
+        return "-" if i.low is None else f"{i.low:.4g} .. {i.high:.4g}"
+
+    peak_n = "none (kappa = 0)" if f.peak_concurrency is None else f"{f.peak_concurrency:,.1f}"
+    out.table(("", "value", "95% interval"), [
+        ("sigma (contention)", f"{f.sigma:.6g}", iv("sigma")),
+        ("kappa (coherency)", f"{f.kappa:.6g}", iv("kappa")),
+        ("lambda (req/s at N=1)", f"{f.lambda_:.6g}", iv("lambda")),
+        ("peak concurrency", peak_n, ""),
+        ("peak throughput" if f.peak_concurrency else "throughput ceiling", f"{f.peak_throughput:,.1f}", ""),
+        ("R²", f"{f.r_squared:.4f}", ""),
+        ("points", str(f.points), ""),
+    ], title="Universal Scalability Law fit")
+    out.table(("concurrency", "measured req/s", "fitted req/s", "residual", "p95 ms"),
+              [(f"{s.concurrency:g}", f"{s.throughput:,.1f}", f"{f.throughput(s.concurrency):,.1f}",
+                f"{r:+,.1f}", "-" if s.p95_ms is None else f"{s.p95_ms:,.1f}")
+               for s, r in zip(model.steps, f.residuals, strict=True)], title="Measured steps")
+    s = model.slo
+    if s is not None:
+        msg = {"slo": f"~{s.estimated_rps:,.1f} req/s per instance (highest step within: {s.measured_rps:,.1f})",
+               "not reached": f">= {s.measured_rps:,.1f} req/s per instance (every step held the SLO)",
+               "first step": "the first step already broke the SLO",
+               "no latency data": "no p95 per step in the data"}[s.limited_by]
+        out.echo(f"Within p95 <= {s.p95_limit_ms:g} ms{f' (SLO {model.slo_name})' if model.slo_name else ''}: {msg}")
+
+
+@capacity.command("forecast")
+@spec_option
+@click.option("--months", type=click.IntRange(1, 120), default=24, show_default=True, help="Months to forecast.")
+@click.option("--results", "results", multiple=True, metavar="RUN",
+              help="Step run(s) that set per-instance capacity [default: the newest runs/*/results.json "
+                   "with 2+ steps, else resources.api.capacity_rps].")
+@click.option("--capacity-rps", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Per-instance req/s within the SLO (overrides runs and the spec).")
+@_slo_options
+@output_option("table", "json", "md")
+def forecast_cmd(spec_file: str | None, months: int, results: tuple[str, ...], capacity_rps: float | None,
+                 slo_name: str | None, p95: str | None, instances: int, output: str) -> None:
+    """Month by month from growth: peak req/s, instances needed, and when each threshold is crossed."""
+    from opskit.capacity.forecast import forecast
+    from opskit.capacity.inputs import build_model, newest_step_run
+    from opskit.capacity.steps import read_results
+    from opskit.cost.plans import plan_names, price_plans, spec_catalog
+    from opskit.spec import spec_path
+
+    spec = load(spec_file)
+    if spec.growth is None:
+        raise UsageError("the spec has no growth: section to forecast from")
+    paths = list(results)
+    if not paths:  # like the report: a fresh step run under runs/ sets the per-instance capacity
+        newest = newest_step_run(Path(spec.loadtest.out_dir))
+        paths = [str(newest)] if newest else []
+    model = build_model(spec, [read_results(r) for r in paths], slo_name=slo_name, p95_ms=_p95(p95),
+                        instances=instances)
+    costs: dict[str, float] = {}
+    if spec.plans:
+        catalog = spec_catalog(spec, spec_path(spec_file).resolve().parent)
+        costs = {e.plan: e.total_monthly for e in price_plans(spec, catalog, plan_names(spec, None))}
+    cap = capacity_rps or model.capacity_rps
+    src = "--capacity-rps" if capacity_rps else model.capacity_source
+    fc = forecast(spec.growth, months=months, resources=spec.resources, thresholds=spec.thresholds,
+                  plans=spec.plans, plan_costs=costs, capacity_rps=cap, capacity_source=src)
+    _show_forecast(fc, output)
+
+
+def _show_forecast(fc: Any, output: str) -> None:
+    from opskit.capacity.report import crossing_table, forecast_table, plain
+
+    cols, raw_rows = forecast_table(fc)
+    ccols, raw_crossings = crossing_table(fc)
+    rows, crows = plain(raw_rows), plain(raw_crossings)
+    if output == "json":
+        out.emit_json({"months": fc.months, "labels": fc.labels, "metrics": fc.metrics, "rates": fc.rates,
+                       "peak_to_mean": fc.peak_to_mean, "sizing": fc.sizing, "drivers": fc.drivers,
+                       "crossings": fc.crossings, "plan_by_month": fc.plan_by_month, "notes": fc.notes})
+    elif output == "md":
+        out.echo("### Forecast\n")
+        out.echo(out.markdown_table(cols, rows))
+        out.echo("### Threshold crossings\n")
+        out.echo(out.markdown_table(ccols, crows) if crows else "_none_\n")
+    else:
+        out.table(cols, rows, title="Forecast")
+        if crows:
+            out.table(ccols, crows, title="Threshold crossings")
+        else:
+            out.echo(f"No threshold is crossed within {fc.months[-1]} months.")
+    for n in fc.notes:
+        out.warn(n)
+
+
+@capacity.command("report")
+@spec_option
+@click.option("--results", "results", multiple=True, metavar="RUN",
+              help="Step run(s) (results.json or run folder) [default: the newest runs/*/results.json "
+                   "with 2+ steps].")
+@click.option("--out", "out_file", default="capacity-report.html", show_default=True, metavar="FILE",
+              help="The HTML report; its Markdown twin is written beside it (.md).")
+@click.option("--months", type=click.IntRange(1, 120), default=24, show_default=True)
+@_slo_options
+@output_option("table", "json")
+def report_cmd(spec_file: str | None, results: tuple[str, ...], out_file: str, months: int,
+               slo_name: str | None, p95: str | None, instances: int, output: str) -> None:
+    """A self-contained HTML capacity review (inline SVG charts) and its Markdown twin.
+
+    With no arguments it works from the spec alone, using the newest step run under runs/ if there is one.
+    """
+    import datetime as dt
+
+    from opskit.capacity.build import make_report
+
+    spec = load(spec_file)
+    html_path = Path(out_file)
+    md_path = html_path.with_suffix(".md")
+    html, md, review = make_report(spec, spec_file=spec_file, results=list(results), months=months,
+                                   slo_name=slo_name, p95_ms=_p95(p95), instances=instances,
+                                   now=dt.datetime.now(dt.UTC))
+    out.write_atomic(html_path, html)
+    out.write_atomic(md_path, md)
+    used = [r.source for r in review.steps]
+    if output == "json":
+        out.emit_json({"html": html_path, "markdown": md_path, "runs": used, "headlines": review.headlines,
+                       "crossings": review.forecast.crossings, "warnings": review.warnings})
+        return
+    for h in review.headlines:
+        out.echo(f"{h.question}: {h.answer}")
+    out.echo(f"wrote {html_path} and {md_path}" + (f" (runs: {', '.join(used)})" if used else " (no run used)"))

@@ -1,0 +1,1 @@
+"""Built-in pricing catalogs (YAML package data)."""

@@ -1,0 +1,44 @@
+"""Price the spec's plans: catalog from the spec's pricing section, estimate, unit costs. Pure apart from
+reading catalog files (the built-in one or those the spec names)."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from opskit.cost.catalog import Catalog, load_catalog
+from opskit.cost.economics import plan_month, unit_economics
+from opskit.cost.estimate import PlanEstimate, estimate_plan
+from opskit.errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    from opskit.spec.schema import Spec
+
+
+def spec_catalog(spec: Spec, base: Path) -> Catalog:
+    p = spec.pricing
+    return load_catalog(p.catalog, p.catalogs, p.overrides, base=base)
+
+
+def plan_names(spec: Spec, wanted: list[str] | None) -> list[str]:
+    if not spec.plans:
+        raise ConfigError("the spec has no plans: add a plans: section to price (see docs/readme/capacity.md)")
+    if not wanted:
+        return list(spec.plans)
+    for name in wanted:
+        if name not in spec.plans:
+            close = difflib.get_close_matches(name, list(spec.plans), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise UsageError(f"no plan named {name!r}{hint}; plans: {', '.join(spec.plans)}")
+    return wanted
+
+
+def price_plans(spec: Spec, catalog: Catalog, names: list[str]) -> list[PlanEstimate]:
+    out = []
+    for name in names:
+        plan = spec.plans[name]
+        est = estimate_plan(name, plan, catalog, hours_per_month=spec.pricing.hours_per_month)
+        out.append(replace(est, unit_economics=unit_economics(est.total_monthly, spec.growth, plan_month(plan))))
+    return out
