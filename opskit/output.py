@@ -69,7 +69,7 @@ def table(
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=sys.stdout, soft_wrap=False, width=_width())  # type: ignore[operator]
+    console = Console(file=sys.stdout, soft_wrap=False, width=_width())
     t = Table(title=title, show_lines=False, header_style="bold")
     for i, col in enumerate(columns):
         t.add_column(col, style=(styles[i] if styles and i < len(styles) else None))

@@ -1,0 +1,1 @@
+"""Prometheus rules and Grafana dashboards rendered from opskit.yaml."""

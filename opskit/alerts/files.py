@@ -1,0 +1,63 @@
+"""Plan, then apply: compare rendered files with a folder, show the difference, write only what changed.
+
+A file opskit generated earlier but no longer renders (an SLO was removed) is stale: it is deleted on
+render and reported by --check, because Prometheus or Grafana would keep loading it. Files opskit did
+not generate (hand-written unit tests) are never touched.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from opskit import output as out
+
+
+@dataclass(frozen=True)
+class Change:
+    path: str  # relative to the folder
+    status: str  # 'unchanged' | 'changed' | 'new' | 'stale'
+    old: str | None
+    new: str | None
+
+
+def plan(directory: Path, files: dict[str, str], patterns: Iterable[str],
+         generated: Callable[[str], bool]) -> list[Change]:
+    changes = []
+    for rel, text in sorted(files.items()):
+        path = directory / rel
+        old = path.read_text(encoding="utf-8") if path.is_file() else None
+        status = "new" if old is None else ("unchanged" if old == text else "changed")
+        changes.append(Change(rel, status, old, text))
+    for pattern in patterns:
+        for path in sorted(directory.glob(pattern)):
+            rel = path.relative_to(directory).as_posix()
+            if rel in files or not path.is_file():
+                continue
+            text = path.read_text(encoding="utf-8", errors="replace")
+            if generated(text):
+                changes.append(Change(rel, "stale", text, None))
+    return changes
+
+
+def unified_diff(changes: list[Change], label: str) -> str:
+    chunks: list[str] = []
+    for c in changes:
+        if c.status == "unchanged":
+            continue
+        chunks.extend(difflib.unified_diff(
+            (c.old or "").splitlines(keepends=True), (c.new or "").splitlines(keepends=True),
+            fromfile=f"{label}/{c.path} (committed)" if c.old is not None else "/dev/null",
+            tofile=f"{label}/{c.path} (rendered)" if c.new is not None else "/dev/null",
+        ))
+    return "".join(line if line.endswith("\n") else line + "\n" for line in chunks)
+
+
+def apply(directory: Path, changes: list[Change]) -> None:
+    for c in changes:
+        if c.status in ("new", "changed") and c.new is not None:
+            out.write_atomic(directory / c.path, c.new)
+        elif c.status == "stale":
+            (directory / c.path).unlink(missing_ok=True)

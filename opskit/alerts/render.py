@@ -1,0 +1,66 @@
+"""Rule files, their promtool tests and the Alertmanager example, as text: {relative path: content}.
+
+Rules go through the jinja2 templates shipped in the package (sandboxed, StrictUndefined, so a typo in a
+template is an error, never an empty string); the tests are data and are dumped as YAML.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from opskit.alerts.rules import GENERATED_HEADER, RuleSet, build, health_prefix
+
+if TYPE_CHECKING:
+    from jinja2.sandbox import SandboxedEnvironment
+
+    from opskit.spec.schema import Spec
+
+
+def environment() -> SandboxedEnvironment:
+    from jinja2 import PackageLoader, StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    env = SandboxedEnvironment(
+        loader=PackageLoader("opskit.alerts", "templates"), undefined=StrictUndefined, autoescape=False,
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+    )
+    # a JSON string is a valid YAML double-quoted scalar: every value is quoted, nothing is re-interpreted
+    env.filters["q"] = lambda value: json.dumps(str(value), ensure_ascii=False)
+    env.filters["indent_block"] = lambda text, width: "\n".join(" " * width + line for line in text.splitlines())
+    return env
+
+
+def render_rules(ruleset: RuleSet) -> dict[str, str]:
+    template = environment().get_template("rules.yml.j2")
+    return {f.name: template.render(file=f, header=GENERATED_HEADER) for f in ruleset.files}
+
+
+def render_alertmanager(spec: Spec) -> str:
+    prefix = health_prefix(spec)
+    return environment().get_template("alertmanager.yml.j2").render(
+        header=GENERATED_HEADER,
+        group_by=["alertname", "service", "slo", "sli", "resource", "job"],
+        down_alert=f"{prefix}TargetDown",
+        down_inhibits=[f"{prefix}MetricsAbsent", f"{prefix}ScrapeFailing"],
+        pager_url="http://127.0.0.1:9095/hooks/page",
+        ticket_url="http://127.0.0.1:9095/hooks/ticket",
+    )
+
+
+def dump_yaml(doc: Any) -> str:
+    import yaml
+
+    return GENERATED_HEADER + "\n" + yaml.safe_dump(doc, sort_keys=False, width=120, allow_unicode=True)
+
+
+def render_all(spec: Spec) -> tuple[RuleSet, dict[str, str]]:
+    """Everything `opskit alerts render` writes, keyed by path relative to the alerts folder."""
+    from opskit.alerts.unittests import test_documents
+
+    ruleset = build(spec)
+    files = render_rules(ruleset)
+    for path, doc in test_documents(spec, ruleset).items():
+        files[path] = dump_yaml(doc)
+    files["alertmanager.yml"] = render_alertmanager(spec)
+    return ruleset, dict(sorted(files.items()))

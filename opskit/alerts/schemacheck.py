@@ -1,0 +1,59 @@
+"""Offline validation of dashboard JSON against the JSON schemas of grafana-foundation-sdk (vendored in
+schemas/, see schemas/SOURCE.md): the dashboard, each panel's options and field config for its type, and
+each Prometheus query."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+PANEL_SCHEMAS = ("timeseries", "stat")
+
+
+@cache
+def _schema(name: str) -> dict[str, Any]:
+    text = resources.files("opskit.alerts").joinpath("schemas", f"{name}.jsonschema.json").read_text("utf-8")
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+def _validator(name: str, definition: str | None = None) -> Any:
+    import jsonschema
+
+    schema = _schema(name)
+    if definition is not None:
+        schema = {**schema, "$ref": f"#/definitions/{definition}"}
+    return jsonschema.Draft7Validator(schema)
+
+
+def _errors(validator: Any, doc: Any, where: str) -> list[str]:
+    from jsonschema.exceptions import best_match
+
+    out = []
+    for error in validator.iter_errors(doc):
+        error = best_match([error]) if not error.context else best_match(error.context)
+        path = "/".join(str(p) for p in error.absolute_path)
+        out.append(f"{where}{'/' + path if path else ''}: {error.message[:300]}")
+    return out
+
+
+def validate_dashboard(doc: Any) -> list[str]:
+    """Every problem as 'path: message'; empty when the dashboard is valid."""
+    problems = _errors(_validator("dashboard"), doc, "dashboard")
+    if not isinstance(doc, dict):
+        return problems
+    if doc.get("schemaVersion") != 42:
+        problems.append(f"dashboard/schemaVersion: expected 42, got {doc.get('schemaVersion')!r}")
+    for i, panel in enumerate(doc.get("panels") or []):
+        where = f"dashboard/panels/{i}"
+        kind = panel.get("type") if isinstance(panel, dict) else None
+        if kind in PANEL_SCHEMAS:
+            problems += _errors(_validator(kind, "Options"), panel.get("options", {}), f"{where}/options")
+            custom = ((panel.get("fieldConfig") or {}).get("defaults") or {}).get("custom")
+            if custom is not None and "FieldConfig" in _schema(kind)["definitions"]:
+                problems += _errors(_validator(kind, "FieldConfig"), custom, f"{where}/fieldConfig/defaults/custom")
+        for j, target in enumerate(panel.get("targets") or [] if isinstance(panel, dict) else []):
+            problems += _errors(_validator("prometheus"), target, f"{where}/targets/{j}")
+    return problems

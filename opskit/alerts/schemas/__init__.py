@@ -1,0 +1,1 @@
+"""JSON schemas of grafana-foundation-sdk (package data, see SOURCE.md)."""

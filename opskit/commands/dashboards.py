@@ -1,0 +1,68 @@
+"""opskit dashboards: Grafana dashboards rendered from opskit.yaml with grafana-foundation-sdk."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from opskit import output as out
+from opskit.commands.alerts import default_dir, load_with_path, spec_problem, write_or_check
+from opskit.commands.common import output_option, spec_option
+from opskit.errors import Refused, UsageError
+
+
+@click.group()
+def dashboards() -> None:
+    """Grafana dashboards (RED, saturation, SLOs, load tests) and their provisioning files."""
+
+
+@dashboards.command()
+@spec_option
+@click.option("--out", "out_dir", metavar="DIR", help="Folder to write [default: dashboards/ beside the spec].")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 with a unified diff if the folder differs.")
+@output_option("table", "json")
+def render(spec_file: str | None, out_dir: str | None, check: bool, output: str) -> None:
+    """Write dashboards/*.json (schemaVersion 42, checked against the SDK's JSON schema) and
+    provisioning/ (datasource + dashboard provider) to mount into Grafana."""
+    from opskit.alerts.dashboards import render_dashboards
+    from opskit.alerts.grafana import GENERATED_TAG
+    from opskit.alerts.rules import GENERATED_HEADER, SpecProblem
+
+    spec, path = load_with_path(spec_file)
+    try:
+        files = render_dashboards(spec)
+    except SpecProblem as exc:
+        raise spec_problem(exc, path) from None
+    summary = {"dashboards": sorted(n for n in files if n.endswith(".json"))}
+    write_or_check(default_dir(out_dir, path, "dashboards"), files, ["*.json", "provisioning/*/*.yml"],
+                   lambda text: GENERATED_HEADER in text or GENERATED_TAG in text, check, output, summary)
+
+
+@dashboards.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@output_option("table", "json")
+def validate(files: tuple[str, ...], output: str) -> None:
+    """Check dashboard JSON files offline against grafana-foundation-sdk's JSON schema. Exit 1 if one fails."""
+    from opskit.alerts.schemacheck import validate_dashboard
+
+    results = []
+    for name in files:
+        p = Path(name)
+        if not p.is_file():
+            raise UsageError(f"{p}: no such file")
+        try:
+            doc = json.loads(p.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            results.append((name, [f"not JSON: {exc}"]))
+            continue
+        results.append((name, validate_dashboard(doc)))
+    if output == "json":
+        out.emit_json([{"file": n, "valid": not p, "problems": p} for n, p in results])
+    else:
+        out.table(["file", "result", "problems"],
+                  [(n, "ok" if not p else "FAIL", "\n".join(p[:10])) for n, p in results])
+    bad = [n for n, p in results if p]
+    if bad:
+        raise Refused(f"{len(bad)} of {len(results)} dashboard(s) fail the schema")
