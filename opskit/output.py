@@ -65,16 +65,17 @@ def table(
     title: str | None = None,
     styles: Sequence[str | None] | None = None,
 ) -> None:
-    """A rich table on stdout; plain (no colour, no box art wider than the terminal) when not a TTY."""
+    """A rich table on stdout. Cells are data, never markup: "[prometheus]" prints as written."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console(file=sys.stdout, soft_wrap=False, width=_width())
-    t = Table(title=title, show_lines=False, header_style="bold")
+    t = Table(title=escape(title) if title else None, show_lines=False, header_style="bold")
     for i, col in enumerate(columns):
-        t.add_column(col, style=(styles[i] if styles and i < len(styles) else None))
+        t.add_column(escape(col), style=(styles[i] if styles and i < len(styles) else None))
     for row in rows:
-        t.add_row(*("" if v is None else str(v) for v in row))
+        t.add_row(*("" if v is None else escape(str(v)) for v in row))
     console.print(t)
 
 

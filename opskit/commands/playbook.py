@@ -1,0 +1,221 @@
+"""`opskit playbook`: list, show, plan, apply, resume, runs. Thin: options -> engine -> render -> exit code."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from opskit.commands.common import output_option, spec_option
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def state_dir_option(f: F) -> F:
+    return click.option("--state-dir", "state_dir", metavar="DIR", default=".opskit", show_default=True,
+                        envvar="OPSKIT_STATE_DIR", type=click.Path(file_okay=False, path_type=Path),
+                        help="Where run journals and locks live.")(f)
+
+
+def params_option(f: F) -> F:
+    return click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
+                        help="A playbook parameter (repeatable). Secrets come from the environment, not -p.")(f)
+
+
+@click.group()
+def playbook() -> None:
+    """Scaling playbooks: plan what would run, apply it with compensation on failure, verify, resume.
+
+    NAME is a playbook in ./playbooks (or $OPSKIT_PLAYBOOKS, or the ones shipped) or a file path.
+
+    \b
+    Exit codes:
+      0    applied and verified (plan: valid, dry runs passed)
+      1    a precondition, step or verification failed or was inconclusive (compensated or halted),
+           a dry run failed, the plan hash did not match, or confirmation was declined
+      2    bad playbook or parameters; a run that cannot be resumed
+      3    runtime error: lock held by another run, compensation failed, damaged journal
+      130  interrupted (completed steps compensated)
+    """
+
+
+@playbook.command("list")
+@state_dir_option
+@output_option("table", "json")
+def list_(state_dir: Path, output: str) -> None:
+    """The playbooks available."""
+    from opskit.errors import ConfigError
+    from opskit.playbooks.loader import list_playbook_files, load_playbook
+    from opskit.playbooks.render import playbook_row, show_list
+
+    rows, bad = [], []
+    for path in list_playbook_files():
+        try:
+            rows.append(playbook_row(load_playbook(path)))
+        except ConfigError as exc:
+            rows.append({"name": path.stem, "path": str(path), "error": exc.message, "details": exc.details})
+            bad.append(exc)
+    show_list(rows, output)
+    if bad:
+        raise ConfigError(f"{len(bad)} playbook(s) are invalid", details=[d for e in bad for d in
+                                                                            [e.message, *e.details]])
+
+
+@playbook.command()
+@click.argument("name")
+@state_dir_option
+@output_option("table", "json")
+def show(name: str, state_dir: Path, output: str) -> None:
+    """A playbook's parameters, steps, compensations and checks (or, given a run id, that run)."""
+    from opskit.errors import ConfigError
+    from opskit.playbooks.loader import load_playbook
+    from opskit.playbooks.render import show_playbook
+
+    try:
+        loaded = load_playbook(name)
+    except ConfigError:
+        if (state_dir / "runs" / name / "journal.jsonl").exists():
+            _show_run(state_dir, name, output)
+            return
+        raise
+    show_playbook(loaded, output)
+
+
+@playbook.command()
+@click.argument("name")
+@params_option
+@click.option("--no-dry-run", is_flag=True, help="Do not run the providers' own dry runs.")
+@state_dir_option
+@spec_option
+@output_option("table", "json")
+def plan(name: str, params: tuple[str, ...], no_dry_run: bool, state_dir: Path, spec_file: str | None,
+         output: str) -> None:
+    """Show exactly what apply would run (secrets masked) and what the providers' dry runs say."""
+    from opskit.errors import Refused
+    from opskit.playbooks import engine
+    from opskit.playbooks.params import parse_pairs
+    from opskit.playbooks.render import show_plan
+
+    prep = engine.prepare(name, parse_pairs(params))
+    dry = {} if no_dry_run else engine.dry_runs(prep)
+    show_plan(prep.plan, dry, output)
+    failed = [sid for sid, d in dry.items() if d.ran and not d.ok]
+    if failed:
+        raise Refused(f"dry run failed for step(s) {', '.join(failed)}: apply would fail")
+
+
+@playbook.command()
+@click.argument("name")
+@params_option
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--plan-hash", metavar="HASH", help="Apply only if the plan is exactly the one reviewed.")
+@click.option("--no-dry-run", is_flag=True, help="Do not run the providers' dry runs before applying.")
+@state_dir_option
+@spec_option
+@output_option("table", "json")
+@click.pass_context
+def apply(ctx: click.Context, name: str, params: tuple[str, ...], yes: bool, plan_hash: str | None,
+          no_dry_run: bool, state_dir: Path, spec_file: str | None, output: str) -> None:
+    """Run the playbook: preconditions, steps, verification; compensate on failure.
+
+    With --output json the plan and progress go to stderr and stdout is one JSON outcome."""
+    from opskit.errors import Refused
+    from opskit.playbooks import engine
+    from opskit.playbooks.params import parse_pairs
+    from opskit.playbooks.render import show_plan
+
+    prep = engine.prepare(name, parse_pairs(params))
+    if plan_hash is not None and plan_hash.strip().lower() != prep.plan.hash:
+        raise Refused(f"the plan is {prep.plan.hash}, not the reviewed {plan_hash}: the playbook or its "
+                      "parameters changed; nothing was run")
+    dry = {} if no_dry_run else engine.dry_runs(prep)
+    show_plan(prep.plan, dry, "table", err=output == "json")
+    failed = [sid for sid, d in dry.items() if d.ran and not d.ok]
+    if failed:
+        raise Refused(f"dry run failed for step(s) {', '.join(failed)}; nothing was run")
+    if not yes and not click.confirm(f"Apply {prep.plan.playbook} (risk {prep.plan.risk})?", default=False,
+                                     err=True):
+        raise Refused("not applied")
+    outcome = engine.apply(prep, engine.runtime(state_dir, _spec(spec_file), _emitter(output)))
+    _finish(ctx, outcome, output)
+
+
+@playbook.command()
+@click.argument("run_id")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@state_dir_option
+@spec_option
+@output_option("table", "json")
+@click.pass_context
+def resume(ctx: click.Context, run_id: str, yes: bool, state_dir: Path, spec_file: str | None,
+           output: str) -> None:
+    """Continue a failed run from the first step not in effect (refused if the playbook changed)."""
+    from opskit.errors import Refused
+    from opskit.playbooks import engine
+    from opskit.playbooks.runs import summarize
+
+    summary, _ = summarize(state_dir, run_id)
+    if not yes and not click.confirm(f"Resume run {run_id} ({summary.playbook}, {summary.status})?",
+                                     default=False, err=True):
+        raise Refused("not resumed")
+    outcome = engine.resume(state_dir, run_id,
+                            lambda: engine.runtime(state_dir, _spec(spec_file), _emitter(output)))
+    _finish(ctx, outcome, output)
+
+
+@playbook.command()
+@click.argument("run_id", required=False)
+@state_dir_option
+@output_option("table", "json")
+def runs(run_id: str | None, state_dir: Path, output: str) -> None:
+    """The runs in the state dir, or one run's journal."""
+    from opskit.playbooks.render import show_runs
+    from opskit.playbooks.runs import list_runs
+
+    if run_id:
+        _show_run(state_dir, run_id, output)
+    else:
+        show_runs(list_runs(state_dir), output)
+
+
+def _show_run(state_dir: Path, run_id: str, output: str) -> None:
+    from opskit.playbooks.render import show_run
+    from opskit.playbooks.runs import summarize
+
+    summary, events = summarize(state_dir, run_id)
+    show_run(summary, events, output)
+
+
+def _emitter(output: str) -> Callable[[str], None]:
+    """Progress lines: stdout for people, stderr when stdout carries the JSON outcome."""
+    from opskit import output as out
+
+    return lambda line: out.echo(line, err=output == "json")
+
+
+def _spec(spec_file: str | None) -> Any:
+    """opskit.yaml gives metric queries when a check has none; optional unless --spec names one."""
+    from opskit.commands.common import load
+    from opskit.spec.loader import spec_path
+
+    if spec_file is None and not spec_path(None).exists():
+        return None
+    return load(spec_file)
+
+
+def _finish(ctx: click.Context, outcome: Any, output: str) -> None:
+    from opskit import output as out
+    from opskit.exitcodes import ExitCode
+
+    if output == "json":
+        out.emit_json({"run_id": outcome.run_id, "status": outcome.status, "exit_code": int(outcome.exit_code),
+                       "message": outcome.message, "failed_step": outcome.failed_step,
+                       "journal": str(outcome.journal)})
+    else:
+        out.echo(f"run {outcome.run_id}: {outcome.status}: {outcome.message}")
+        out.echo(f"journal: {outcome.journal}")
+    if outcome.exit_code != ExitCode.OK:
+        out.echo(f"opskit: {outcome.status}: {outcome.message}", err=True)
+        ctx.exit(int(outcome.exit_code))

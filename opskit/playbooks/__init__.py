@@ -1,0 +1,1 @@
+"""Scaling playbooks: schema, planner (pure), executor, journal, lock, providers."""
