@@ -312,9 +312,10 @@ class GateSpec(Strict):
 
 
 class LoadtestSpec(Strict):
-    default_target: str | None = None
-    max_duration: Seconds = 3600
-    out_dir: str = "runs"
+    default_target: str | None = Field(None, description="target used when neither --target nor --host is given "
+                                       "(default: the embedded asset service)")
+    max_duration: Seconds = Field(3600, gt=0, description="longest run allowed; longer ones are refused")
+    out_dir: str = Field("runs", description="where run folders <timestamp>-<scenario>/ are created")
 
 
 class Runbooks(Strict):

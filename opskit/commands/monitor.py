@@ -1,0 +1,118 @@
+"""opskit monitor: a local Prometheus (Debian's binary) on loopback, scraping the asset service and itself."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from opskit import output as out
+from opskit.commands.common import load, output_option, spec_option
+
+F = TypeVar("F", bound=Callable[..., Any])
+_STATE_HELP = "Where the config, data, log and pid live [default: ./.opskit]."
+
+
+def _state_option(f: F) -> F:
+    return click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".opskit"),
+                        show_default=False, help=_STATE_HELP)(f)
+
+
+@click.group()
+def monitor() -> None:
+    """A local Prometheus on loopback: `up` starts it, `down` stops exactly what `up` started."""
+
+
+@monitor.command()
+@spec_option
+@click.option("--target", "targets", multiple=True, metavar="URL",
+              help="A /metrics endpoint to scrape (repeatable) [default: the spec's service.url].")
+@click.option("--port", type=int, default=None, help="Port on 127.0.0.1 [default: 19090; 0 picks a free one].")
+@click.option("--scrape-interval", default=None, metavar="DURATION",
+              help="How often to scrape [default: the spec's alerts.scrape_interval].")
+@click.option("--rules", "rules_glob", default=None, metavar="GLOB",
+              help="Rule files to load [default: alerts/*.rules.yml beside the spec].")
+@click.option("--retention", default="7d", show_default=True, help="How long to keep samples.")
+@_state_option
+@output_option("table", "json")
+def up(spec_file: str | None, targets: tuple[str, ...], port: int | None, scrape_interval: str | None,
+       rules_glob: str | None, retention: str, state_dir: Path, output: str) -> None:
+    """Start Prometheus (or update the targets and rules of the running one and reload it)."""
+    from opskit.errors import UsageError
+    from opskit.monitor.local import up as start
+    from opskit.spec import spec_path
+    from opskit.units import parse_duration
+
+    spec = load(spec_file)
+    try:
+        interval = parse_duration(scrape_interval) if scrape_interval else spec.alerts.scrape_interval
+    except ValueError as exc:
+        raise UsageError(f"--scrape-interval: {exc}") from None
+    if interval <= 0:
+        raise UsageError("--scrape-interval must be above 0")
+    if rules_glob:
+        base, pattern = Path("."), rules_glob
+    else:
+        base, pattern = spec_path(spec_file).resolve().parent, "alerts/*.rules.yml"
+    rule_paths = sorted(Path(p) for p in base.glob(pattern)) if not Path(pattern).is_absolute() else \
+        sorted(Path("/").glob(pattern.lstrip("/")))
+    result = start(state_dir, job=spec.service.job, targets=list(targets) or [spec.service.url], port=port,
+                   scrape_interval_s=interval, rule_paths=rule_paths, retention=retention)
+    for w in result.warnings:
+        out.warn(w)
+    s = result.state
+    summary = {"url": s.url, "pid": s.pid, "started": result.started, "targets": s.targets,
+               "rule_files": s.rule_files, "state_dir": str(state_dir), "warnings": result.warnings}
+    if output == "json":
+        out.emit_json(summary)
+        return
+    verb = "started" if result.started else "already running; targets and rules reloaded"
+    out.echo(f"prometheus {verb}: {s.url} (pid {s.pid})")
+    out.echo(f"  scraping {', '.join(s.targets)} as job {spec.service.job!r}, and itself")
+    out.echo(f"  rules: {len(s.rule_files)} file(s); data and log under {state_dir}/prometheus/")
+    out.echo("  stop it with: opskit monitor down")
+
+
+@monitor.command()
+@click.option("--purge", is_flag=True, help="Also delete the data, config and log.")
+@_state_option
+@output_option("table", "json")
+def down(purge: bool, state_dir: Path, output: str) -> None:
+    """Stop the Prometheus `up` started (checked by pid and start time: nothing else is touched)."""
+    from opskit.monitor.local import down as stop
+
+    result = stop(state_dir, purge=purge)
+    if output == "json":
+        out.emit_json(result)
+    elif result["stopped"]:
+        out.echo(f"prometheus stopped (pid {result['pid']})" + ("; data purged" if purge else ""))
+    else:
+        out.echo("prometheus was not running" + ("; data purged" if purge else ""))
+
+
+@monitor.command()
+@_state_option
+@output_option("table", "json")
+@click.pass_context
+def status(ctx: click.Context, state_dir: Path, output: str) -> None:
+    """Is it running, and is each target up? Exit 0 running, 1 not running."""
+    from opskit.exitcodes import ExitCode
+    from opskit.monitor.local import status as get
+
+    info = get(state_dir)
+    if output == "json":
+        out.emit_json(info)
+    elif not info["running"]:
+        out.echo("prometheus is not running" + (" (stale state cleared on next up)" if info["stale_state"] else ""))
+    else:
+        out.echo(f"prometheus running: {info['url']} (pid {info['pid']}, up {info['uptime_s']:.0f}s, "
+                 f"{'ready' if info['ready'] else 'not ready'}, {info['rules'] or 0} rules)")
+        if info["targets"]:
+            out.table(["job", "target", "health", "last error"],
+                      [(t["job"], t["url"], t["health"], t["last_error"] or "") for t in info["targets"]])
+        else:  # Prometheus batches discovery updates every 5 s, so a fresh one lists none for a moment
+            out.echo("  no targets discovered yet (Prometheus applies new targets within about 5 s)")
+    if not info["running"]:
+        ctx.exit(int(ExitCode.NO))

@@ -1,0 +1,114 @@
+"""The results source: a load test's results.json (docs/results-schema.md). The threshold's
+`queries.results` is a path into the file, optionally scaled:
+
+    aggregate.latency_ms.p95             the run's p95, taken as holding from start to end of the run
+    100 * aggregate.error_rate           error_rate is a fraction; thresholds in % scale it
+    endpoints[GET /api/assets].latency_ms.p99
+    timeline.p95                         one sample per second of the run (for `for:` windows)
+
+Its clock is the run's end. An invalid run (run.valid false) answers nothing: every reading is no_data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from opskit.errors import ConfigError
+from opskit.metrics.base import MetricRequest, Sample, Series
+from opskit.metrics.timeutil import parse_time
+
+_SCALED = re.compile(r"^\s*(?:([0-9.eE+-]+)\s*\*\s*)?(.+?)(?:\s*\*\s*([0-9.eE+-]+))?\s*$")
+_PART = re.compile(r"\[([^\]]+)\]|([^.\[\]]+)")
+
+
+def parse_path(text: str) -> tuple[float, list[str]]:
+    m = _SCALED.match(text)
+    if not m:
+        raise ValueError(f"bad results path {text!r}")
+    factor = float(m.group(1) or 1.0) * float(m.group(3) or 1.0)
+    parts = [a or b for a, b in _PART.findall(m.group(2))]
+    if not parts:
+        raise ValueError(f"bad results path {text!r}")
+    return factor, parts
+
+
+class ResultsSource:
+    name = "results"
+
+    def __init__(self, data: dict[str, Any], *, location: str = "") -> None:
+        self.data = data
+        self.location = location
+        raw_run = data.get("run")
+        run: dict[str, Any] = raw_run if isinstance(raw_run, dict) else {}
+        try:
+            self.started = parse_time(run["started_at"])
+            self.ended = parse_time(run["ended_at"])
+        except (KeyError, TypeError, ValueError):
+            raise ConfigError(f"{location}: run.started_at and run.ended_at must be ISO-8601 times "
+                              f"(docs/results-schema.md)") from None
+        self.invalid = None if run.get("valid", True) else (run.get("invalid_reason") or "run.valid is false")
+
+    @classmethod
+    def from_path(cls, path: str | Path) -> ResultsSource:
+        p = Path(path)
+        if p.is_dir():
+            p = p / "results.json"
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{p}: no such file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{p}: cannot read: {exc}") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{p}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+        if not isinstance(data, dict) or data.get("schema_version") != 1:
+            raise ConfigError(f"{p}: not a results.json of schema_version 1 (docs/results-schema.md)")
+        return cls(data, location=str(p))
+
+    @property
+    def recorded_now(self) -> dt.datetime:
+        return self.ended
+
+    def read(self, request: MetricRequest, *, now: dt.datetime) -> Series:
+        def no(error: str) -> Series:
+            return Series(request.resource, request.metric, query=request.query or "", error=error)
+
+        if not request.query:
+            return no(f"no results path for {request.resource}.{request.metric} "
+                      f"(thresholds[].queries.results in the spec)")
+        if self.invalid:
+            return no(f"the run is invalid: {self.invalid}")
+        try:
+            factor, parts = parse_path(request.query)
+        except ValueError as exc:
+            return no(str(exc))
+        if parts[0] == "timeline" and len(parts) == 2:
+            rows = self.data.get("timeline") or []
+            samples = tuple(
+                Sample(float(r[parts[1]]) * factor, self.started + dt.timedelta(seconds=float(r.get("t", 0))))
+                for r in rows if isinstance(r, dict) and isinstance(r.get(parts[1]), int | float))
+            return Series(request.resource, request.metric, samples, query=request.query,
+                          error=None if samples else f"no timeline rows with {parts[1]!r}")
+        node: Any = self.data
+        for part in parts:
+            if not isinstance(node, dict) or part not in node:
+                return no(f"{'.'.join(parts)} is not in {self.location or 'results.json'} (no {part!r})")
+            node = node[part]
+        if node is None:
+            return no(f"{'.'.join(parts)} is null in the results")
+        if not isinstance(node, int | float) or isinstance(node, bool):
+            return no(f"{'.'.join(parts)} is not a number")
+        value = float(node) * factor
+        # a whole-run figure describes the whole run: it held from the start to the end
+        samples = (Sample(value, self.started), Sample(value, self.ended))
+        return Series(request.resource, request.metric, samples, query=request.query)
+
+    def replicas(self, resource: str) -> int | None:
+        return None
+
+    def close(self) -> None:
+        pass

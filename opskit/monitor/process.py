@@ -1,0 +1,238 @@
+"""Starting, finding and stopping the local Prometheus. Never a system service: a child process of
+`opskit monitor up` in its own session, listening on loopback, with everything under the state dir:
+
+    <state-dir>/prometheus/prometheus.yml   generated config      targets.json  file_sd targets
+    <state-dir>/prometheus/data/            TSDB                  prometheus.log
+    <state-dir>/prometheus/state.json       pid, its start time and argv: `down` stops exactly that process
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from opskit.errors import RuntimeFailure, UsageError
+
+DEFAULT_PORT = 19090  # not 9090: a developer's own Prometheus often has that one
+BINARY_ENV = "OPSKIT_PROMETHEUS"
+# Popen objects of the Prometheus this interpreter started, so stopping it here also reaps it
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+@dataclass(frozen=True)
+class State:
+    pid: int
+    port: int
+    create_time: float
+    config: str
+    argv: list[str]
+    started_at: float
+    targets: list[str]
+    rule_files: list[str]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def home(state_dir: Path) -> Path:
+    return Path(state_dir) / "prometheus"
+
+
+def read_state(state_dir: Path) -> State | None:
+    path = home(state_dir) / "state.json"
+    try:
+        raw = json.loads(path.read_text())
+        return State(**raw)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError):
+        return None  # unreadable state is no state: `up` starts afresh, `down` has nothing to stop
+
+
+def write_state(state_dir: Path, state: State) -> None:
+    from opskit.output import write_atomic
+
+    write_atomic(home(state_dir) / "state.json", json.dumps(asdict(state), indent=2) + "\n")
+
+
+def clear_state(state_dir: Path) -> None:
+    (home(state_dir) / "state.json").unlink(missing_ok=True)
+
+
+def is_ours(state: State) -> bool:
+    """The pid is alive and is the very process we started (same start time, our config), not a reuse."""
+    import psutil
+
+    try:
+        proc = psutil.Process(state.pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        if abs(proc.create_time() - state.create_time) > 1.0:
+            return False
+        return f"--config.file={state.config}" in proc.cmdline()
+    except psutil.Error:
+        return False
+
+
+def find_binary() -> str:
+    found = shutil.which(os.environ.get(BINARY_ENV) or "prometheus")
+    if not found:
+        raise RuntimeFailure("the prometheus binary is not installed (Debian: apt-get install prometheus; "
+                             f"or set {BINARY_ENV})")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def check_rules(paths: Sequence[Path]) -> tuple[list[str], list[str]]:
+    """Split rule files into those promtool accepts and warnings for those it rejects (a broken rule file
+    would stop Prometheus from starting; monitoring without those rules beats no monitoring)."""
+    promtool = shutil.which("promtool")
+    good, warnings = [], []
+    for p in paths:
+        if promtool:
+            done = subprocess.run([promtool, "check", "rules", str(p)], capture_output=True, text=True,
+                                  timeout=30, check=False)
+            if done.returncode != 0:
+                tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["rejected"]
+                warnings.append(f"{p}: promtool rejects it, not loaded: {tail[0]}")
+                continue
+        good.append(str(p.resolve()))
+    return good, warnings
+
+
+def start(
+    state_dir: Path, *, port: int, config_text: str, targets_text: str, targets: list[str], rule_files: list[str],
+    retention: str = "7d", ready_timeout_s: float = 30.0,
+) -> State:
+    binary = find_binary()
+    root = home(state_dir).resolve()
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    write_files(state_dir, config_text, targets_text)
+    config = str(root / "prometheus.yml")
+    argv = [
+        binary, f"--config.file={config}", f"--storage.tsdb.path={root / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}", f"--storage.tsdb.retention.time={retention}",
+        "--web.enable-lifecycle",  # lets `monitor up` reload new targets and rules over HTTP
+    ]
+    log = open(root / "prometheus.log", "ab")  # noqa: SIM115 - the child owns it after Popen
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, close_fds=True, cwd=root)
+    finally:
+        log.close()
+    _CHILDREN[proc.pid] = proc
+    import psutil
+
+    state = State(pid=proc.pid, port=port, create_time=psutil.Process(proc.pid).create_time(), config=config,
+                  argv=argv, started_at=time.time(), targets=targets, rule_files=rule_files)
+    write_state(state_dir, state)
+    deadline = time.monotonic() + ready_timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            clear_state(state_dir)
+            _CHILDREN.pop(proc.pid, None)
+            raise RuntimeFailure(f"prometheus exited with status {proc.returncode} at start: "
+                                 f"{log_tail(state_dir)}")
+        if ready(state.url):
+            return state
+        time.sleep(0.1)
+    stop(state_dir, state)
+    raise RuntimeFailure(f"prometheus did not become ready within {ready_timeout_s:g}s: {log_tail(state_dir)}")
+
+
+def write_files(state_dir: Path, config_text: str, targets_text: str) -> None:
+    from opskit.output import write_atomic
+
+    root = home(state_dir)
+    write_atomic(root / "targets.json", targets_text)
+    write_atomic(root / "prometheus.yml", config_text)
+
+
+def reload(state: State) -> None:
+    import httpx
+
+    try:
+        resp = httpx.post(f"{state.url}/-/reload", timeout=10, trust_env=False)
+    except httpx.HTTPError as exc:
+        raise RuntimeFailure(f"cannot reload Prometheus at {state.url}: {exc}") from None
+    if resp.status_code != 200:
+        raise RuntimeFailure(f"Prometheus rejected the new config: {resp.text.strip()[:300]}")
+
+
+def ready(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{url}/-/ready", timeout=1.0, trust_env=False).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def stop(state_dir: Path, state: State, *, timeout_s: float = 15.0) -> bool:
+    """Stop the process `up` started (SIGTERM, then SIGKILL after timeout_s). False if it was not running."""
+    import psutil
+
+    ours = is_ours(state)
+    if ours:
+        os.kill(state.pid, signal.SIGTERM)
+        child = _CHILDREN.pop(state.pid, None)
+        try:
+            if child is not None:
+                child.wait(timeout_s)
+            else:
+                psutil.Process(state.pid).wait(timeout_s)
+        except (subprocess.TimeoutExpired, psutil.TimeoutExpired):
+            os.kill(state.pid, signal.SIGKILL)
+            if child is not None:
+                child.wait(5)
+        except psutil.NoSuchProcess:
+            pass
+    else:
+        stale = _CHILDREN.pop(state.pid, None)
+        if stale is not None:
+            stale.poll()  # reap an exited child
+    clear_state(state_dir)
+    return ours
+
+
+def log_tail(state_dir: Path, lines: int = 3) -> str:
+    try:
+        text = (home(state_dir) / "prometheus.log").read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    tail = [ln for ln in text.strip().splitlines() if ln.strip()][-lines:]
+    return " | ".join(tail) or "(empty log)"
+
+
+def pick_port(requested: int | None) -> int:
+    if requested == 0:
+        return free_port()
+    port = DEFAULT_PORT if requested is None else requested
+    if not 0 < port < 65536:
+        raise UsageError(f"--port: expected 0..65535, got {port}")
+    if port_in_use(port):
+        raise UsageError(f"127.0.0.1:{port} is in use; choose another with --port (0 picks a free one)")
+    return port

@@ -1,0 +1,1 @@
+"""Scaling evaluation: thresholds + metric series -> decisions and replica recommendations (pure)."""

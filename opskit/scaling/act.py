@@ -1,0 +1,73 @@
+"""--act: which playbook each scaling decision hands over to, with which parameters (pure), and the
+hand-over itself through opskit.playbooks.handoff when that module is present."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from opskit.scaling.model import Evaluation
+
+
+@dataclass(frozen=True)
+class Handoff:
+    resource: str
+    playbook: str
+    decision: str
+    params: dict[str, object]
+    status: str = "planned"  # planned | handed over | refused | failed | not available
+    exit_code: int | None = None
+    note: str = ""
+
+
+def handoffs(ev: Evaluation, *, service_url: str | None) -> list[Handoff]:
+    """One hand-over per resource that should scale and has a playbook bound to a threshold that voted so.
+    `service_url` is the local service's base URL when the metrics came from it (local playbooks scale
+    its workers). Resources with no count to move to (unknown replicas) are not handed over."""
+    out = []
+    for name, r in ev.resources.items():
+        if r.decision not in ("scale_up", "scale_down") or not r.playbook or r.recommended is None:
+            continue
+        params: dict[str, object] = {"replicas": r.recommended, "reason": f"{r.decision}: {r.reason}"}
+        if service_url:
+            params["workers"] = r.recommended  # the local asset service scales by worker processes
+            params["target"] = service_url
+        out.append(Handoff(resource=name, playbook=r.playbook, decision=r.decision, params=params))
+    return out
+
+
+def declared_params(playbook: str) -> set[str] | None:
+    """The parameters the playbook declares (a playbook rejects unknown ones), or None if unknown."""
+    try:
+        from opskit.playbooks.loader import load_playbook
+    except ImportError:
+        return None
+    return set(load_playbook(playbook).playbook.params)
+
+
+def hand_over(plan: Handoff, *, apply: bool, state_dir: Path, quiet_stdout: bool = False) -> Handoff:
+    from opskit.errors import OpskitError
+
+    try:
+        from opskit.playbooks.handoff import run_for_decision
+    except ImportError:
+        return replace(plan, status="not available", note="the playbooks module is not installed: plan shown only")
+    # the playbook prints its plan; with --output json that goes to stderr so stdout stays one document
+    redirect = contextlib.redirect_stdout(sys.stderr) if quiet_stdout else contextlib.nullcontext()
+    try:
+        with redirect:
+            declared = declared_params(plan.playbook)
+            params = {k: v for k, v in plan.params.items() if declared is None or k in declared}
+            plan = replace(plan, params=params)
+            code = int(run_for_decision(plan.playbook, dict(params), apply=apply, state_dir=state_dir))
+    except OpskitError as exc:
+        return replace(plan, status="failed", exit_code=int(exc.exit_code), note=exc.message)
+    if code == 0:
+        status, note = "handed over", "applied" if apply else "planned (add --yes to apply)"
+    elif code == 1:
+        status, note = "refused", "the playbook's dry run, preconditions or verification said no (exit 1)"
+    else:
+        status, note = "failed", f"the playbook failed (exit {code})"
+    return replace(plan, status=status, exit_code=code, note=note)

@@ -1,0 +1,117 @@
+"""The I/O side of a scale check: read every threshold's series and the replica counts from a source,
+then hand them to the pure core. Also the recommendation history the stabilization windows need."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from opskit.metrics.base import MetricRequest, MetricsSource, Series
+from opskit.metrics.timeutil import parse_time, wall_now
+from opskit.scaling.evaluate import evaluate
+from opskit.scaling.model import Evaluation, Recommendation
+from opskit.spec.schema import Spec, Threshold
+
+HISTORY_FILE = "scaling-history.json"
+
+
+@dataclass(frozen=True)
+class Readings:
+    now: dt.datetime
+    series: tuple[Series, ...]
+    replicas: dict[str, int | None]
+    replicas_from: dict[str, str]  # resource -> "source" | "spec" | "unknown"
+
+
+def request_for(th: Threshold, source_name: str, step_s: float) -> MetricRequest:
+    query = getattr(th.queries, source_name, None) if source_name != "file" else None
+    # threshold mode needs the whole `for` window; target mode (HPA) reads the latest value
+    window = th.for_ if th.target is None and th.for_ else 0.0
+    return MetricRequest(th.resource, th.metric, query=query, window_s=window, step_s=step_s)
+
+
+def read_all(spec: Spec, source: MetricsSource, now: dt.datetime | None = None) -> Readings:
+    at = now or getattr(source, "recorded_now", None) or wall_now()
+    step = spec.alerts.scrape_interval or 15.0
+    series = tuple(source.read(request_for(th, source.name, step), now=at) for th in spec.thresholds)
+    replicas: dict[str, int | None] = {}
+    origin: dict[str, str] = {}
+    for name in dict.fromkeys(th.resource for th in spec.thresholds):
+        seen = source.replicas(name)
+        configured = spec.resources[name].current if name in spec.resources else None
+        replicas[name] = seen if seen is not None else configured
+        origin[name] = "source" if seen is not None else "spec" if configured is not None else "unknown"
+    return Readings(at, series, replicas, origin)
+
+
+def check(spec: Spec, source: MetricsSource, history: Sequence[Recommendation] = (),
+          now: dt.datetime | None = None) -> tuple[Readings, Evaluation]:
+    readings = read_all(spec, source, now)
+    result = evaluate(spec.thresholds, readings.series, now=readings.now, resources=spec.resources,
+                      replicas=readings.replicas, history=history)
+    return readings, result
+
+
+def source_history(source: MetricsSource, spec: Spec | None = None) -> list[Recommendation]:
+    """Recommendations recorded in the source itself (the file source's `recommendations:`); when it
+    records none but has earlier samples, the desired counts an HPA would have computed at each of them."""
+    getter = getattr(source, "history", None)
+    if getter is None:
+        return []
+    recorded = [Recommendation(resource=r, replicas=n, at=at) for r, n, at in getter()]
+    if recorded or spec is None:
+        return recorded
+    return replay(spec, source)
+
+
+REPLAY_LIMIT = 500
+
+
+def replay(spec: Spec, source: MetricsSource) -> list[Recommendation]:
+    """Evaluate at every earlier sample time within the stabilization windows, as a controller running
+    then would have, and keep its desired counts. Replica counts are taken as today's (the file has no
+    others)."""
+    now = getattr(source, "recorded_now", None)
+    times = getattr(source, "sample_times", None)
+    if now is None or times is None:
+        return []
+    cut = now - dt.timedelta(seconds=keep_seconds(spec))
+    past = sorted(t for t in set(times()) if cut < t < now)[-REPLAY_LIMIT:]
+    out: list[Recommendation] = []
+    for t in past:
+        _, ev = check(spec, source, (), now=t)
+        out.extend(ev.recommendations)
+    return out
+
+
+def prune(history: Sequence[Recommendation], now: dt.datetime, keep_s: float) -> list[Recommendation]:
+    cut = now - dt.timedelta(seconds=keep_s)
+    return [r for r in history if cut < r.at <= now]
+
+
+def keep_seconds(spec: Spec) -> float:
+    windows = [max(r.scale_down_stabilization, r.scale_up_stabilization) for r in spec.resources.values()]
+    return max([300.0, *windows])
+
+
+def load_history(state_dir: Path) -> list[Recommendation]:
+    path = Path(state_dir) / HISTORY_FILE
+    try:
+        raw = json.loads(path.read_text())
+        return [Recommendation(resource=str(r["resource"]), replicas=int(r["replicas"]), at=parse_time(r["at"]))
+                for r in raw.get("recommendations", [])]
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return []  # a damaged history only weakens stabilization for one window; never block a check
+
+
+def save_history(state_dir: Path, history: Sequence[Recommendation]) -> None:
+    from opskit.output import write_atomic
+
+    body = {"recommendations": [{"resource": r.resource, "replicas": r.replicas, "at": r.at.isoformat()}
+                                for r in history]}
+    write_atomic(Path(state_dir) / HISTORY_FILE, json.dumps(body, indent=1) + "\n")
