@@ -1,0 +1,338 @@
+"""The ASGI app: routes, auth, tenant scoping, rate limits, metrics. Storage is behind the Storage protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from opskit.assetsvc.config import ServiceConfig
+from opskit.assetsvc.errors import ApiError
+from opskit.assetsvc.metrics import Metrics, read_int_file
+from opskit.assetsvc.ratelimit import RateLimiter
+from opskit.assetsvc.storage import KeyRecord, Storage
+from opskit.assetsvc.upload_http import handle_upload
+from opskit.assetsvc.validation import FieldError, validate_object
+
+log = logging.getLogger("assetsvc")
+
+T = TypeVar("T")
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 50
+_CACHE_MAX = 4096
+OPERATIONS = {
+    ("GET", "/api/assets"): "list", ("GET", "/api/assets/{id}"): "get", ("POST", "/api/assets"): "create",
+    ("POST", "/api/assets/upload"): "upload", ("DELETE", "/api/assets/delete"): "delete",
+    ("GET", "/api/companies/{id}/stats"): "stats",
+}
+JSON = "application/json"
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"a:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, value = text.partition(":")
+        if kind == "a" and value.isdigit():
+            return int(value)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise ApiError(400, "cursor is invalid (use next_cursor from the previous page)")
+
+
+class Service:
+    """Per-worker state: the store, caches of keys and pages, the rate limiter, metrics."""
+
+    def __init__(self, config: ServiceConfig, storage: Storage, metrics: Metrics) -> None:
+        self.config = config
+        self.storage = storage
+        self.metrics = metrics
+        self.limiter = RateLimiter(config.ratelimit_db, config.rate_limits, config.rate_window_s)
+        self.keys: dict[str, KeyRecord] = {}
+        # pages as ready-to-send bytes; dropped whenever the store changed (PRAGMA data_version), so every
+        # worker sees every write without any coordination
+        self.pages: dict[tuple[str, int, int], bytes] = {}
+        self._totals: tuple[float, tuple[int, int]] = (0.0, (0, 0))
+        # SQLite has one writer at a time anyway: one thread (one warm connection) per worker does the
+        # small writes, off the event loop, so a write waiting for the lock never stalls reads
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="writes")
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
+
+    def authenticate(self, request: Request) -> KeyRecord:
+        header = request.headers.get("authorization", "")
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise ApiError(401, "missing API key: send 'Authorization: Bearer KEY'",
+                           headers={"WWW-Authenticate": "Bearer"})
+        key = key.strip()
+        record = self.keys.get(key)
+        if record is None:
+            record = self.storage.lookup_key(key)
+            if record is None:
+                raise ApiError(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
+            if len(self.keys) > 10_000:
+                self.keys.clear()
+            self.keys[key] = record
+        decision = self.limiter.check(record.key_id, record.tier, time.time())
+        if decision is not None:
+            request.state.rate = decision
+            if not decision.allowed:
+                raise ApiError(
+                    429, f"rate limit of the {record.tier} tier ({decision.limit} requests per hour) exceeded",
+                    headers={"Retry-After": str(decision.retry_after_s), **_rate_headers(decision)},
+                )
+        request.scope["company_id"] = record.company_id
+        return record
+
+    def fresh(self) -> None:
+        if self.storage.changed():
+            self.pages.clear()
+
+    def totals(self) -> tuple[int, int]:
+        at, value = self._totals
+        if time.monotonic() - at > 5.0:  # count(*) over millions of rows: not on every scrape
+            value = self.storage.totals()
+            self._totals = (time.monotonic(), value)
+        return value
+
+
+def _rate_headers(decision: Any) -> dict[str, str]:
+    return {"X-RateLimit-Limit": str(decision.limit), "X-RateLimit-Remaining": str(decision.remaining)}
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(json.dumps(body, separators=(",", ":")), status_code=status, media_type=JSON)
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != JSON:
+        raise ApiError(415, f"expected Content-Type: application/json, got {ctype or '(none)'!r}")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"the body is larger than the limit of {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ApiError(413, f"the body is larger than the limit of {limit} bytes")
+    try:
+        return json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ApiError(400, "the body is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+
+
+def build_routes(svc: Service) -> list[Route]:
+    storage, config = svc.storage, svc.config
+
+    async def list_assets(request: Request) -> Response:
+        record = svc.authenticate(request)
+        q = request.query_params
+        raw_limit = q.get("limit", str(DEFAULT_LIMIT))
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+            raise ApiError(400, f"limit must be an integer from 1 to {MAX_LIMIT}, got {raw_limit!r}")
+        limit = int(raw_limit)
+        after = decode_cursor(q["cursor"]) if q.get("cursor") else 0
+        svc.fresh()
+        cache_key = (record.company_id, after, limit)
+        body = svc.pages.get(cache_key) if config.page_cache else None
+        if body is None:
+            data, last = storage.list_json(record.company_id, after, limit)
+            cursor = json.dumps(encode_cursor(last) if last is not None else None)
+            body = f'{{"data":{data},"next_cursor":{cursor}}}'.encode()
+            if len(svc.pages) >= _CACHE_MAX:
+                svc.pages.clear()
+            svc.pages[cache_key] = body
+        return Response(body, media_type=JSON)
+
+    async def get_asset(request: Request) -> Response:
+        record = svc.authenticate(request)
+        raw = request.path_params["id"]
+        found = storage.get_json(record.company_id, int(raw)) if raw.isdigit() and len(raw) < 19 else None
+        if found is None:  # another company's asset is indistinguishable from a missing one
+            raise ApiError(404, f"asset {raw!r} not found")
+        return Response(found, media_type=JSON)
+
+    async def create_assets(request: Request) -> Response:
+        record = svc.authenticate(request)
+        payload = await read_json(request, config.max_body_bytes)
+        items = payload if isinstance(payload, list) else [payload]
+        if not items:
+            raise ApiError(400, "the array is empty: send at least one asset")
+        if len(items) > config.max_batch:
+            raise ApiError(413, f"at most {config.max_batch} assets per request; use /api/assets/upload for files")
+        rows, errors = [], []
+        for i, item in enumerate(items):
+            try:
+                rows.append(validate_object(item, record.company_id))
+            except FieldError as exc:
+                errors.append({"index": i, "field": exc.field, "error": exc.message})
+        if errors:
+            where = f"asset {errors[0]['index']}: " if isinstance(payload, list) else ""
+            raise ApiError(422, f"{where}{errors[0]['field']}: {errors[0]['error']}", extra={"errors": errors[:100]})
+        created = await svc.write(storage.create, record.company_id, rows)
+        return _json(created if isinstance(payload, list) else created[0], 201)
+
+    async def upload(request: Request) -> Response:
+        record = svc.authenticate(request)
+        return _json(await handle_upload(request, record.company_id, storage, config, svc.metrics))
+
+    async def delete_assets(request: Request) -> Response:
+        record = svc.authenticate(request)
+        payload = await read_json(request, config.max_body_bytes)
+        if not isinstance(payload, dict) or "ids" not in payload:
+            raise ApiError(400, 'expected a JSON object {"ids": [...]}')
+        unknown = sorted(set(payload) - {"ids"})
+        if unknown:
+            raise ApiError(400, f"unknown field {unknown[0]!r} (expected 'ids')")
+        ids = payload["ids"]
+        if not isinstance(ids, list):
+            raise ApiError(422, "ids: expected an array of asset ids")
+        if len(ids) > config.max_batch:
+            raise ApiError(400, f"ids: at most {config.max_batch} ids per request, got {len(ids)}")
+        for i, v in enumerate(ids):
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 < v < 2**63:
+                raise ApiError(422, f"ids[{i}]: expected a positive integer id, got {json.dumps(v)[:40]}")
+        deleted = await svc.write(storage.delete, record.company_id, ids)
+        return _json({"deleted": deleted})
+
+    async def company_stats(request: Request) -> Response:
+        record = svc.authenticate(request)
+        if request.path_params["id"] != record.company_id:
+            raise ApiError(404, f"company {request.path_params['id']!r} not found")
+        # counting a big tenant's rows takes tens of ms: in a thread, not on the event loop
+        stats = await asyncio.get_running_loop().run_in_executor(None, storage.stats, record.company_id)
+        return _json(stats.__dict__)
+
+    async def health(request: Request) -> Response:
+        body: dict[str, Any] = {
+            "status": "ok", "workers": read_int_file(config.workers_file, 1),
+            "supervisor_pid": config.supervisor_pid, "worker_pid": os.getpid(), "storage": "sqlite",
+        }
+        try:
+            storage.check()
+        except sqlite3.Error as exc:
+            body.update(status="error", error=f"storage: {exc}")
+            return _json(body, 503)
+        return _json(body)
+
+    async def ready(request: Request) -> Response:
+        return _json({"ready": True, "worker_pid": os.getpid()})
+
+    async def metrics(request: Request) -> Response:
+        text = await asyncio.get_running_loop().run_in_executor(None, svc.metrics.render, svc.totals)
+        return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    return [
+        Route("/api/assets", list_assets, methods=["GET"]),
+        Route("/api/assets", create_assets, methods=["POST"]),
+        Route("/api/assets/upload", upload, methods=["POST"]),
+        Route("/api/assets/delete", delete_assets, methods=["DELETE"]),
+        Route("/api/assets/{id}", get_asset, methods=["GET"]),
+        Route("/api/companies/{id}/stats", company_stats, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/ready", ready, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+
+
+class Observe:
+    """Pure ASGI middleware (BaseHTTPMiddleware costs a task per request): times every request, labels it
+    with the route template, counts asset operations, and turns any escaped exception into a JSON 500
+    so one bad request never takes the worker's other requests with it."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+        # set by the worker when it stops: every answer then says "Connection: close", so keep-alive
+        # clients move to the other workers after their next request instead of finding a closed socket
+        self.draining = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+        started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                started = True
+                if self.draining:
+                    message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if not started:
+                await JSONResponse({"error": "internal error"}, status_code=500)(scope, receive, send)
+            status = 500
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope["method"]
+            self.metrics.observe_request(method, template, status, time.perf_counter() - start)
+            op = OPERATIONS.get((method, template))
+            if op is not None:
+                outcome = "success" if status < 400 else ("error" if status >= 500 else "client_error")
+                self.metrics.operation(op, outcome, scope.get("company_id", ""))
+
+
+def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    headers = dict(exc.headers)
+    rate = getattr(request.state, "rate", None)
+    if rate is not None:
+        headers.update(_rate_headers(rate))
+    return JSONResponse({"error": exc.message, **exc.extra}, status_code=exc.status, headers=headers)
+
+
+def _busy(request: Request, exc: Exception) -> Response:
+    # a long upload holds the write lock; a writer that waited out busy_timeout gets a retryable answer
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+        return JSONResponse({"error": "the store is busy, retry"}, status_code=503, headers={"Retry-After": "1"})
+    log.error("storage error: %s", exc)
+    return JSONResponse({"error": "storage error"}, status_code=500)
+
+
+def _http_error(request: Request, exc: Exception) -> Response:
+    status = getattr(exc, "status_code", 500)
+    detail = getattr(exc, "detail", "error")
+    return JSONResponse({"error": detail}, status_code=status, headers=getattr(exc, "headers", None))
+
+
+def create_app(config: ServiceConfig, storage: Storage, metrics: Metrics) -> Observe:
+    from starlette.exceptions import HTTPException
+
+    svc = Service(config, storage, metrics)
+    handlers: dict[Any, Callable[[Request, Exception], Response | Awaitable[Response]]] = {
+        ApiError: _api_error, sqlite3.Error: _busy, HTTPException: _http_error,
+    }
+    app = Starlette(routes=build_routes(svc), exception_handlers=handlers)
+    return Observe(app, metrics)

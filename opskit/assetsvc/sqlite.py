@@ -1,0 +1,232 @@
+"""SQLite (WAL) storage: the embedded default. One connection per thread; readers never wait for writers."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+
+from opskit.assetsvc.storage import CompanyStats, KeyRecord, NewAsset
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS assets (
+    id INTEGER PRIMARY KEY,
+    company_id TEXT NOT NULL,
+    address TEXT NOT NULL,
+    latitude REAL NOT NULL,
+    longitude REAL NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS assets_company_id ON assets (company_id, id);
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_hash TEXT PRIMARY KEY,
+    key_id TEXT NOT NULL UNIQUE,
+    company_id TEXT NOT NULL,
+    tier TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+"""
+
+# the page is built as JSON text inside SQLite: no Python work per row on the hottest endpoint
+_ASSET_JSON = (
+    "json_object('id', id, 'company_id', company_id, 'address', address, 'latitude', latitude, "
+    "'longitude', longitude, 'created_at', created_at, 'updated_at', updated_at)"
+)
+_LIST_SQL = (
+    f"SELECT coalesce(json_group_array(json({_ASSET_JSON})), '[]'), count(*), max(id) FROM "
+    "(SELECT * FROM assets WHERE company_id = ? AND id > ? ORDER BY id LIMIT ?)"
+)
+_GET_SQL = f"SELECT {_ASSET_JSON} FROM assets WHERE company_id = ? AND id = ?"
+_INSERT_SQL = (
+    "INSERT INTO assets (company_id, address, latitude, longitude, created_at, updated_at) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
+def utc_now() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"  # SQL string literal: the only escape is a doubled quote
+
+
+def _checkpoint(path: str) -> None:
+    with contextlib.suppress(sqlite3.Error):  # PASSIVE: gives way to readers and writers, retried later
+        conn = sqlite3.connect(path, timeout=1.0)
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        conn.close()
+
+
+class SQLiteBulkWriter:
+    def __init__(self, conn: sqlite3.Connection, company_id: str, path: str) -> None:
+        self._conn = conn
+        self._path = path
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        now = _literal(utc_now())
+        # the constant columns are literals so executemany binds the parser's 3-tuples as they are: no
+        # per-row tuple rebuilding on the upload's hottest path
+        self._sql = ("INSERT INTO assets (company_id, address, latitude, longitude, created_at, updated_at) "
+                     f"VALUES ({_literal(company_id)}, ?, ?, ?, {now}, {now})")
+        self._count = 0
+        conn.execute("BEGIN")
+
+    def add(self, rows: Sequence[NewAsset]) -> None:
+        self._conn.executemany(self._sql, rows)
+        self._count += len(rows)
+
+    def commit(self) -> int:
+        self._conn.execute("COMMIT")
+        self._conn.close()
+        # copying a big upload's WAL into the database takes seconds: do it after the answer, not before
+        threading.Thread(target=_checkpoint, args=(self._path,), name="wal-checkpoint", daemon=True).start()
+        return self._count
+
+    def rollback(self) -> None:
+        with contextlib.suppress(sqlite3.Error):  # nothing was begun, or it rolled back already
+            self._conn.execute("ROLLBACK")
+        self._conn.close()
+
+
+class SQLiteStorage:
+    def __init__(self, path: str, *, busy_timeout_s: float = 10.0) -> None:
+        self.path = os.path.abspath(path)
+        self._busy = busy_timeout_s
+        self._local = threading.local()
+        self._data_version: int | None = None
+        parent = os.path.dirname(self.path)
+        os.makedirs(parent, exist_ok=True)
+        conn = self._open()
+        conn.executescript(SCHEMA)
+        self._local.conn = conn
+
+    def _open(self, *, shared: bool = False) -> sqlite3.Connection:
+        # autocommit mode (isolation_level=None): transactions are explicit, so nothing stays open by accident
+        conn = sqlite3.connect(self.path, timeout=self._busy, isolation_level=None, check_same_thread=not shared)
+        conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL: a commit survives the process being killed (kill -9); only power loss can lose
+        # the last transactions, which is the usual trade for a local store
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA cache_size=-65536")
+        conn.execute("PRAGMA temp_store=MEMORY")
+        return conn
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._open()
+            self._local.conn = conn
+        return conn
+
+    # reads
+    def list_json(self, company_id: str, after_id: int, limit: int) -> tuple[str, int | None]:
+        data, count, last = self._conn.execute(_LIST_SQL, (company_id, after_id, limit)).fetchone()
+        return data, (last if count == limit else None)
+
+    def get_json(self, company_id: str, asset_id: int) -> str | None:
+        row = self._conn.execute(_GET_SQL, (company_id, asset_id)).fetchone()
+        return row[0] if row else None
+
+    def stats(self, company_id: str) -> CompanyStats:
+        row = self._conn.execute(
+            "SELECT count(*), min(created_at), max(created_at), min(latitude), max(latitude), "
+            "min(longitude), max(longitude) FROM assets WHERE company_id = ?",
+            (company_id,),
+        ).fetchone()
+        return CompanyStats(company_id, *row)
+
+    def totals(self) -> tuple[int, int]:
+        (count,) = self._conn.execute("SELECT count(*) FROM assets").fetchone()
+        size = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(OSError):
+                size += os.path.getsize(self.path + suffix)
+        return count, size
+
+    def changed(self) -> bool:
+        (version,) = self._conn.execute("PRAGMA data_version").fetchone()
+        changed = version != self._data_version
+        self._data_version = version
+        return changed
+
+    def check(self) -> None:
+        self._conn.execute("SELECT 1 FROM assets LIMIT 1").fetchall()
+
+    # writes
+    def create(self, company_id: str, rows: Sequence[NewAsset]) -> list[dict[str, object]]:
+        conn, now = self._conn, utc_now()
+        out: list[dict[str, object]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for address, lat, lon in rows:
+                cur = conn.execute(_INSERT_SQL, (company_id, address, lat, lon, now, now))
+                out.append({"id": cur.lastrowid, "company_id": company_id, "address": address, "latitude": lat,
+                            "longitude": lon, "created_at": now, "updated_at": now})
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return out
+
+    def bulk(self, company_id: str) -> SQLiteBulkWriter:
+        # a connection of its own: the upload runs in a thread and owns one transaction from start to end
+        # (the parser thread hands it to a writer thread, one at a time: shared is safe)
+        return SQLiteBulkWriter(self._open(shared=True), company_id, self.path)
+
+    def delete(self, company_id: str, ids: Sequence[int]) -> int:
+        import json
+
+        cur = self._conn.execute(
+            "DELETE FROM assets WHERE company_id = ? AND id IN (SELECT value FROM json_each(?))",
+            (company_id, json.dumps(list(ids))),
+        )
+        return cur.rowcount
+
+    def seed(self, rows: Iterable[tuple[str, str, float, float, str]]) -> int:
+        conn = self._conn
+        before = conn.total_changes
+        conn.execute("BEGIN")
+        try:
+            conn.executemany(
+                "INSERT INTO assets (company_id, address, latitude, longitude, created_at, updated_at) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                rows,
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return conn.total_changes - before
+
+    # keys
+    def lookup_key(self, key: str) -> KeyRecord | None:
+        row = self._conn.execute(
+            "SELECT company_id, tier, key_id FROM api_keys WHERE key_hash = ?", (hash_key(key),)
+        ).fetchone()
+        return KeyRecord(*row) if row else None
+
+    def create_key(self, company_id: str, tier: str) -> str:
+        key = "ak_" + secrets.token_urlsafe(24)
+        self._conn.execute(
+            "INSERT INTO api_keys (key_hash, key_id, company_id, tier, created_at) VALUES (?, ?, ?, ?, ?)",
+            (hash_key(key), "k_" + secrets.token_hex(6), company_id, tier, utc_now()),
+        )
+        return key
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None

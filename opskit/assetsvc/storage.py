@@ -1,0 +1,66 @@
+"""The storage interface. The app depends only on this protocol; SQLite (sqlite.py) is the embedded
+default and a PostgreSQL implementation would be a second class with the same methods."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+# (address, latitude, longitude): a validated asset as the client gives it
+NewAsset = tuple[str, float, float]
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    company_id: str
+    tier: str
+    key_id: str  # a stable, non-secret id of the key (rate-limit bucket, logs)
+
+
+@dataclass(frozen=True)
+class CompanyStats:
+    company_id: str
+    assets: int
+    first_created_at: str | None
+    last_created_at: str | None
+    min_latitude: float | None
+    max_latitude: float | None
+    min_longitude: float | None
+    max_longitude: float | None
+
+
+class BulkWriter(Protocol):
+    """One upload: rows go in batches inside one transaction, committed or rolled back as a whole."""
+
+    def add(self, rows: Sequence[NewAsset]) -> None: ...
+    def commit(self) -> int: ...
+    def rollback(self) -> None: ...
+
+
+class Storage(Protocol):
+    def list_json(self, company_id: str, after_id: int, limit: int) -> tuple[str, int | None]:
+        """The page as a JSON array text (ready to send) and the last id when more may follow."""
+        ...
+
+    def get_json(self, company_id: str, asset_id: int) -> str | None: ...
+    def create(self, company_id: str, rows: Sequence[NewAsset]) -> list[dict[str, object]]: ...
+    def bulk(self, company_id: str) -> BulkWriter: ...
+    def delete(self, company_id: str, ids: Sequence[int]) -> int: ...
+    def stats(self, company_id: str) -> CompanyStats: ...
+    def totals(self) -> tuple[int, int]:
+        """(assets stored, bytes used by the store)."""
+        ...
+
+    def lookup_key(self, key: str) -> KeyRecord | None: ...
+    def create_key(self, company_id: str, tier: str) -> str: ...
+    def seed(self, rows: Iterable[tuple[str, str, float, float, str]]) -> int: ...
+    def changed(self) -> bool:
+        """True when another process may have written since the last call (drop read caches)."""
+        ...
+
+    def check(self) -> None:
+        """Raise when the store cannot answer (the /health probe)."""
+        ...
+
+    def close(self) -> None: ...

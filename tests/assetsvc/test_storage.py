@@ -1,0 +1,80 @@
+"""The Storage contract, run against SQLiteStorage directly (a PostgreSQL backend would run the same)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from opskit.assetsvc.sqlite import SQLiteStorage
+from opskit.assetsvc.storage import Storage
+
+
+@pytest.fixture
+def store(tmp_path):
+    s: Storage = SQLiteStorage(str(tmp_path / "db" / "a.db"))
+    yield s
+    s.close()
+
+
+def test_create_list_get_delete_are_scoped_by_company(store):
+    a = store.create("acme", [("1 A St", 1.0, 2.0), ("2 B St", -3.5, 4.25)])
+    b = store.create("other", [("3 C St", 5.0, 6.0)])
+    assert [x["company_id"] for x in a] == ["acme", "acme"] and a[0]["id"] < a[1]["id"]
+    page, last = store.list_json("acme", 0, 1)
+    assert json.loads(page)[0]["address"] == "1 A St" and last == a[0]["id"]
+    page, last = store.list_json("acme", a[0]["id"], 5)
+    assert [x["id"] for x in json.loads(page)] == [a[1]["id"]] and last is None
+    assert json.loads(store.get_json("acme", a[1]["id"]))["longitude"] == 4.25
+    assert store.get_json("acme", b[0]["id"]) is None
+    assert store.delete("acme", [b[0]["id"], a[0]["id"], 999]) == 1
+    assert store.stats("acme").assets == 1 and store.stats("other").assets == 1
+    assert store.totals()[0] == 2
+
+
+def test_bulk_writes_are_one_transaction(store):
+    w = store.bulk("acme")
+    w.add([("x", 1.0, 1.0)] * 10)
+    w.rollback()
+    assert store.stats("acme").assets == 0
+    w = store.bulk("acme")
+    w.add([("x", 1.0, 1.0)] * 10)
+    w.add([("y", 2.0, 2.0)] * 5)
+    assert w.commit() == 15
+    assert store.stats("acme").assets == 15
+
+
+def test_keys_are_stored_hashed_and_resolve_to_company_and_tier(store):
+    key = store.create_key("acme", "pro")
+    record = store.lookup_key(key)
+    assert record is not None and (record.company_id, record.tier) == ("acme", "pro")
+    assert store.lookup_key(key + "x") is None
+
+
+def test_changed_reports_writes_by_other_connections(store, tmp_path):
+    store.changed()
+    assert store.changed() is False
+    other = SQLiteStorage(str(tmp_path / "db" / "a.db"))
+    other.create("acme", [("z", 0.0, 0.0)])
+    other.close()
+    assert store.changed() is True
+    assert store.changed() is False
+
+
+def test_run_dirs_of_dead_supervisors_are_removed(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from opskit.assetsvc.supervisor import remove_stale_run_dirs
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()  # its pid now belongs to no process
+    for name, pid in (("assetsvc-dead", finished.pid), ("assetsvc-live", os.getpid())):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "pids").write_text(f"{pid} 123")
+    (tmp_path / "assetsvc-starting").mkdir()  # no pids file yet: left alone
+    remove_stale_run_dirs()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["assetsvc-live", "assetsvc-starting"]
