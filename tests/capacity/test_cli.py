@@ -79,6 +79,10 @@ def test_forecast_json_and_md(tmp_path, monkeypatch):
     assert doc["sizing"]["instances"][24] == 7
     md = run("capacity", "forecast", "--spec", SPEC, "-o", "md", "--months", "12")
     assert md.exit_code == 0 and "### Threshold crossings" in md.stdout
+    no_capacity = tmp_path / "no-capacity.yaml"
+    no_capacity.write_text(Path(SPEC).read_text(encoding="utf-8").replace("capacity_rps: 250,", ""), encoding="utf-8")
+    md = run("capacity", "forecast", "--spec", str(no_capacity), "-o", "md", "--months", "12")
+    assert md.exit_code == 0
     assert "no per-instance capacity for api" in md.stderr
 
 
