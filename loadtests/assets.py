@@ -1,0 +1,126 @@
+"""The asset service's traffic mix: browse pages with cursors, get by id, create, small CSV upload,
+delete, company stats. Every simulated tenant has its own API key (params "tenants": [{key,
+company_id}], or OPSKIT_LOADTEST_PARAMS when run with plain `locust -f`).
+
+Each task makes exactly one request, so in the open model an arrival is a request and --rate is
+requests per second. Browsing follows each tenant's cursor across arrivals (page 1, 2, ... and
+back to the start), as a user paging through a list would. Weights are per 100 arrivals.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+from locust import between, task
+from locust.contrib.fasthttp import FastHttpUser
+
+from opskit.loadtest.context import params
+
+CITIES = [("Berlin", 52.52, 13.405), ("Lisbon", 38.722, -9.139), ("Austin", 30.267, -97.743),
+          ("Osaka", 34.694, 135.502), ("Nairobi", -1.292, 36.822), ("Lima", -12.046, -77.043)]
+
+
+def _asset() -> dict[str, object]:
+    city, lat, lon = random.choice(CITIES)
+    return {"address": f"{random.randint(1, 999)} Load Test Street, {city}",
+            "latitude": round(lat + random.uniform(-0.05, 0.05), 6),
+            "longitude": round(lon + random.uniform(-0.05, 0.05), 6)}
+
+
+def _csv(rows: int) -> str:
+    lines = ["address,latitude,longitude"]
+    for _ in range(rows):
+        a = _asset()
+        lines.append(f"\"{a['address']}\",{a['latitude']},{a['longitude']}")
+    return "\n".join(lines) + "\n"
+
+
+class Tenant:
+    def __init__(self, key: str, company_id: str) -> None:
+        self.company_id = company_id
+        self.headers = {"Authorization": f"Bearer {key}"}
+        self.cursor: str | None = None
+        self.seen: list[int] = []  # ids read from pages, for get-by-id
+        self.created: list[int] = []  # ids this run created, for delete
+        self.deleted: set[int] = set()  # a page read before a delete may still list these
+
+    def remember(self, ids: list[int], into: list[int], keep: int = 500) -> None:
+        into.extend(ids)
+        if len(into) > keep:
+            del into[: len(into) - keep]
+
+
+class AssetUser(FastHttpUser):
+    wait_time = between(0.5, 2.0)  # think time in the closed model; the open model ignores it
+
+    def on_start(self) -> None:
+        tenants = params().get("tenants") or []
+        if not tenants:
+            raise RuntimeError("no tenants: pass params.tenants [{key, company_id}] or OPSKIT_API_KEYS")
+        self.tenants = [Tenant(t["key"], t["company_id"]) for t in tenants]
+
+    def _tenant(self) -> Tenant:
+        return random.choice(self.tenants)
+
+    @task(40)
+    def browse(self) -> None:
+        t = self._tenant()
+        url = "/api/assets?limit=50" + (f"&cursor={t.cursor}" if t.cursor else "")
+        with self.client.get(url, name="/api/assets", headers=t.headers, catch_response=True) as r:
+            if r.status_code != 200:
+                r.failure(f"HTTP {r.status_code}")
+                return
+            try:
+                body = json.loads(r.content or b"{}")
+            except ValueError:
+                r.failure("not JSON")
+                return
+            t.cursor = body.get("next_cursor")
+            t.remember([a["id"] for a in body.get("data", [])], t.seen)
+
+    @task(25)
+    def get_by_id(self) -> None:
+        t = self._tenant()
+        if not t.seen:
+            return self.browse()
+        asset_id = random.choice(t.seen)
+        with self.client.get(f"/api/assets/{asset_id}", name="/api/assets/{id}", headers=t.headers,
+                             catch_response=True) as r:
+            if r.status_code == 404 and asset_id in t.deleted:
+                r.success()  # we deleted it ourselves after reading the page: not the service's fault
+
+    @task(15)
+    def create(self) -> None:
+        t = self._tenant()
+        with self.client.post("/api/assets", name="/api/assets", json=_asset(), headers=t.headers,
+                              catch_response=True) as r:
+            if r.status_code == 201:
+                try:
+                    t.remember([json.loads(r.content)["id"]], t.created)
+                except (ValueError, KeyError, TypeError):
+                    r.failure("create answered without an id")
+
+    @task(5)
+    def upload_csv(self) -> None:
+        t = self._tenant()
+        self.client.post("/api/assets/upload", name="/api/assets/upload", data=_csv(20),
+                         headers={**t.headers, "Content-Type": "text/csv"})
+
+    @task(10)
+    def delete(self) -> None:
+        t = self._tenant()
+        if not t.created:
+            return self.create()
+        victim = t.created.pop(random.randrange(len(t.created)))
+        t.deleted.add(victim)
+        if victim in t.seen:
+            t.seen.remove(victim)
+        self.client.request("DELETE", "/api/assets/delete", name="/api/assets/delete", json={"ids": [victim]},
+                            headers=t.headers)
+
+    @task(5)
+    def company_stats(self) -> None:
+        t = self._tenant()
+        self.client.get(f"/api/companies/{t.company_id}/stats", name="/api/companies/{id}/stats",
+                        headers=t.headers)

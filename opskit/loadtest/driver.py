@@ -1,0 +1,159 @@
+"""The CLI side of a run (no gevent here): start the runner subprocess, read its JSON lines, show
+progress, forward Ctrl-C, fire the failover kill, stop early for abort_on_fail, bound the time."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+STOP_GRACE_S = 30.0  # after Ctrl-C, how long the runner gets to write partial results
+
+
+@dataclass
+class Outcome:
+    code: int  # the runner's exit code (0, 2, 3, 130)
+    results: Path | None
+    error: str | None = None
+    error_code: int = 3
+    interrupted: bool = False
+    aborted: str | None = None
+    events: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Hooks:
+    on_progress: Callable[[dict[str, Any]], None] = lambda msg: None
+    on_ui: Callable[[str], None] = lambda url: None
+    abort_check: Callable[[dict[str, Any]], str | None] | None = None
+    # (seconds into the run, action) fired once when progress passes it; returns facts for events
+    timed: list[tuple[float, Callable[[], dict[str, Any]]]] = field(default_factory=list)
+
+
+def runner_argv(config_path: Path) -> list[str]:
+    return [sys.executable, "-m", "opskit.loadtest.runner", str(config_path)]
+
+
+def run(config: dict[str, Any], out_dir: Path, hooks: Hooks, *, hard_limit_s: float) -> Outcome:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="opskit-loadtest-") as tmp:
+        # the config can hold API keys: a private temporary file, never argv, never the run folder
+        cfg_path = Path(tmp) / "config.json"
+        fd = os.open(cfg_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(config, fh)
+        with open(out_dir / "locust.log", "ab") as log:
+            proc = subprocess.Popen(runner_argv(cfg_path), stdout=subprocess.PIPE, stderr=log,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            try:
+                return _watch(proc, hooks, hard_limit_s)
+            finally:
+                _reap(proc)
+
+
+def _reader(stream: Any, q: queue.Queue[dict[str, Any] | None]) -> None:
+    for raw in iter(stream.readline, b""):
+        try:
+            msg = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(msg, dict):
+            q.put(msg)
+    q.put(None)
+
+
+def _watch(proc: subprocess.Popen[bytes], hooks: Hooks, hard_limit_s: float) -> Outcome:
+    q: queue.Queue[dict[str, Any] | None] = queue.Queue()
+    threading.Thread(target=_reader, args=(proc.stdout, q), daemon=True).start()
+    start = time.monotonic()
+    outcome = Outcome(code=3, results=None)
+    timed = sorted(hooks.timed, key=lambda t: t[0])
+    stop_deadline: float | None = None
+    while True:
+        try:
+            try:
+                msg: dict[str, Any] | None | bool = q.get(timeout=0.2)
+            except queue.Empty:
+                msg = False
+            if msg is None:  # the runner closed its stdout: it is exiting
+                break
+            if msg:
+                _handle(msg, outcome, hooks, proc)  # type: ignore[arg-type]
+            now = time.monotonic()
+            if msg and msg.get("type") == "progress":  # type: ignore[union-attr]
+                elapsed = float(msg.get("elapsed", 0.0))  # type: ignore[union-attr]
+                while timed and elapsed >= timed[0][0] and not outcome.interrupted:
+                    _, action = timed.pop(0)
+                    outcome.events.update({"at_s": elapsed, **action()})
+            if stop_deadline is not None and now > stop_deadline:
+                _kill(proc)
+            elif stop_deadline is None and now - start > hard_limit_s:
+                outcome.error = f"the run exceeded its time bound ({hard_limit_s:.0f} s) and was stopped"
+                _signal(proc, signal.SIGTERM)
+                stop_deadline = now + STOP_GRACE_S
+        except KeyboardInterrupt:
+            if outcome.interrupted:  # a second Ctrl-C: stop now
+                _kill(proc)
+            outcome.interrupted = True
+            _signal(proc, signal.SIGINT)
+            stop_deadline = time.monotonic() + STOP_GRACE_S
+    outcome.code = proc.wait()
+    if outcome.code == 130:
+        outcome.interrupted = True
+    return outcome
+
+
+def _handle(msg: dict[str, Any], outcome: Outcome, hooks: Hooks, proc: subprocess.Popen[bytes]) -> None:
+    kind = msg.get("type")
+    if kind == "progress":
+        hooks.on_progress(msg)
+        if hooks.abort_check is not None and outcome.aborted is None:
+            reason = hooks.abort_check(msg.get("snapshot") or {})
+            if reason:
+                outcome.aborted = reason
+                _signal(proc, signal.SIGUSR1)
+    elif kind == "ui":
+        hooks.on_ui(str(msg.get("url")))
+    elif kind == "done":
+        outcome.results = Path(msg["results"])
+    elif kind == "error":
+        outcome.error = str(msg.get("message"))
+        outcome.error_code = int(msg.get("exit_code", 3))
+
+
+def _signal(proc: subprocess.Popen[bytes], sig: int) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(sig)
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the runner and any local workers it started
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> None:
+    """Nothing outlives the run: the runner's own process group (its local workers) goes too."""
+    if proc.poll() is None:
+        _signal(proc, signal.SIGTERM)
+        try:
+            proc.wait(timeout=STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            _kill(proc)
+            proc.wait()
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    if proc.stdout is not None:
+        proc.stdout.close()

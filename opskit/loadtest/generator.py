@@ -1,0 +1,66 @@
+"""What every generator process does while load runs (gevent side): the recorder, the open-model
+driver's configuration, and the payload it reports each second (local runner or Locust worker)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import psutil
+
+from opskit.loadtest import openmodel
+from opskit.loadtest.aggregate import StepWindow
+from opskit.loadtest.arrivals import RateStage
+from opskit.loadtest.recorder import Recorder
+
+clock = time.perf_counter
+
+
+def rate_stages(cfg: dict[str, Any]) -> list[RateStage]:
+    return [RateStage(s["duration_s"], s["start_rate"] or 0.0, s["end_rate"] or 0.0) for s in cfg["stages"]]
+
+
+def step_windows(cfg: dict[str, Any]) -> list[StepWindow]:
+    out, start = [], 0.0
+    for i, s in enumerate(cfg["stages"]):
+        rate = max(s["start_rate"] or 0.0, s["end_rate"] or 0.0) if cfg["model"] == "open" else None
+        out.append(StepWindow(i, s["name"], round(start, 3), s["duration_s"], rate, s["users"]))
+        start += s["duration_s"]
+    return out
+
+
+class Generator:
+    """What one process does while generating load: record, report, and (open model) drive arrivals."""
+
+    def __init__(self, cfg: dict[str, Any], index: int, n: int, classes: list[Any]) -> None:
+        self.cfg = cfg
+        self.rec: Recorder | None = None
+        self.proc = psutil.Process()
+        self.proc.cpu_percent(None)
+        self.cpu: list[tuple[float, float]] = []
+        openmodel.STATE.__init__()  # type: ignore[misc]
+        st = openmodel.STATE
+        st.user_classes = classes
+        st.index, st.n = index, n
+        st.stages = rate_stages(cfg)
+        st.cap = max(1, -(-cfg["max_in_flight"] // n))
+        st.grace_s = cfg["timeout_s"] + 1.0
+        st.tick_s = float(cfg.get("tick_s", 0.001))
+
+    def start(self) -> Recorder:
+        self.rec = Recorder(clock())
+        openmodel.STATE.recorder = self.rec
+        return self.rec
+
+    def payload(self, *, final: bool = False, in_flight_gauge: int | None = None) -> dict[str, Any]:
+        assert self.rec is not None
+        now = clock()
+        if in_flight_gauge is not None:  # closed model: the users are what is in flight
+            self.rec.in_flight = in_flight_gauge
+            self.rec.started(now)
+            self.rec.finished()
+        if not final:  # the last interval is short and all shutdown work: not the generator under load
+            self.cpu.append((now - self.rec.t0, self.proc.cpu_percent(None)))
+        cpu, self.cpu = self.cpu, []
+        return {"proc": str(openmodel.STATE.index), "seconds": self.rec.drain(now, final=final), "cpu": cpu,
+                "task_errors": openmodel.take_task_errors(), "done": openmodel.STATE.finished, "final": final}

@@ -1,0 +1,51 @@
+"""Turning a scenario, a target and the options into the runner's config (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opskit.loadtest.scenarios import Scenario
+
+
+@dataclass(frozen=True)
+class Options:
+    processes: int = 1
+    expect_workers: int = 0
+    master_bind: str = "127.0.0.1"
+    master_port: int = 0
+    ui: bool = False
+    locustfile: Path | None = None
+    user_classes: tuple[str, ...] = ()
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def config(sc: Scenario, *, host: str, out_dir: Path, opts: Options, run_meta: dict[str, Any]) -> dict[str, Any]:
+    local_workers = opts.processes if (opts.processes > 1 or opts.expect_workers) else 0
+    return {
+        "scenario": sc.name,
+        "model": sc.model,
+        "host": host,
+        "locustfile": str((opts.locustfile or sc.locustfile).resolve()),
+        "user_classes": list(opts.user_classes) or None,
+        "stages": [{"name": s.name, "duration_s": s.duration_s, "start_rate": s.start_rate,
+                    "end_rate": s.end_rate, "users": s.users} for s in sc.stages],
+        "max_in_flight": sc.max_in_flight,
+        "timeout_s": sc.timeout_s,
+        "tick_s": sc.tick_s,
+        "spawn_rate": sc.spawn_rate,
+        "workers": local_workers + opts.expect_workers,
+        "local_workers": local_workers,
+        "master_bind": opts.master_bind,
+        "master_port": opts.master_port,
+        "out_dir": str(out_dir),
+        "ui": opts.ui,
+        "params": {**sc.params, **opts.params},
+        "run": run_meta,
+    }
+
+
+def hard_limit_s(sc: Scenario) -> float:
+    """The CLI's own bound on a run: the schedule, the last requests' timeout, start-up and shutdown."""
+    return sc.duration_s + sc.timeout_s + 90.0

@@ -1,0 +1,108 @@
+"""results.json: assembling the document (pure) and writing it (atomically). See docs/results-schema.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from opskit.loadtest import health as health_mod
+from opskit.loadtest.aggregate import Aggregator, stats_block
+
+SCHEMA_VERSION = 1
+
+
+def build(agg: Aggregator, run: dict[str, Any], *, duration_s: float, intended: int | None,
+          processes: int, histograms: bool = True) -> dict[str, Any]:
+    """run: the run metadata known to the caller (scenario, model, target, times, versions, ...)."""
+    requests, failures = agg.totals()
+    sent = agg.scheduled - agg.dropped
+    if run.get("model") == "closed":
+        sent, intended = requests, None
+    health = health_mod.assess(cpu=agg.cpu_samples(), duration_s=duration_s, intended=intended, sent=sent)
+    agg_hist = agg.aggregate_hist()
+    kinds: dict[str, int] = {}
+    for totals in agg.endpoints.values():
+        for k, v in totals.kinds.items():
+            kinds[k] = kinds.get(k, 0) + v
+    timeline = agg.timeline()
+    endpoints = {}
+    for name in sorted(agg.endpoints):
+        t = agg.endpoints[name]
+        block = stats_block(t.hist, t.errors, t.kinds, duration_s)
+        rows = agg.endpoint_rows.get(name, {})
+        block["timeline"] = [rows[s] for s in sorted(rows)]
+        endpoints[name] = block
+    valid = health.valid
+    reasons = [health.invalid_reason] if health.invalid_reason else []
+    if requests == 0:
+        valid = False
+        reasons.append("no requests completed")
+    if run.get("interrupted"):
+        valid = False
+        reasons.append("interrupted before the end")
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run": {
+            **run,
+            "duration_s": round(duration_s, 3),
+            "valid": valid,
+            "invalid_reason": "; ".join(reasons) or None,
+            "processes": processes,
+        },
+        "aggregate": stats_block(agg_hist, failures, kinds, duration_s),
+        "endpoints": endpoints,
+        "timeline": timeline,
+        "steps": _steps(agg, timeline, run.get("model")),
+        "generator": {
+            "cpu_max": health.cpu_max,
+            "cpu_mean": health.cpu_mean,
+            "intended_rate": health.intended_rate,
+            "achieved_rate": health.achieved_rate,
+            "scheduled": agg.scheduled if run.get("model") == "open" else None,
+            "sent": sent,
+            "dropped": agg.dropped,
+            "lag_max_ms": round(agg.lag_max_ms, 3),
+            "task_errors": agg.task_errors,
+            "processes": processes,
+            # one sample a second per generator process (percent of one core), for the saturation check
+            "cpu_samples": {proc: samples for proc, samples in agg.cpu_samples()},
+        },
+        "histograms": _histograms(agg, agg_hist) if histograms else {},
+    }
+
+
+def _steps(agg: Aggregator, timeline: list[dict[str, Any]], model: Any) -> list[dict[str, Any]]:
+    out = []
+    for i, step in enumerate(agg.steps):
+        totals = agg.step_totals[i]
+        seconds = [r for r in timeline if r["step"] == step.index]
+        # the step's own window; requests finishing after the last stage belong to the last step
+        active = min(step.duration_s, max(len(seconds), 1)) if seconds else step.duration_s
+        block = stats_block(totals.hist, totals.errors, totals.kinds, step.duration_s)
+        mean_ms = block["latency_ms"]["mean"] or 0.0
+        concurrency = (step.users if model == "closed" and step.users is not None
+                       else round(block["rps"] * mean_ms / 1000.0, 3))  # Little's law
+        out.append({
+            "index": step.index, "name": step.name, "rate": step.rate, "users": step.users,
+            "concurrency": concurrency, "start_s": step.start_s, "duration_s": step.duration_s,
+            "active_s": active, "scheduled": agg.step_scheduled[i], "dropped": agg.step_dropped[i],
+            **block,
+        })
+    return out
+
+
+def _histograms(agg: Aggregator, agg_hist: Any) -> dict[str, Any]:
+    from opskit.loadtest import hdr
+
+    return {
+        "unit": "us",
+        "aggregate": hdr.encode(agg_hist),
+        "endpoints": {name: hdr.encode(t.hist) for name, t in sorted(agg.endpoints.items())},
+        "steps": [hdr.encode(t.hist) for t in agg.step_totals],
+    }
+
+
+def write(out_dir: str | Path, results: dict[str, Any]) -> Path:
+    from opskit import output as out
+
+    return out.write_atomic(Path(out_dir) / "results.json", out.dumps(results) + "\n")

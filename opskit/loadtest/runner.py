@@ -1,0 +1,307 @@
+"""The load-generating process: `python -m opskit.loadtest.runner CONFIG.json` (local or master) and
+`python -m opskit.loadtest.runner --worker --master HOST --master-port P` (a worker).
+
+It runs in its own process because Locust monkey-patches the interpreter (gevent). It talks to the
+CLI through JSON lines on stdout ({"type": "progress"|"done"|"error", ...}) and signals: SIGINT or
+SIGTERM stop the run and write partial results (exit 130), SIGUSR1 aborts it (gate abort_on_fail).
+"""
+
+from __future__ import annotations
+
+import gevent.monkey
+
+gevent.monkey.patch_all()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import gevent  # noqa: E402
+import numpy  # noqa: E402,F401 - imported now, not at the first percentile mid-run (it stalls the loop)
+
+from opskit.loadtest import context, locustenv, openmodel  # noqa: E402
+from opskit.loadtest import results as results_mod  # noqa: E402
+from opskit.loadtest.aggregate import Aggregator  # noqa: E402
+from opskit.loadtest.arrivals import arrivals_until  # noqa: E402
+from opskit.loadtest.generator import Generator, rate_stages, step_windows  # noqa: E402
+from opskit.loadtest.worker import worker_main  # noqa: E402
+
+clock = time.perf_counter
+log = logging.getLogger("opskit.loadtest")
+REPORT_S = 1.0
+
+
+def emit(kind: str, **data: Any) -> None:
+    sys.stdout.write(json.dumps({"type": kind, **data}) + "\n")
+    sys.stdout.flush()
+
+
+class Run:
+    """The local or master side: starts the load, merges payloads, reports progress, writes results."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        self.cfg = cfg
+        self.out = Path(cfg["out_dir"])
+        self.agg = Aggregator(step_windows(cfg))
+        self.interrupted = False
+        self.aborted = False
+        self.duration = sum(s["duration_s"] for s in cfg["stages"])
+        self.workers = int(cfg.get("workers", 0))
+        self.done_procs: set[str] = set()
+        self.failures: list[str] = []
+        self.children: list[Any] = []
+
+    def stop_children(self) -> None:
+        for child in self.children:
+            stop_child(child)
+        self.children = []
+
+    def ingest(self, payload: dict[str, Any]) -> None:
+        self.agg.ingest(payload)
+        if payload.get("done"):
+            self.done_procs.add(str(payload.get("proc")))
+
+    def main(self) -> int:
+        cfg = self.cfg
+        context.set_params(cfg.get("params", {}))
+        classes = locustenv.load_locustfile(Path(cfg["locustfile"]), cfg.get("user_classes"))
+        open_model = cfg["model"] == "open"
+        if open_model:
+            openmodel.check_open_compatible(classes)
+        locustenv.tune(classes, host=cfg["host"], timeout_s=cfg["timeout_s"], concurrency=max(1, cfg["max_in_flight"])
+                       if open_model else None)
+        run_classes: list[Any] = [openmodel.OpenModelDriver] if open_model else classes
+        if self.workers:  # workers get the locustfile itself with the config (remote machines have no copy)
+            cfg["locustfile_source"] = Path(cfg["locustfile"]).read_text(encoding="utf-8")
+        env = locustenv.environment(run_classes, cfg["host"], cfg if self.workers else None)
+        local_gen: Generator | None = None
+        runner: Any
+        if self.workers:
+            runner = env.create_master_runner(cfg.get("master_bind", "127.0.0.1"), cfg.get("master_port", 0))
+            runner.register_message("opskit_stats", lambda environment, msg, **kw: self.ingest(msg.data))
+            self.children = spawn_local_workers(cfg, runner.server.port)
+            self.wait_for_workers(runner)
+        else:
+            runner = env.create_local_runner()
+            local_gen = Generator(cfg, 0, 1, classes)
+        openmodel.install_recording(env)
+        if open_model:
+            env.events.user_error.add_listener(self._on_user_error)
+        if cfg.get("ui"):
+            port = int(cfg.get("web_port") or free_port())
+            env.create_web_ui("127.0.0.1", port)
+            emit("ui", url=f"http://127.0.0.1:{port}")
+        from locust import stats as lstats
+
+        gevent.spawn(lstats.stats_history, runner)
+        started_at = datetime.now(UTC)
+        t_start = clock()
+        if local_gen is not None:
+            local_gen.start()
+        try:
+            self.drive(runner, local_gen, t_start)
+        finally:
+            elapsed = clock() - t_start
+            self.finish(runner, local_gen)
+            self.stop_children()
+        ended_at = datetime.now(UTC)
+        run_time = min(elapsed, self.duration)
+        intended = arrivals_until(rate_stages(cfg), run_time) if open_model else None
+        meta = {**cfg.get("run", {}), "model": cfg["model"], "target": cfg["host"],
+                "started_at": started_at.isoformat().replace("+00:00", "Z"),
+                "ended_at": ended_at.isoformat().replace("+00:00", "Z"),
+                "interrupted": self.interrupted, "aborted": True if self.aborted else None,
+                "intended_rate": max(max(s["start_rate"] or 0, s["end_rate"] or 0) for s in cfg["stages"])
+                if open_model else None,  # the peak; generator.intended_rate is the run's mean
+                "users": max((s["users"] or 0) for s in cfg["stages"]) if not open_model else None}
+        res = results_mod.build(self.agg, meta, duration_s=run_time, intended=intended,
+                                processes=max(self.workers, 1))
+        self.out.mkdir(parents=True, exist_ok=True)
+        path = results_mod.write(self.out, res)
+        locustenv.write_reports(env, self.out)
+        emit("done", results=str(path), valid=res["run"]["valid"], interrupted=self.interrupted)
+        return 130 if self.interrupted else 0
+
+    def _on_user_error(self, user_instance: Any, exception: BaseException, tb: Any, **kw: Any) -> None:
+        if isinstance(user_instance, openmodel.OpenModelDriver):  # the generator itself broke
+            self.failures.append(f"{type(exception).__name__}: {exception}")
+
+    def wait_for_workers(self, runner: Any) -> None:
+        deadline = clock() + 60
+        while len(runner.clients.ready) < self.workers:
+            if clock() > deadline or self.interrupted:
+                raise RuntimeError(f"only {len(runner.clients.ready)} of {self.workers} workers connected in 60 s")
+            gevent.sleep(0.1)
+
+    def drive(self, runner: Any, gen: Generator | None, t_start: float) -> None:
+        cfg = self.cfg
+        open_model = cfg["model"] == "open"
+        hard_limit = self.duration + cfg["timeout_s"] + 15.0
+        if open_model:
+            runner.start(max(self.workers, 1), spawn_rate=max(self.workers, 1))
+        stage_ends, acc = [], 0.0
+        for s in cfg["stages"]:
+            acc += s["duration_s"]
+            stage_ends.append(acc)
+        stage = -1
+        next_report = t_start + REPORT_S
+        while not (self.interrupted or self.aborted):
+            elapsed = clock() - t_start
+            if not open_model:
+                want = next((i for i, end in enumerate(stage_ends) if elapsed < end), None)
+                if want is None:
+                    break
+                if want != stage:
+                    stage = want
+                    runner.start(int(cfg["stages"][stage]["users"]), spawn_rate=cfg["spawn_rate"])
+            elif elapsed >= self.duration and self._all_done(gen):
+                break
+            if runner.state == "stopped" or self.failures:
+                raise RuntimeError("the load generator stopped: " + ("; ".join(self.failures) or "see locust.log"))
+            if self.workers and elapsed > 10 and not self.agg.procs:
+                raise RuntimeError(f"the workers sent no statistics in 10 s (see {self.out / 'workers.log'})")
+            if elapsed > hard_limit:
+                log.warning("run exceeded its bound (%.0f s); stopping", hard_limit)
+                break
+            if gen is not None and clock() >= next_report:
+                self.ingest(gen.payload(in_flight_gauge=None if open_model else runner.user_count))
+            if clock() >= next_report:
+                next_report += REPORT_S
+                self.progress(elapsed)
+            gevent.sleep(min(0.1, max(next_report - clock(), 0.0)))
+
+    def _all_done(self, gen: Generator | None) -> bool:
+        if gen is not None:
+            return openmodel.STATE.finished
+        return len(self.done_procs) >= self.workers
+
+    def finish(self, runner: Any, gen: Generator | None) -> None:
+        openmodel.STATE.stopping = True
+        if gen is not None:
+            assert gen.rec is not None
+            if self.cfg["model"] == "closed":
+                gen.rec.in_flight = 0  # a gauge of users there, not requests to wait for
+            openmodel._wait_in_flight(gen.rec, 2.0 if self.interrupted else self.cfg["timeout_s"])
+            runner.stop()
+            self.ingest(gen.payload(final=True, in_flight_gauge=None if self.cfg["model"] == "open" else 0))
+            runner.quit()
+            return
+        runner.stop()
+        deadline = clock() + self.cfg["timeout_s"] + 5.0
+        while len(self.agg.finals) < self.workers and clock() < deadline:
+            gevent.sleep(0.1)
+        runner.quit()
+
+    def progress(self, elapsed: float) -> None:
+        agg = self.agg
+        requests, errors = agg.totals()
+        live = agg.live_row()
+        step = agg.steps[agg.step_of(int(elapsed))].name if agg.steps else None
+        emit("progress", elapsed=round(elapsed, 2), duration=self.duration, requests=requests, errors=errors,
+             dropped=agg.dropped, step=step, **live, snapshot=self.snapshot(elapsed))
+
+    def snapshot(self, elapsed: float) -> dict[str, Any]:
+        from opskit.loadtest.aggregate import stats_block
+
+        d = max(min(elapsed, self.duration), 1e-9)
+        kinds: dict[str, int] = {}
+        for t in agg_endpoints(self.agg):
+            for k, v in t.kinds.items():
+                kinds[k] = kinds.get(k, 0) + v
+        requests, errors = self.agg.totals()
+        return {
+            "run": {"scenario": self.cfg.get("run", {}).get("scenario"), "model": self.cfg["model"],
+                    "elapsed_s": round(elapsed, 2)},
+            "aggregate": stats_block(self.agg.aggregate_hist(), errors, kinds, d),
+            "endpoints": {n: stats_block(t.hist, t.errors, t.kinds, d) for n, t in self.agg.endpoints.items()},
+            "generator": {"dropped": self.agg.dropped, "scheduled": self.agg.scheduled},
+            # settled seconds only (they lag a few seconds), the last two minutes: enough for "for 30s"
+            "timeline": [{k: v for k, v in self.agg.rows[t].items() if not k.startswith("_")}
+                         for t in sorted(self.agg.rows)[-120:]],
+        }
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def agg_endpoints(agg: Aggregator) -> list[Any]:
+    return list(agg.endpoints.values())
+
+
+def spawn_local_workers(cfg: dict[str, Any], port: int) -> list[Any]:
+    import subprocess
+
+    log_path = Path(cfg["out_dir"]) / "workers.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    logf = open(log_path, "ab")  # noqa: SIM115 - the children write to it for the whole run
+    argv = [sys.executable, "-m", "opskit.loadtest.runner", "--worker", "--master", "127.0.0.1",
+            "--master-port", str(port)]
+    return [subprocess.Popen(argv, stdout=logf, stderr=logf, stdin=subprocess.DEVNULL)
+            for _ in range(int(cfg.get("local_workers", 0)))]
+
+
+def stop_child(child: Any) -> None:
+    try:
+        child.wait(timeout=10)
+    except Exception:
+        child.terminate()
+        try:
+            child.wait(timeout=5)
+        except Exception:
+            child.kill()
+            child.wait()
+
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m opskit.loadtest.runner")
+    ap.add_argument("config", nargs="?")
+    ap.add_argument("--worker", action="store_true")
+    ap.add_argument("--master", default="127.0.0.1")
+    ap.add_argument("--master-port", type=int, default=5557)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
+    if args.worker:
+        gevent.signal_handler(signal.SIGINT, lambda: None)  # the master decides when a worker stops
+        return worker_main(args.master, args.master_port)
+    cfg = json.loads(Path(args.config).read_text(encoding="utf-8"))
+    run = Run(cfg)
+
+    def interrupt() -> None:
+        run.interrupted = True
+
+    def abort() -> None:
+        run.aborted = True
+
+    gevent.signal_handler(signal.SIGINT, interrupt)
+    gevent.signal_handler(signal.SIGTERM, interrupt)
+    gevent.signal_handler(signal.SIGUSR1, abort)
+    try:
+        return run.main()
+    except KeyboardInterrupt:
+        emit("error", message="interrupted before the run started", exit_code=130)
+        return 130
+    except (locustenv.LocustfileError, ValueError) as exc:
+        emit("error", message=str(exc), exit_code=2)
+        return 2
+    except Exception as exc:
+        log.exception("runner failed")
+        emit("error", message=f"{type(exc).__name__}: {exc}", exit_code=3)
+        return 3
+    finally:
+        run.stop_children()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""One `opskit loadtest run`: the embedded service if needed, the runner, the failover kill, and the
+finishing touches on results.json (abort reason, failover analysis). Returns what the command shows."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from opskit.errors import RuntimeFailure, UsageError
+from opskit.loadtest import driver, plan
+from opskit.loadtest.safety import Target
+from opskit.loadtest.scenarios import Scenario
+
+
+@dataclass
+class Session:
+    scenario: Scenario
+    target: Target
+    out_dir: Path
+    opts: plan.Options
+    run_meta: dict[str, Any]
+    abort_check: Callable[[dict[str, Any]], str | None] | None = None
+    progress: Any = None  # a progress.Progress
+
+
+def execute(s: Session) -> tuple[driver.Outcome, dict[str, Any] | None]:
+    if s.scenario.failover_at is not None and not s.target.embedded:
+        raise UsageError("the failover scenario kills a worker of the embedded service; run it without "
+                         "--target/--host (against another target, kill a node yourself during `peak`)")
+    with ExitStack() as stack:
+        params = dict(s.opts.params)
+        host = s.target.url
+        service = None
+        if s.target.embedded:
+            from opskit.localservice import LocalService
+
+            setup = s.scenario.service
+            if s.progress is not None:
+                s.progress.note(f"starting the embedded asset service ({setup.workers} worker(s), "
+                                f"{setup.seed_assets} assets, {setup.tenants} tenants)")
+            service = stack.enter_context(LocalService(workers=setup.workers, seed_assets=setup.seed_assets,
+                                                       tenants=setup.tenants, tier=setup.tier))
+            host = service.url
+            # the embedded service's own keys (OPSKIT_API_KEYS is for real targets)
+            params["tenants"] = [{"key": k["key"], "company_id": k["company_id"]} for k in service.keys]
+        assert host is not None
+        opts = plan.Options(**{**s.opts.__dict__, "params": params})
+        meta = {**s.run_meta, "target": host}
+        cfg = plan.config(s.scenario, host=host, out_dir=s.out_dir, opts=opts, run_meta=meta)
+        hooks = driver.Hooks(abort_check=s.abort_check)
+        if s.progress is not None:
+            hooks.on_progress = s.progress.update
+            hooks.on_ui = lambda url: s.progress.note(f"Locust web UI: {url}")
+        if service is not None and s.scenario.failover_at is not None:
+            hooks.timed.append((s.scenario.failover_at, lambda: _kill_worker(service.pid, s.progress)))
+        outcome = driver.run(cfg, s.out_dir, hooks, hard_limit_s=plan.hard_limit_s(s.scenario))
+    if outcome.results is None or not outcome.results.is_file():
+        if outcome.interrupted:
+            return outcome, None
+        if outcome.error and outcome.error_code == 2:
+            raise UsageError(outcome.error)
+        raise RuntimeFailure(f"the load test failed: {outcome.error or 'the runner exited without results'} "
+                             f"(log: {s.out_dir / 'locust.log'})")
+    results = finish(outcome, s.scenario)
+    return outcome, results
+
+
+def finish(outcome: driver.Outcome, sc: Scenario) -> dict[str, Any]:
+    """Add what only the CLI knows (why it aborted, the failover kill) to results.json, atomically."""
+    from opskit import output as out
+    from opskit.loadtest import failover
+
+    assert outcome.results is not None
+    results = json.loads(outcome.results.read_text(encoding="utf-8"))
+    changed = False
+    if outcome.aborted:
+        results["run"]["aborted"] = outcome.aborted
+        changed = True
+    if outcome.events.get("killed_pid"):
+        results["failover"] = {**failover.analyse(results.get("timeline", []), outcome.events["at_s"]),
+                               "killed_pid": outcome.events.get("killed_pid")}
+        changed = True
+    if changed:
+        out.write_atomic(outcome.results, out.dumps(results) + "\n")
+    return results
+
+
+def _kill_worker(supervisor_pid: int, progress: Any) -> dict[str, Any]:
+    import psutil
+
+    try:
+        children = psutil.Process(supervisor_pid).children()
+    except psutil.Error:
+        children = []
+    if not children:
+        return {"killed_pid": None}
+    victim = children[0]
+    os.kill(victim.pid, signal.SIGKILL)
+    if progress is not None:
+        progress.note(f"failover: killed service worker pid {victim.pid}")
+    return {"killed_pid": victim.pid}

@@ -1,0 +1,78 @@
+"""A Locust worker process (`python -m opskit.loadtest.runner --worker`, started by `--processes N`
+or `opskit loadtest worker`): the run's config and the locustfile's source arrive with Locust's
+spawn message; every second it ships its per-second HDR histograms to the master."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import gevent
+
+from opskit.loadtest import context, locustenv, openmodel, safety
+from opskit.loadtest.generator import Generator
+
+log = logging.getLogger("opskit.loadtest")
+REPORT_S = 1.0
+
+
+def worker_main(master: str, port: int) -> int:
+    """Join a master: the run's config (and the locustfile's source) arrive with Locust's spawn message."""
+    env = locustenv.environment([], "http://127.0.0.1", None)
+    env.parsed_options = None  # so the worker takes the master's options from the spawn message
+    runner = env.create_worker_runner(master, port)
+    tmp = tempfile.TemporaryDirectory(prefix="opskit-worker-")
+    state: dict[str, Any] = {}
+
+    def on_test_start(environment: Any, **kw: Any) -> None:
+        cfg = json.loads(environment.parsed_options.opskit_config)
+        refusal = safety.worker_refusal(cfg["host"], os.environ.get("OPSKIT_ALLOWED_TARGETS"))
+        if refusal:
+            log.error(refusal)
+            raise RuntimeError(refusal)
+        context.set_params(cfg.get("params", {}))
+        lf = Path(tmp.name) / Path(cfg["locustfile"]).name
+        lf.write_text(cfg["locustfile_source"], encoding="utf-8")
+        classes = locustenv.load_locustfile(lf, cfg.get("user_classes"))
+        open_model = cfg["model"] == "open"
+        n = int(cfg["workers"])
+        locustenv.tune(classes, host=cfg["host"], timeout_s=cfg["timeout_s"],
+                       concurrency=max(1, -(-cfg["max_in_flight"] // n)) if open_model else None)
+        environment.user_classes[:] = [openmodel.OpenModelDriver] if open_model else classes
+        gen = Generator(cfg, runner.worker_index % n, n, classes)
+        gen.start()
+        state.update(gen=gen, open=open_model)
+        openmodel.install_recording(environment)
+
+        def report() -> None:
+            while "gen" in state and not state.get("stopped"):
+                gevent.sleep(REPORT_S)
+                if state.get("stopped"):
+                    break
+                runner.send_message("opskit_stats", gen.payload(
+                    in_flight_gauge=None if open_model else runner.user_count))
+
+        state["reporter"] = gevent.spawn(report)
+
+    def on_test_stop(environment: Any, **kw: Any) -> None:
+        gen = state.get("gen")
+        if gen is None:
+            return
+        state["stopped"] = True
+        openmodel.STATE.stopping = True
+        if not state["open"]:
+            gen.rec.in_flight = 0  # a gauge of users there, not requests to wait for
+        openmodel._wait_in_flight(gen.rec, gen.cfg["timeout_s"])
+        runner.send_message("opskit_stats", gen.payload(final=True, in_flight_gauge=None if state["open"] else 0))
+
+    env.events.test_start.add_listener(on_test_start)
+    env.events.test_stop.add_listener(on_test_stop)
+    try:
+        runner.greenlet.join()
+    finally:
+        tmp.cleanup()
+    return 0
