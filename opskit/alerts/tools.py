@@ -1,40 +1,23 @@
-"""promtool and amtool, run for real: one subprocess wrapper (argv lists, no shell, a timeout)."""
+"""promtool and amtool, run for real through opskit.proc (argv lists, no shell, a timeout)."""
 
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
-from opskit.errors import RuntimeFailure
+from opskit.proc import ProcResult, find_binary, run_tool
 
-INSTALL_HINT = {"promtool": "apt-get install prometheus", "amtool": "apt-get install prometheus-alertmanager"}
-
-
-@dataclass(frozen=True)
-class Completed:
-    argv: list[str]
-    returncode: int
-    output: str  # stdout and stderr, as the tool printed them
+TIMEOUT_S = 120.0
+INSTALL_HINT = {"promtool": "Debian: apt-get install prometheus",
+                "amtool": "Debian: apt-get install prometheus-alertmanager"}
 
 
 def which(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        raise RuntimeFailure(f"{tool} not found on PATH (install it: {INSTALL_HINT.get(tool, tool)})")
-    return path
+    return find_binary(tool, INSTALL_HINT.get(tool, tool))
 
 
-def run(argv: list[str], *, cwd: Path | None = None, timeout: float = 120) -> Completed:
-    try:
-        proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        raise RuntimeFailure(f"{Path(argv[0]).name} did not finish within {timeout:g}s: {' '.join(argv)}") from None
-    except OSError as exc:
-        raise RuntimeFailure(f"cannot run {argv[0]}: {exc}") from None
-    return Completed(argv, proc.returncode, (proc.stdout + proc.stderr).strip())
+def run(argv: list[str], *, cwd: Path | None = None, timeout: float = TIMEOUT_S) -> ProcResult:
+    return run_tool(argv, timeout=timeout, cwd=cwd)
 
 
 _FOUND = re.compile(r"SUCCESS: (\d+) rules found")

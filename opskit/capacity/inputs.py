@@ -3,10 +3,9 @@ The file reading lives here; fit, forecast and report stay pure."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from opskit.capacity.steps import SloCapacity, Step, StepData, slo_capacity
 from opskit.capacity.usl import USLFit, fit
@@ -17,22 +16,17 @@ if TYPE_CHECKING:
 
 
 def newest_step_run(runs_dir: Path, min_steps: int = 2) -> Path | None:
-    """The newest runs/*/results.json with at least min_steps load levels (a `step` run), if any."""
-    if not runs_dir.is_dir():
-        return None
-    found: list[tuple[float, Path]] = []
-    for p in runs_dir.glob("*/results.json"):
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue  # a half-written or foreign file is not a run we can use
-        steps = data.get("steps") if isinstance(data, dict) else None
-        run = data.get("run") if isinstance(data, dict) else None
+    """The newest valid runs/*/results.json with at least min_steps load levels (a `step` run), if any."""
+    from opskit.resultsfile import newest
+
+    def is_step_run(data: dict[str, Any]) -> bool:
+        steps, run = data.get("steps"), data.get("run")
         if isinstance(run, dict) and run.get("valid") is False:
-            continue
-        if isinstance(steps, list) and sum(1 for s in steps if isinstance(s, dict) and s.get("requests")) >= min_steps:
-            found.append((p.stat().st_mtime, p))
-    return max(found)[1] if found else None
+            return False
+        used = [s for s in steps if isinstance(s, dict) and s.get("requests")] if isinstance(steps, list) else []
+        return len(used) >= min_steps
+
+    return newest(runs_dir, accept=is_step_run)
 
 
 def pick_slo(spec: Spec, name: str | None, p95_ms: float | None) -> tuple[str | None, float | None]:

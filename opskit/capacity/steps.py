@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,12 +34,13 @@ def _num(value: object, where: str) -> float:
     return float(value)
 
 
-def parse_results(data: object, source: str) -> StepData:
-    if not isinstance(data, dict):
-        raise RuntimeFailure(f"{source}: not a results file (expected a JSON object)")
-    if data.get("schema_version") != 1:
-        raise RuntimeFailure(f"{source}: schema_version {data.get('schema_version')!r} is not 1 "
-                             "(see docs/results-schema.md)")
+def parse_results(doc: object, source: str) -> StepData:
+    from opskit.resultsfile import UnreadableResults, check
+
+    try:
+        data = check(doc, source)
+    except UnreadableResults as exc:
+        raise RuntimeFailure(str(exc)) from None
     raw = data.get("steps")
     if not isinstance(raw, list):
         raise RuntimeFailure(f"{source}: no steps list (see docs/results-schema.md)")
@@ -69,17 +69,13 @@ def parse_results(data: object, source: str) -> StepData:
 
 
 def read_results(path: str | Path) -> StepData:
-    p = Path(path)
-    if p.is_dir():
-        p = p / "results.json"
+    """Exit 2 when the path names no readable file, 3 when the file is not a usable results file."""
+    from opskit.resultsfile import UnreadableResults, load
+
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: no such results file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: cannot read: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise RuntimeFailure(f"{p}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+        p, data = load(path)
+    except UnreadableResults as exc:
+        raise (ConfigError if exc.file_missing else RuntimeFailure)(str(exc)) from None
     return parse_results(data, str(p))
 
 
@@ -130,13 +126,9 @@ def _is_number(text: str) -> bool:
 
 
 def read_csv(path: str | Path) -> StepData:
-    p = Path(path)
-    try:
-        return parse_csv(p.read_text(encoding="utf-8"), str(p))
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: cannot read: {exc}") from None
+    from opskit.spec.loader import read_text
+
+    return parse_csv(read_text(path), str(path))
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import click
 
 from opskit.commands.common import load, output_option, spec_option
 from opskit.exitcodes import ExitCode
+from opskit.resultsfile import resolve
 
 if TYPE_CHECKING:
     from opskit.gate.report import GateReport
@@ -92,7 +93,7 @@ def run_gate(results_path: Path, spec: Spec, *, output: str = "table", criteria:
     except CriterionError as exc:
         raise UsageError(f"--criteria {exc.expr!r}: column {exc.column}: {exc.message}",
                          details=exc.pointer()) from None
-    path = _results_file(results_path)
+    path = resolve(results_path)
     files = {"output": output, "junit": junit, "markdown": markdown}
 
     run = _read_or_report(path, "results", files)
@@ -113,10 +114,10 @@ def run_gate(results_path: Path, spec: Spec, *, output: str = "table", criteria:
     if baseline is not None:
         judged = GateReport(run.scenario, run.model, str(path), verdicts, baseline=str(baseline),
                             started_at=run.started_at, duration_s=run.duration_s)
-        comparisons, notes = _compare(run, _results_file(baseline), tolerance_pct, files, judged)
+        comparisons, notes = _compare(run, resolve(baseline), tolerance_pct, files, judged)
     report = GateReport(
         run.scenario, run.model, str(path), verdicts,
-        baseline=str(_results_file(baseline)) if baseline else None, comparisons=comparisons,
+        baseline=str(resolve(baseline)) if baseline else None, comparisons=comparisons,
         tolerance_pct=tolerance_pct, strict=strict, aborted=run.aborted, notes=notes,
         started_at=run.started_at, duration_s=run.duration_s)
     _show(report, output)
@@ -139,24 +140,17 @@ def _tolerance(value: str | float) -> float:
     return pct
 
 
-def _results_file(path: Path) -> Path:
-    return path / "results.json" if path.is_dir() else path
-
-
 def _read_or_report(path: Path, what: str, files: dict[str, Any], so_far: GateReport | None = None) -> RunData:
     """The run in a results file; when it cannot be read the gate still leaves its JUnit and
     Markdown files (one errored test), so CI shows why, then stops with exit 3."""
     from opskit.errors import RuntimeFailure
     from opskit.gate.report import GateReport
-    from opskit.gate.results import UnreadableResults, parse_results
+    from opskit.gate.results import from_data
+    from opskit.resultsfile import UnreadableResults, load
 
     try:
-        text = path.read_text(encoding="utf-8")
-        return parse_results(text, str(path))
-    except FileNotFoundError:
-        message = f"{path}: no such {what} file"
-    except (OSError, UnicodeDecodeError) as exc:
-        message = f"{path}: cannot read the {what} file: {exc}"
+        found, data = load(path)
+        return from_data(data, str(found))
     except UnreadableResults as exc:
         message = str(exc)
     if what == "baseline":
@@ -267,5 +261,5 @@ def _save_baseline(report: GateReport, results: Path, target: Path) -> None:
         out.warn(f"baseline not saved to {target}: the gate did not pass")
         return
     # the file itself, byte for byte: a baseline is just an earlier results.json
-    out.write_atomic(_results_file(target) if target.is_dir() else target, results.read_bytes())
+    out.write_atomic(resolve(target), results.read_bytes())
     out.echo(f"baseline saved to {target}", err=True)

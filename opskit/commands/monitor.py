@@ -29,6 +29,9 @@ def monitor() -> None:
 @spec_option
 @click.option("--target", "targets", multiple=True, metavar="URL",
               help="A /metrics endpoint to scrape (repeatable) [default: the spec's service.url].")
+@click.option("--loadtest", "loadtest_targets", multiple=True, metavar="URL",
+              help="A load-test runner's /metrics (`loadtest run --metrics-port`), scraped as job "
+                   "opskit-loadtest (repeatable).")
 @click.option("--port", type=int, default=None, help="Port on 127.0.0.1 [default: 19090; 0 picks a free one].")
 @click.option("--scrape-interval", default=None, metavar="DURATION",
               help="How often to scrape [default: the spec's alerts.scrape_interval].")
@@ -37,10 +40,11 @@ def monitor() -> None:
 @click.option("--retention", default="7d", show_default=True, help="How long to keep samples.")
 @_state_option
 @output_option("table", "json")
-def up(spec_file: str | None, targets: tuple[str, ...], port: int | None, scrape_interval: str | None,
-       rules_glob: str | None, retention: str, state_dir: Path, output: str) -> None:
+def up(spec_file: str | None, targets: tuple[str, ...], loadtest_targets: tuple[str, ...], port: int | None,
+       scrape_interval: str | None, rules_glob: str | None, retention: str, state_dir: Path, output: str) -> None:
     """Start Prometheus (or update the targets and rules of the running one and reload it)."""
     from opskit.errors import UsageError
+    from opskit.monitor import config as cfg
     from opskit.monitor.local import up as start
     from opskit.spec import spec_path
     from opskit.units import parse_duration
@@ -59,18 +63,23 @@ def up(spec_file: str | None, targets: tuple[str, ...], port: int | None, scrape
     rule_paths = sorted(Path(p) for p in base.glob(pattern)) if not Path(pattern).is_absolute() else \
         sorted(Path("/").glob(pattern.lstrip("/")))
     result = start(state_dir, job=spec.service.job, targets=list(targets) or [spec.service.url], port=port,
-                   scrape_interval_s=interval, rule_paths=rule_paths, retention=retention)
+                   scrape_interval_s=interval, rule_paths=rule_paths, retention=retention,
+                   loadtest=list(loadtest_targets))
     for w in result.warnings:
         out.warn(w)
     s = result.state
+    loadtest_urls = [cfg.parse_target(t).url for t in loadtest_targets]
     summary = {"url": s.url, "pid": s.pid, "started": result.started, "targets": s.targets,
-               "rule_files": s.rule_files, "state_dir": str(state_dir), "warnings": result.warnings}
+               "rule_files": s.rule_files, "state_dir": str(state_dir), "warnings": result.warnings,
+               "loadtest_targets": loadtest_urls}
     if output == "json":
         out.emit_json(summary)
         return
     verb = "started" if result.started else "already running; targets and rules reloaded"
     out.echo(f"prometheus {verb}: {s.url} (pid {s.pid})")
     out.echo(f"  scraping {', '.join(s.targets)} as job {spec.service.job!r}, and itself")
+    if loadtest_targets:
+        out.echo(f"  scraping load-test runners {', '.join(loadtest_urls)} as job 'opskit-loadtest'")
     out.echo(f"  rules: {len(s.rule_files)} file(s); data and log under {state_dir}/prometheus/")
     out.echo("  stop it with: opskit monitor down")
 

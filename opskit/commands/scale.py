@@ -87,7 +87,8 @@ def check(ctx: click.Context, spec_file: str | None, source: str, location: str 
             if live:
                 collect.save_history(state_dir, history)
             handed = _act(ev, acted, source=source, location=location or "", spec_url=spec.service.url,
-                          apply=yes, state_dir=state_dir, quiet=output == "json") if act else []
+                          apply=yes, state_dir=state_dir, quiet=output == "json",
+                          run=getattr(src, "data", {}).get("run") if source == "results" else None) if act else []
             _render(ev, readings, previous, handed, source=source, location=_where(src), output=output,
                     watching=watch is not None)
             code = _exit_code(ev, handed, source)
@@ -104,16 +105,21 @@ def check(ctx: click.Context, spec_file: str | None, source: str, location: str 
 
 
 def _act(ev: Evaluation, acted: dict[str, tuple[str, object]], *, source: str, location: str, spec_url: str,
-         apply: bool, state_dir: Path, quiet: bool) -> list[Handoff]:
+         apply: bool, state_dir: Path, quiet: bool, run: object = None) -> list[Handoff]:
+    from urllib.parse import urlsplit
+
     from opskit.scaling.act import hand_over, handoffs
 
     service_url = None
+    first = None
     if source == "scrape":
-        from urllib.parse import urlsplit
-
         first = urlsplit((location or spec_url).split(",")[0])
-        if first.hostname in ("127.0.0.1", "localhost", "::1"):
-            service_url = f"{first.scheme}://{first.netloc}"
+    elif source == "results" and isinstance(run, dict) and run.get("target_name") != "embedded":
+        # a load test against a local service that is still running (not the embedded one, stopped with
+        # the run): the service it measured is the one a local playbook scales
+        first = urlsplit(str(run.get("target") or ""))
+    if first is not None and first.hostname in ("127.0.0.1", "localhost", "::1"):
+        service_url = f"{first.scheme}://{first.netloc}"
     done = []
     for plan in handoffs(ev, service_url=service_url):
         key = (plan.decision, plan.params.get("replicas"))

@@ -7,16 +7,13 @@ load test hands the AbortWatcher, where missing pieces are derived from the time
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
 
-SCHEMA_VERSION = 1
+from opskit.resultsfile import UnreadableResults, check, parse
 
-
-class UnreadableResults(ValueError):
-    """The results cannot answer the question (exit 3)."""
+__all__ = ["RunData", "Scope", "Second", "UnreadableResults", "from_data", "from_snapshot", "parse_results"]
 
 
 @dataclass(frozen=True)
@@ -71,20 +68,12 @@ class RunData:
 
 def parse_results(text: str, name: str = "results.json") -> RunData:
     """A finished run's results file, or UnreadableResults saying where and what."""
-    if not text.strip():
-        raise UnreadableResults(f"{name}: the file is empty")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        stripped = text.strip()
-        cut = exc.pos >= len(text.rstrip()) - 1 or (stripped.startswith("{") and not stripped.endswith("}"))
-        what = "truncated: the JSON ends early" if cut else "not valid JSON"
-        raise UnreadableResults(f"{name}: {what} (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-    if not isinstance(data, dict):
-        raise UnreadableResults(f"{name}: expected a JSON object at the top level")
-    version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise UnreadableResults(f"{name}: schema_version is {version!r}; this opskit reads {SCHEMA_VERSION}")
+    return from_data(parse(text, name), name)
+
+
+def from_data(doc: object, name: str = "results.json") -> RunData:
+    """A finished run's parsed results document, read strictly."""
+    data = check(doc, name)
     r = _Reader(name)
     run = r.mapping(data, "run")
     aggregate = r.mapping(data, "aggregate")

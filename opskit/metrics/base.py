@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, Self
 
 
 @dataclass(frozen=True)
@@ -60,3 +60,24 @@ class MetricsSource(Protocol):
     def replicas(self, resource: str) -> int | None:
         """Current replica/worker count of a resource when the source knows it."""
         ...
+
+
+class HttpBacked:
+    """Closing for the sources that hold a pooled HTTP client (Prometheus, scrape)."""
+
+    _client: Any  # an httpx.Client; not imported here, base stays free of httpx
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __del__(self) -> None:
+        # callers that never close() must not leak pooled sockets (a ResourceWarning at garbage collection)
+        client = getattr(self, "_client", None)
+        if client is not None:
+            client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

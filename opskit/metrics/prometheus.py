@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from opskit.metrics.base import MetricRequest, Sample, Series
+from opskit.metrics.base import HttpBacked, MetricRequest, Sample, Series
 from opskit.metrics.timeutil import wall_now
 
 
@@ -25,7 +25,7 @@ class PrometheusError(Exception):
         self.unreachable = unreachable  # the server, not the query: no point asking it again right away
 
 
-class PrometheusSource:
+class PrometheusSource(HttpBacked):
     name = "prometheus"
 
     def __init__(self, url: str, *, timeout_s: float = 10.0, replica_queries: dict[str, str] | None = None,
@@ -72,21 +72,6 @@ class PrometheusSource:
             return None
         finite = [s.value for s in samples if math.isfinite(s.value)]
         return int(round(finite[-1])) if finite else None
-
-    def close(self) -> None:
-        self._client.close()
-
-    def __del__(self) -> None:
-        # callers that never close() must not leak pooled sockets (a ResourceWarning at garbage collection)
-        client = getattr(self, "_client", None)
-        if client is not None:
-            client.close()
-
-    def __enter__(self) -> PrometheusSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # the HTTP API
 

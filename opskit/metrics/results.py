@@ -12,7 +12,6 @@ Its clock is the run's end. An invalid run (run.valid false) answers nothing: ev
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -54,19 +53,12 @@ class ResultsSource:
 
     @classmethod
     def from_path(cls, path: str | Path) -> ResultsSource:
-        p = Path(path)
-        if p.is_dir():
-            p = p / "results.json"
+        from opskit.resultsfile import UnreadableResults, load
+
         try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{p}: no such file") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{p}: cannot read: {exc}") from None
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{p}:{exc.lineno}: not valid JSON: {exc.msg}") from None
-        if not isinstance(data, dict) or data.get("schema_version") != 1:
-            raise ConfigError(f"{p}: not a results.json of schema_version 1 (docs/results-schema.md)")
+            p, data = load(path)
+        except UnreadableResults as exc:
+            raise ConfigError(str(exc)) from None  # --from names a bad input: exit 2, as for every source
         return cls(data, location=str(p))
 
     @property

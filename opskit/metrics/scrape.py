@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import httpx
 
 from opskit.metrics import promexpr
-from opskit.metrics.base import MetricRequest, Sample, Series
+from opskit.metrics.base import HttpBacked, MetricRequest, Sample, Series
 
 
 class ScrapeError(Exception):
@@ -33,7 +33,7 @@ def parse_exposition(text: str, target: int = 0) -> dict[promexpr.Key, float]:
     return values
 
 
-class ScrapeSource:
+class ScrapeSource(HttpBacked):
     name = "scrape"
 
     def __init__(
@@ -133,12 +133,3 @@ class ScrapeSource:
             return int(round(promexpr.evaluate(promexpr.parse(query), self._first, self._second)))
         except (promexpr.ExprError, promexpr.NoData, ValueError):
             return None
-
-    def close(self) -> None:
-        self._client.close()
-
-    def __del__(self) -> None:
-        # callers that never close() must not leak pooled sockets (a ResourceWarning at garbage collection)
-        client = getattr(self, "_client", None)
-        if client is not None:
-            client.close()

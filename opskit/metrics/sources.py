@@ -76,8 +76,10 @@ def _check_url(url: str, option: str) -> None:
 
 
 def _newest_results(spec: Spec) -> Path:
-    runs = sorted(Path(spec.loadtest.out_dir).glob("*/results.json"), key=lambda p: p.stat().st_mtime)
-    if not runs:
+    from opskit.resultsfile import newest
+
+    found = newest(spec.loadtest.out_dir)
+    if found is None:
         raise ConfigError(f"--source results: no --from given and no {spec.loadtest.out_dir}/*/results.json "
                           f"(run `opskit loadtest run` first)")
-    return runs[-1]
+    return found

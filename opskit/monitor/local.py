@@ -20,9 +20,12 @@ class UpResult:
 
 def up(
     state_dir: Path, *, job: str, targets: list[str], port: int | None, scrape_interval_s: float,
-    rule_paths: list[Path], retention: str = "7d",
+    rule_paths: list[Path], retention: str = "7d", loadtest: list[str] | None = None,
 ) -> UpResult:
+    from opskit.output import write_atomic
+
     scrape_targets = [cfg.parse_target(t) for t in targets]
+    loadtest_targets = [cfg.parse_target(t) for t in loadtest or []]
     rule_files, warnings = proc.check_rules(rule_paths)
     root = proc.home(state_dir).resolve()
     current = proc.read_state(state_dir)
@@ -33,7 +36,9 @@ def up(
     if current and port not in (None, 0, current.port):
         warnings.append(f"already running on port {current.port}; --port {port} ignored (run down first)")
     text = cfg.render_config(job=job, port=chosen, targets_path=str(root / "targets.json"),
-                             rule_files=rule_files, scrape_interval_s=scrape_interval_s)
+                             rule_files=rule_files, scrape_interval_s=scrape_interval_s,
+                             loadtest_targets_path=str(root / "loadtest-targets.json"))
+    write_atomic(root / "loadtest-targets.json", cfg.targets_file(loadtest_targets))
     urls = [t.url for t in scrape_targets]
     if current is not None:
         proc.write_files(state_dir, text, cfg.targets_file(scrape_targets))

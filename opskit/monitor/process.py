@@ -84,11 +84,10 @@ def is_ours(state: State) -> bool:
 
 
 def find_binary() -> str:
-    found = shutil.which(os.environ.get(BINARY_ENV) or "prometheus")
-    if not found:
-        raise RuntimeFailure("the prometheus binary is not installed (Debian: apt-get install prometheus; "
-                             f"or set {BINARY_ENV})")
-    return found
+    from opskit import proc
+
+    return proc.find_binary(os.environ.get(BINARY_ENV) or "prometheus",
+                            f"Debian: apt-get install prometheus, or set {BINARY_ENV} to its path")
 
 
 def free_port() -> int:
@@ -109,14 +108,15 @@ def port_in_use(port: int) -> bool:
 def check_rules(paths: Sequence[Path]) -> tuple[list[str], list[str]]:
     """Split rule files into those promtool accepts and warnings for those it rejects (a broken rule file
     would stop Prometheus from starting; monitoring without those rules beats no monitoring)."""
-    promtool = shutil.which("promtool")
+    from opskit.alerts import tools
+
+    have_promtool = shutil.which("promtool") is not None
     good, warnings = [], []
     for p in paths:
-        if promtool:
-            done = subprocess.run([promtool, "check", "rules", str(p)], capture_output=True, text=True,
-                                  timeout=30, check=False)
-            if done.returncode != 0:
-                tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["rejected"]
+        if have_promtool:
+            passed, _, output = tools.check_rules(p)
+            if not passed:
+                tail = output.splitlines()[-1:] or ["rejected"]
                 warnings.append(f"{p}: promtool rejects it, not loaded: {tail[0]}")
                 continue
         good.append(str(p.resolve()))

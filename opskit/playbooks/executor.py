@@ -25,13 +25,13 @@ from opskit.playbooks.journal import Journal, Masker
 from opskit.playbooks.loader import LoadedPlaybook
 from opskit.playbooks.params import ParamValues
 from opskit.playbooks.planner import Plan, resolve_args
-from opskit.playbooks.proc import run_argv
 from opskit.playbooks.providers import get_action
 from opskit.playbooks.providers.base import ArgError, Context, StepResult
 from opskit.playbooks.refs import RefError, Resolver
 from opskit.playbooks.schema import Compensate, Retries, Step
 from opskit.playbooks.sources import SourceFactory, query_for
 from opskit.playbooks.verify import Sampled, run_check
+from opskit.proc import run_argv
 
 if TYPE_CHECKING:
     from opskit.spec import Spec

@@ -88,15 +88,19 @@ def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int], problems: list[str],
             _walk(item, loc + (i,), lines, problems, path)
 
 
-def read_located(path: str | Path) -> Located:
+def read_text(path: str | Path) -> str:
+    """An input file's text (UTF-8), or a ConfigError naming the file and why it cannot be read."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        return p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{p}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{p}: cannot read: {exc}") from None
-    return parse_yaml(text, str(path))
+
+
+def read_located(path: str | Path) -> Located:
+    return parse_yaml(read_text(path), str(path))
 
 
 def validate(model: type[M], located: Located) -> M:

@@ -10,7 +10,6 @@ from opskit.cli import cli
 
 from .conftest import SPECSDM91_N, SPECSDM91_X, synthetic_levels
 
-TABLE_OK = pytest.mark.filterwarnings("ignore:'get_text_stream' is deprecated:DeprecationWarning")
 SPEC = str(Path(__file__).resolve().parents[2] / "opskit.yaml")
 
 
@@ -32,7 +31,6 @@ def test_fit_csv_json_reproduces_specsdm91(tmp_path):
     assert doc["slo_capacity"]["limited_by"] == "no latency data"
 
 
-@TABLE_OK
 def test_fit_results_file_table_and_slo_capacity(write_run):
     path = write_run(synthetic_levels(0.03, 0.0004, 40.0, [1, 2, 4, 8, 16, 24, 32, 48, 64]))
     r = run("capacity", "fit", "--spec", SPEC, str(path), "--p95", "100ms", "-o", "json")

@@ -7,10 +7,6 @@ from pathlib import Path
 
 import pytest
 
-# opskit/output.py's table() calls click.get_text_stream, deprecated in click 8.5 (not this area's file;
-# reported to the lead). Remove this once output.py is fixed.
-pytestmark = pytest.mark.filterwarnings("ignore:'get_text_stream' is deprecated:DeprecationWarning")
-
 NOISY = {"GET /api/assets": {"rps": 40, "p95": 50.0}}
 NOISY_SLOWER = {"GET /api/assets": {"rps": 40, "p95": 55.0}}
 

@@ -11,8 +11,6 @@ import pytest
 
 SPEC = Path(__file__).resolve().parents[2] / "opskit.yaml"
 
-pytestmark = pytest.mark.filterwarnings("ignore:'get_text_stream' is deprecated:DeprecationWarning")
-
 
 @pytest.mark.slow
 def test_loadtest_run_smoke_with_gate(invoke, tmp_path) -> None:

@@ -13,8 +13,6 @@ xmlschema = pytest.importorskip("xmlschema", reason="dev dependency xmlschema (p
 
 XSD = Path(__file__).with_name("junit.xsd")
 
-pytestmark = pytest.mark.filterwarnings("ignore:'get_text_stream' is deprecated:DeprecationWarning")
-
 
 @pytest.fixture(scope="module")
 def schema():

@@ -156,7 +156,7 @@ def test_busy_port_is_a_usage_error(invoke, spec, state):
 def test_missing_binary_is_a_runtime_error(invoke, spec, state, monkeypatch):
     monkeypatch.setenv(proc.BINARY_ENV, "/nonexistent/prometheus")
     result = up(invoke, spec, state)
-    assert result.exit_code == ExitCode.RUNTIME and "not installed" in result.stderr
+    assert result.exit_code == ExitCode.RUNTIME and "prometheus not found on PATH" in result.stderr
 
 
 def test_a_prometheus_that_fails_at_start_is_reported_with_its_log(invoke, spec, state, tmp_path):

@@ -3,6 +3,7 @@ recording server, playbook files in a temporary directory, and the CLI called in
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sys
@@ -17,8 +18,24 @@ import pytest
 from click.testing import CliRunner, Result
 
 from opskit.cli import cli
+from opskit.metrics.base import MetricRequest, Sample, Series
 
 HERE = Path(__file__).parent
+
+
+class Steady:
+    """A metrics source answering one value for everything (stands in for Prometheus in these tests)."""
+
+    name = "steady"
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def read(self, request: MetricRequest, *, now: dt.datetime) -> Series:
+        return Series(request.resource, request.metric, (Sample(self.value, now),))
+
+    def replicas(self, resource: str) -> int | None:
+        return None
 
 
 @dataclass
@@ -143,12 +160,3 @@ def kit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Kit:
     # no opskit.yaml lookups from the repository: the tests' playbooks carry their own queries
     monkeypatch.chdir(tmp_path)
     return Kit(tmp_path, tmp_path / "state")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # opskit.output.table() calls click.get_text_stream, deprecated in click 8.5 (foundation's file,
-    # reported to the lead); with filterwarnings=error every table would otherwise fail here
-    for item in items:
-        if HERE in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.filterwarnings(
-                "ignore:'get_text_stream' is deprecated:DeprecationWarning"))

@@ -18,7 +18,7 @@ from opskit.metrics.base import MetricRequest, Sample, Series
 from opskit.playbooks import engine
 from opskit.playbooks.executor import Runtime
 from opskit.playbooks.handoff import run_for_decision
-from opskit.playbooks.proc import run_argv
+from opskit.proc import run_argv
 
 PY = sys.executable
 APPEND = "import sys; open(sys.argv[1], 'a').write(sys.argv[2] + chr(10))"

@@ -6,25 +6,13 @@ from __future__ import annotations
 import datetime as dt
 
 from opskit.exitcodes import ExitCode
-from opskit.metrics.base import MetricRequest, Sample, Series
 from opskit.playbooks import engine
 from opskit.playbooks.executor import Runtime
 
+from .conftest import Steady
+
 TOKEN = "rnd_SuperSecretApiKey_123"
 REASON = "reads saturate the primary"
-
-
-class Steady:
-    name = "steady"
-
-    def __init__(self, value: float) -> None:
-        self.value = value
-
-    def read(self, request: MetricRequest, *, now: dt.datetime) -> Series:
-        return Series(request.resource, request.metric, (Sample(self.value, now),))
-
-    def replicas(self, resource: str) -> int | None:
-        return None
 
 
 def run(kit, name, params, *, value=1.0, now=None, env=None):

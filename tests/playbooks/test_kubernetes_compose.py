@@ -3,34 +3,19 @@ plans use the tools' own dry runs, apply reads state first, compensation puts it
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 
 from opskit.exitcodes import ExitCode
-from opskit.metrics.base import MetricRequest, Sample, Series
 from opskit.playbooks import engine
 from opskit.playbooks.executor import Runtime
+
+from .conftest import Steady
 
 NS = "--namespace=default"
 DEPLOY = json.dumps({"spec": {"replicas": 3, "template": {"spec": {"containers": [
     {"name": "api", "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "512Mi"}}}]}}}})
 HPA = json.dumps({"spec": {"minReplicas": 2, "maxReplicas": 10}})
 REASON = "p95 above 500ms for 5m"
-
-
-class Steady:
-    """A metrics source answering one value for everything (stands in for Prometheus in these tests)."""
-
-    name = "steady"
-
-    def __init__(self, value: float) -> None:
-        self.value = value
-
-    def read(self, request: MetricRequest, *, now: dt.datetime) -> Series:
-        return Series(request.resource, request.metric, (Sample(self.value, now),))
-
-    def replicas(self, resource: str) -> int | None:
-        return None
 
 
 def k8s_rules(standin, *, fail_rollout: bool = False) -> None:

@@ -9,8 +9,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from opskit.playbooks.proc import ProcResult, run_argv
 from opskit.playbooks.refs import Deferred
+from opskit.proc import ProcResult, run_argv
 
 Path_ = tuple[str | int, ...]
 

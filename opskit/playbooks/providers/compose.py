@@ -62,7 +62,7 @@ class ComposeScale(Action):
     def dry_run(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> DryRun:
         argv = self._up(args, dry=True)
         proc = ctx.run(argv, timeout=timeout, env=dict(ctx.env))
-        return DryRun(True, proc.ok, quote_argv(argv), (proc.stdout + proc.stderr).strip() or (proc.error or ""))
+        return DryRun(True, proc.ok, quote_argv(argv), proc.output)
 
     def run(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> StepResult:
         start = ctx.monotonic()

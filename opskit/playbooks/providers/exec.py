@@ -90,8 +90,7 @@ class Exec(Action):
             return DryRun(False, True)
         proc = ctx.run([str(a) for a in argv], timeout=timeout, env={**ctx.env, **args["env"]},
                        stdin=args.get("stdin"), cwd=args.get("cwd"))
-        output = (proc.stdout + proc.stderr).strip() or (proc.error or "")
-        return DryRun(True, proc.ok, quote_argv([str(a) for a in argv]), output)
+        return DryRun(True, proc.ok, quote_argv([str(a) for a in argv]), proc.output)
 
     def run(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> StepResult:
         argv = [str(a) for a in args["argv"]]

@@ -68,7 +68,7 @@ class _Kubectl(Action):
             return DryRun(True, False, "", err)
         argv = [*self.argv(args, current), "--dry-run=server"]
         proc = ctx.run(argv, timeout=timeout, env=dict(ctx.env))
-        return DryRun(True, proc.ok, quote_argv(argv), (proc.stdout + proc.stderr).strip() or (proc.error or ""))
+        return DryRun(True, proc.ok, quote_argv(argv), proc.output)
 
     def run(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> StepResult:
         start = ctx.monotonic()

@@ -1,5 +1,7 @@
-"""The one subprocess wrapper every provider uses: argv lists only, never a shell, a hard timeout,
-output captured, the environment given explicitly.
+"""The one subprocess wrapper (playbook providers, promtool/amtool, the local Prometheus's rule check):
+argv lists only, never a shell, a hard timeout, output captured, the environment given explicitly.
+Long-lived children (the local Prometheus, the asset service) are started by their owners: they
+outlive the call, so they are not "run a command and take its answer".
 
 Children start in their own session so a Ctrl-C in the terminal reaches opskit (which stops at a
 safe point and compensates) and not the half-finished `kubectl` it is waiting for; on timeout (or
@@ -11,12 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
 POLL_S = 0.1
@@ -39,6 +43,11 @@ class ProcResult:
     def ok(self) -> bool:
         return self.returncode == 0 and not self.timed_out and self.error is None and not self.cancelled
 
+    @property
+    def output(self) -> str:
+        """stdout then stderr, as a person reading the tool's answer wants them; else why it did not run."""
+        return (self.stdout + self.stderr).strip() or (self.error or "")
+
 
 def run_argv(
     argv: Sequence[str],
@@ -46,7 +55,7 @@ def run_argv(
     timeout: float,
     env: Mapping[str, str] | None = None,
     stdin: str | None = None,
-    cwd: str | None = None,
+    cwd: str | Path | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> ProcResult:
     """Run argv (no shell) with env = os.environ + env; stdin text is how secrets reach a command.
@@ -108,6 +117,28 @@ def run_argv(
         return ProcResult(tuple(argv), None, stdout, stderr, took, error="stopped by a second interrupt",
                           cancelled=True)
     return ProcResult(tuple(argv), proc.returncode, stdout, stderr, took)
+
+
+def find_binary(name: str, install_hint: str) -> str:
+    """The full path of a tool on PATH (or of an explicit path), else a RuntimeFailure saying how to get it."""
+    found = shutil.which(name)
+    if found is None:
+        from opskit.errors import RuntimeFailure
+
+        raise RuntimeFailure(f"{name} not found on PATH (is it installed? {install_hint})")
+    return found
+
+
+def run_tool(argv: Sequence[str], *, timeout: float, cwd: str | Path | None = None) -> ProcResult:
+    """run_argv for a tool whose exit status is the answer (promtool, amtool): a tool that cannot start or
+    does not finish is opskit's failure (exit 3), not an answer."""
+    done = run_argv(argv, timeout=timeout, cwd=cwd)
+    if done.timed_out or done.error:
+        from opskit.errors import RuntimeFailure
+
+        raise RuntimeFailure(f"{Path(argv[0]).name} did not finish within {timeout:g}s: {' '.join(argv)}"
+                             if done.timed_out else str(done.error))
+    return done
 
 
 def _thread(target: Callable[..., None], *args: object) -> threading.Thread:
