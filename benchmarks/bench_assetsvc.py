@@ -1,14 +1,17 @@
 """The reference asset service against its seed-000 targets, each figure beside an anchor from the same run.
 
 - upload: a ~100 MB CSV (~1.4M rows, 0.1% bad rows) POSTed over HTTP, end to end; peak RSS growth of the
-  worker (VmHWM after minus VmRSS before). Anchor: the naive loader (csv.reader -> validate ->
-  executemany into an indexed SQLite table, whole file in a list) on the same file.
+  worker (VmHWM after minus VmRSS before) and its CPU seconds. Anchor: the naive loader (csv.reader ->
+  validate -> executemany into an indexed SQLite table, whole file in a list) on the same file. --repeat
+  rounds, each running anchor and service back to back; --baseline-rev REV adds the service as committed
+  at REV (extracted with `git archive`) to every round, for before/after figures from the same run.
 - reads: `GET /api/assets?limit=50` with 1M assets stored, measured with wrk on loopback, beside the same
   server's bare /health rate; once with the page cache (the default) and once without it, random cursors.
 - delete: 1,000 ids per DELETE with 1M stored; anchor: the same DELETE statement straight on SQLite.
 
     .venv/bin/python benchmarks/bench_assetsvc.py [--part all|upload|reads|delete] [--mb 100]
-        [--assets 1000000] [--duration 10] [--out benchmarks/results/assetsvc.md]
+        [--repeat 3] [--csv FILE] [--baseline-rev REV] [--assets 1000000] [--duration 10]
+        [--out benchmarks/results/assetsvc.md]
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -91,29 +95,86 @@ def _reset_peak(pid: int) -> None:
     Path(f"/proc/{pid}/clear_refs").write_text("5")  # resets VmHWM to the current RSS
 
 
-def bench_upload(tmp: Path, size_mb: float) -> dict[str, object]:
-    path = tmp / "assets.csv"
-    rows = make_csv(path, int(size_mb * 1_000_000))
-    size = path.stat().st_size
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process, all its threads (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def baseline_tree(rev: str, tmp: Path) -> Path:
+    """The opskit package as committed at `rev` (git archive: read-only), to run the old service beside the new."""
+    import io
+    import tarfile
+
+    data = subprocess.run(["git", "archive", "--format=tar", rev, "opskit"], capture_output=True, check=True,
+                          cwd=Path(__file__).resolve().parent.parent).stdout
+    root = tmp / f"baseline-{rev}"
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        tar.extractall(root, filter="data")
+    return root
+
+
+def service_upload(path: Path, tmp: Path, src: Path | None = None) -> dict[str, float]:
+    """POST the file to a fresh 1-worker service; `src`: run the service from that source tree instead."""
+    env, cwd = {}, os.getcwd()
+    if src is not None:
+        # `python -m opskit` puts the working directory first on sys.path: start it from an empty one
+        env["PYTHONPATH"] = str(src)
+        os.chdir(tmp)
+    db = tmp / f"upload-{time.monotonic_ns()}.db"
+    try:
+        with LocalService(workers=1, db=db, extra_env=env) as svc:
+            os.chdir(cwd)
+            worker = httpx.get(f"{svc.url}/health").json()["worker_pid"]
+            _reset_peak(worker)
+            before, cpu0 = _status(worker, "VmRSS"), _cpu_s(worker)
+            start = time.perf_counter()
+            with open(path, "rb") as body:
+                r = httpx.post(f"{svc.url}/api/assets/upload", content=body, timeout=300,
+                               headers={"Authorization": f"Bearer {svc.key}", "Content-Type": "text/csv"})
+            took = time.perf_counter() - start
+            r.raise_for_status()
+            result = r.json()
+            return {"seconds": took, "cpu_s": _cpu_s(worker) - cpu0,
+                    "peak_growth_bytes": _status(worker, "VmHWM") - before,
+                    "inserted": result["inserted"], "rejected": result["rejected"]}
+    finally:
+        os.chdir(cwd)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+
+
+def anchor_upload(path: Path, tmp: Path) -> dict[str, float]:
+    db = tmp / "naive.db"
     _reset_peak(os.getpid())
-    rss0 = _status(os.getpid(), "VmRSS")
-    naive_s, naive_rows = naive_load(path, tmp / "naive.db")
-    naive_peak = _status(os.getpid(), "VmHWM") - rss0
-    with LocalService(workers=1, db=tmp / "upload.db") as svc:
-        worker = httpx.get(f"{svc.url}/health").json()["worker_pid"]
-        _reset_peak(worker)
-        before = _status(worker, "VmRSS")
-        start = time.perf_counter()
-        with open(path, "rb") as body:
-            r = httpx.post(f"{svc.url}/api/assets/upload", content=body, timeout=120,
-                           headers={"Authorization": f"Bearer {svc.key}", "Content-Type": "text/csv"})
-        took = time.perf_counter() - start
-        r.raise_for_status()
-        growth = _status(worker, "VmHWM") - before
-        result = r.json()
-    return {"bytes": size, "rows": rows, "seconds": took, "inserted": result["inserted"],
-            "rejected": result["rejected"], "peak_growth_bytes": growth, "naive_seconds": naive_s,
-            "naive_rows": naive_rows, "naive_peak_growth_bytes": naive_peak}
+    rss0, cpu0 = _status(os.getpid(), "VmRSS"), time.process_time()
+    seconds, rows = naive_load(path, db)
+    out = {"seconds": seconds, "cpu_s": time.process_time() - cpu0,
+           "peak_growth_bytes": _status(os.getpid(), "VmHWM") - rss0, "inserted": rows}
+    db.unlink()
+    return out
+
+
+def bench_upload(tmp: Path, size_mb: float, repeat: int, csv_path: Path | None,
+                 baseline_rev: str | None) -> dict[str, object]:
+    """`repeat` rounds; each round runs the anchor, the service and (optionally) the baseline service back to
+    back, so every ratio compares runs made under the same machine load."""
+    if csv_path is None:
+        path = tmp / "assets.csv"
+        rows = make_csv(path, int(size_mb * 1_000_000))
+    else:
+        path = csv_path
+        with open(path, "rb") as f:
+            rows = sum(1 for _ in f) - 1  # the generated file has no quoted line breaks
+    baseline = baseline_tree(baseline_rev, tmp) if baseline_rev else None
+    rounds = []
+    for i in range(repeat):
+        one = {"loadavg": os.getloadavg()[0], "anchor": anchor_upload(path, tmp), "service": service_upload(path, tmp)}
+        if baseline is not None:
+            one["baseline"] = service_upload(path, tmp, baseline)
+        rounds.append(one)
+        print(json.dumps({"round": i + 1, **one}), flush=True)
+    return {"bytes": path.stat().st_size, "rows": rows, "rounds": rounds, "baseline_rev": baseline_rev}
 
 
 # reads ----------------------------------------------------------------------------------------------
@@ -138,7 +199,8 @@ def wrk(url: str, duration: int, key: str | None = None, script: Path | None = N
 
 def cursor_script(tmp: Path, url: str, key: str, pages: int = 2000) -> Path:
     """A wrk script asking for random pages (each with its cursor), so no two requests hit one cache entry."""
-    cursors, cursor = [], None
+    cursors: list[str] = []
+    cursor: str | None = None
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as c:
         while len(cursors) < pages:
             page = c.get("/api/assets", params={"limit": 50, **({"cursor": cursor} if cursor else {})}).json()
@@ -205,6 +267,38 @@ def bench_delete(db: Path, key: str, company: str, batches: int = 40) -> dict[st
 
 # report ---------------------------------------------------------------------------------------------
 
+def upload_report(up: dict[str, Any]) -> list[str]:
+    rounds = up["rounds"]
+    runs = [("service over HTTP (streamed)", "service")]
+    if up.get("baseline_rev"):
+        runs.append((f"service as committed at `{up['baseline_rev']}` (before)", "baseline"))
+    runs.append(("naive anchor (csv.reader -> validate -> executemany, indexed)", "anchor"))
+    lines = ["## Upload (target: 100 MB CSV < 5 s, peak memory growth < 100 MB)", "",
+             f"File: {up['bytes'] / MB:.1f} MiB, {up['rows']:,} rows (0.1% bad). {len(rounds)} round(s); each "
+             "round runs every line below back to back, so the ratios compare runs made under the same load.", "",
+             "| | median s | best s | every run, s | CPU s (median) | rows/s (median) | peak memory growth |",
+             "|---|---:|---:|---|---:|---:|---:|"]
+    for label, key in runs:
+        secs = [r[key]["seconds"] for r in rounds]
+        med = statistics.median(secs)
+        lines.append(f"| {label} | {med:.2f} | {min(secs):.2f} | {', '.join(f'{x:.2f}' for x in secs)} | "
+                     f"{statistics.median(r[key]['cpu_s'] for r in rounds):.2f} | {up['rows'] / med:,.0f} | "
+                     f"{max(r[key]['peak_growth_bytes'] for r in rounds) / MB:.0f} MB |")
+    ratios = [r["anchor"]["seconds"] / r["service"]["seconds"] for r in rounds]
+    last = rounds[-1]["service"]
+    lines += ["", f"Inserted {last['inserted']:,}, rejected {last['rejected']:,} (the anchor kept "
+              f"{rounds[-1]['anchor']['inserted']:,}). Anchor time / service time, per round: "
+              f"{', '.join(f'{x:.2f}' for x in ratios)}; median **{statistics.median(ratios):.2f}x** (above 1: the "
+              "service, end to end over HTTP, is faster than the anchor)."]
+    if up.get("baseline_rev"):
+        before = [r["baseline"]["seconds"] / r["service"]["seconds"] for r in rounds]
+        lines.append(f"Before time / after time, per round: {', '.join(f'{x:.2f}' for x in before)}; median "
+                     f"**{statistics.median(before):.2f}x**.")
+    lines += ["Load average (1 min) at the start of each round: "
+              + ", ".join(f"{r['loadavg']:.1f}" for r in rounds) + ".", ""]
+    return lines
+
+
 def report(results: dict[str, object], argv: str) -> str:
     lines = ["# Reference asset service benchmarks", "",
              f"- machine: {platform.node()}, {os.cpu_count()} cores, {platform.python_implementation()} "
@@ -212,16 +306,7 @@ def report(results: dict[str, object], argv: str) -> str:
              f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", f"- command: `{argv}`", ""]
     up = results.get("upload")
     if isinstance(up, dict):
-        lines += ["## Upload (target: 100 MB CSV < 5 s, peak memory growth < 100 MB)", "",
-                  "| | seconds | rows/s | MB/s | peak memory growth |", "|---|---:|---:|---:|---:|",
-                  f"| service over HTTP (streamed) | {up['seconds']:.2f} | {up['rows'] / up['seconds']:,.0f} | "
-                  f"{up['bytes'] / MB / up['seconds']:.1f} | {up['peak_growth_bytes'] / MB:.0f} MB |",
-                  f"| naive anchor (csv.reader -> validate -> executemany, indexed) | {up['naive_seconds']:.2f} | "
-                  f"{up['naive_rows'] / up['naive_seconds']:,.0f} | {up['bytes'] / MB / up['naive_seconds']:.1f} | "
-                  f"{up['naive_peak_growth_bytes'] / MB:.0f} MB |", "",
-                  f"File: {up['bytes'] / MB:.1f} MiB, {up['rows']:,} rows; inserted {up['inserted']:,}, rejected "
-                  f"{up['rejected']:,}. Anchor time / service time: **{up['naive_seconds'] / up['seconds']:.2f}** "
-                  "(above 1: the service, end to end over HTTP, is faster than the anchor).", ""]
+        lines += upload_report(up)
     rd = results.get("reads")
     if isinstance(rd, dict):
         lines += ["## Reads (target: GET /api/assets?limit=50 >= 10,000 req/s with 1M stored, p99 < 200 ms)", "",
@@ -252,14 +337,17 @@ def main() -> None:
     ap.add_argument("--mb", type=float, default=100.0, help="upload file size in MB (10^6 bytes)")
     ap.add_argument("--assets", type=int, default=1_000_000)
     ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    ap.add_argument("--repeat", type=int, default=3, help="upload rounds (anchor + service each)")
+    ap.add_argument("--csv", type=Path, default=None, help="upload this CSV instead of generating one")
+    ap.add_argument("--baseline-rev", default=None,
+                    help="also upload to the service as committed at this git revision (before/after)")
     ap.add_argument("--out", default=None, help="write the Markdown report here")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-assetsvc-"))
     results: dict[str, object] = {"loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg())}
     try:
         if args.part in ("all", "upload"):
-            results["upload"] = bench_upload(tmp, args.mb)
-            print(json.dumps(results["upload"]), flush=True)
+            results["upload"] = bench_upload(tmp, args.mb, args.repeat, args.csv, args.baseline_rev)
         if args.part in ("all", "reads", "delete"):
             db = tmp / "reads.db"
             start = time.perf_counter()

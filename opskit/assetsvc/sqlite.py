@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 
-from opskit.assetsvc.storage import CompanyStats, KeyRecord, NewAsset
+from opskit.assetsvc.storage import CompanyStats, FlatAssets, KeyRecord, NewAsset
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS assets (
@@ -69,22 +69,48 @@ def _checkpoint(path: str) -> None:
         conn.close()
 
 
+# Rows per INSERT in a bulk load: one statement per batch the parser hands over (upload.BATCH rows).
+# One statement per row spent half of SQLite's time on per-statement work (step, reset, a bind call per
+# value) and released and re-took the GIL per row, so the parser thread and the writer thread took turns
+# instead of running side by side. Measured on 1.46M rows: insert CPU 3.0-3.5 s with one row per statement,
+# 1.6-1.9 s with 200 to 10,000 rows; and with a parser thread beside it, 10,000 rows per statement (the GIL
+# taken back once per batch) finished well ahead of 200 (once per 200 rows). Capped by the library's
+# variable limit (3 per row; 32,766 in SQLite >= 3.32, 999 before).
+ROWS_PER_INSERT = 10_000
+BULK_CACHE_KIB = 16 * 1024
+
+
 class SQLiteBulkWriter:
     def __init__(self, conn: sqlite3.Connection, company_id: str, path: str) -> None:
         self._conn = conn
         self._path = path
         conn.execute("PRAGMA wal_autocheckpoint=0")
+        # an append-only load needs only the right-hand edge of two b-trees in cache; the shared 64 MiB would
+        # be most of the upload's memory (measured: no CPU difference between 4 MiB and 64 MiB here)
+        conn.execute(f"PRAGMA cache_size={-BULK_CACHE_KIB}")
         now = _literal(utc_now())
-        # the constant columns are literals so executemany binds the parser's 3-tuples as they are: no
-        # per-row tuple rebuilding on the upload's hottest path
-        self._sql = ("INSERT INTO assets (company_id, address, latitude, longitude, created_at, updated_at) "
-                     f"VALUES ({_literal(company_id)}, ?, ?, ?, {now}, {now})")
+        # the constant columns are literals (one timestamp per upload), so only the three client values are
+        # bound per row and the parser's flat list is bound slice by slice as it is
+        self._head = "INSERT INTO assets (company_id, address, latitude, longitude, created_at, updated_at) VALUES "
+        self._row = f"({_literal(company_id)}, ?, ?, ?, {now}, {now})"
+        self._per = max(1, min(ROWS_PER_INSERT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 3))
+        self._many = self._values(self._per)
         self._count = 0
         conn.execute("BEGIN")
 
-    def add(self, rows: Sequence[NewAsset]) -> None:
-        self._conn.executemany(self._sql, rows)
-        self._count += len(rows)
+    def _values(self, rows: int) -> str:
+        return self._head + ",".join([self._row] * rows)
+
+    def add(self, flat: FlatAssets) -> None:
+        if len(flat) % 3:
+            raise ValueError("a flat batch holds 3 values per asset")
+        width = 3 * self._per
+        whole = len(flat) - len(flat) % width
+        if whole:
+            self._conn.executemany(self._many, [flat[i:i + width] for i in range(0, whole, width)])
+        if whole < len(flat):
+            self._conn.execute(self._values((len(flat) - whole) // 3), flat[whole:])
+        self._count += len(flat) // 3
 
     def commit(self) -> int:
         self._conn.execute("COMMIT")

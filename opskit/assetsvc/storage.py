@@ -9,6 +9,9 @@ from typing import Protocol
 
 # (address, latitude, longitude): a validated asset as the client gives it
 NewAsset = tuple[str, float, float]
+# A batch of validated assets flattened into one list: address, latitude, longitude, address, ... Uploads
+# use it because the parser then builds no tuple per row and the store can bind many rows per statement.
+FlatAssets = list[str | float]
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,10 @@ class CompanyStats:
 class BulkWriter(Protocol):
     """One upload: rows go in batches inside one transaction, committed or rolled back as a whole."""
 
-    def add(self, rows: Sequence[NewAsset]) -> None: ...
+    def add(self, flat: FlatAssets) -> None:
+        """Insert a batch given as FlatAssets (its length is a multiple of 3)."""
+        ...
+
     def commit(self) -> int: ...
     def rollback(self) -> None: ...
 

@@ -34,14 +34,32 @@ def test_create_list_get_delete_are_scoped_by_company(store):
 
 def test_bulk_writes_are_one_transaction(store):
     w = store.bulk("acme")
-    w.add([("x", 1.0, 1.0)] * 10)
+    w.add(["x", 1.0, 1.0] * 10)
     w.rollback()
     assert store.stats("acme").assets == 0
     w = store.bulk("acme")
-    w.add([("x", 1.0, 1.0)] * 10)
-    w.add([("y", 2.0, 2.0)] * 5)
+    w.add(["x", 1.0, 1.0] * 10)
+    w.add(["y", 2.0, 2.0] * 5)
     assert w.commit() == 15
     assert store.stats("acme").assets == 15
+
+
+@pytest.mark.parametrize("per_insert", [4, 10_000])
+def test_bulk_batches_of_any_size_keep_every_row_in_order(store, monkeypatch, per_insert):
+    from opskit.assetsvc import sqlite as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "ROWS_PER_INSERT", per_insert)
+    rows = [(f"{i} Bulk Rd, 'quoted'", i / 1000, -i / 1000) for i in range(23)]
+    flat = [v for row in rows for v in row]
+    w = store.bulk("acme")
+    for piece in (flat[:3], flat[3:30], flat[30:]):  # 1, 9 and 13 rows: whole statements and remainders
+        w.add(piece)
+    with pytest.raises(ValueError, match="3 values per asset"):
+        w.add(flat[:4])
+    assert w.commit() == 23
+    page = json.loads(store.list_json("acme", 0, 100)[0])
+    assert [(a["address"], a["latitude"], a["longitude"]) for a in page] == rows
+    assert len({(a["created_at"], a["updated_at"]) for a in page}) == 1  # one timestamp per upload
 
 
 def test_keys_are_stored_hashed_and_resolve_to_company_and_tier(store):
