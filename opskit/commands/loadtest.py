@@ -80,6 +80,11 @@ def _load_text(sc: Any) -> str:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Run folder [default: runs/<timestamp>-<scenario>/].")
 @click.option("--ui", is_flag=True, help="Open Locust's web UI (on loopback) while the run goes.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None, metavar="PORT",
+              help="Serve the run's live metrics for Prometheus on 127.0.0.1:PORT/metrics (0: any free port) "
+                   "[default: off].")
+@click.option("--metrics-linger", metavar="DUR",
+              help="Keep /metrics up this long after the run [default: alerts.scrape_interval].")
 @click.option("--confirm-production", is_flag=True, help="Required to send load to a production target.")
 @click.option("--gate", "use_gate", is_flag=True, help="Judge the run with `opskit gate` when it ends.")
 @gate_options
@@ -89,7 +94,8 @@ def _load_text(sc: Any) -> str:
 def run(ctx: click.Context, scenario: str, target_name: str | None, host: str | None, users: int | None,
         rate: float | None, duration: str | None, processes: int, expect_workers: int, master_bind: str,
         master_port: int | None, locustfile: Path | None, user_classes: tuple[str, ...], req_path: str | None,
-        out_dir: Path | None, ui: bool, confirm_production: bool, use_gate: bool, spec_file: str | None,
+        out_dir: Path | None, ui: bool, metrics_port: int | None, metrics_linger: str | None,
+        confirm_production: bool, use_gate: bool, spec_file: str | None,
         output: str, **gate_opts: Any) -> None:
     """Run SCENARIO (see `opskit loadtest list`) and write results.json, Locust's CSV and HTML report.
 
@@ -111,7 +117,8 @@ def run(ctx: click.Context, scenario: str, target_name: str | None, host: str | 
         spec, spec_file, scenario, target_name=target_name, host=host, users=users, rate=rate,
         duration=duration, processes=processes, expect_workers=expect_workers, master_bind=master_bind,
         master_port=master_port, locustfile=locustfile, user_classes=user_classes, req_path=req_path,
-        out_dir=out_dir, ui=ui, confirm_production=confirm_production)
+        out_dir=out_dir, ui=ui, confirm_production=confirm_production, metrics_port=metrics_port,
+        metrics_linger=metrics_linger)
     for note in prepared.notes:
         out.warn(note)
     outcome, results = commandflow.execute(prepared)

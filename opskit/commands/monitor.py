@@ -32,12 +32,14 @@ def monitor() -> None:
 @click.option("--loadtest", "loadtest_targets", multiple=True, metavar="URL",
               help="A load-test runner's /metrics (`loadtest run --metrics-port`), scraped as job "
                    "opskit-loadtest (repeatable).")
-@click.option("--port", type=int, default=None, help="Port on 127.0.0.1 [default: 19090; 0 picks a free one].")
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="Port on 127.0.0.1 [default: 19090; 0 picks a free one].")
 @click.option("--scrape-interval", default=None, metavar="DURATION",
               help="How often to scrape [default: the spec's alerts.scrape_interval].")
 @click.option("--rules", "rules_glob", default=None, metavar="GLOB",
               help="Rule files to load [default: alerts/*.rules.yml beside the spec].")
-@click.option("--retention", default="7d", show_default=True, help="How long to keep samples.")
+@click.option("--retention", default="7d", show_default=True,
+              help="How long to keep samples (Prometheus units: 12h, 7d, 4w, 1y).")
 @_state_option
 @output_option("table", "json")
 def up(spec_file: str | None, targets: tuple[str, ...], loadtest_targets: tuple[str, ...], port: int | None,
@@ -56,6 +58,8 @@ def up(spec_file: str | None, targets: tuple[str, ...], loadtest_targets: tuple[
         raise UsageError(f"--scrape-interval: {exc}") from None
     if interval <= 0:
         raise UsageError("--scrape-interval must be above 0")
+    if not cfg.RETENTION.fullmatch(retention):
+        raise UsageError(f"--retention: expected a duration like 12h, 7d or 4w, got {retention!r}")
     if rules_glob:
         base, pattern = Path("."), rules_glob
     else:

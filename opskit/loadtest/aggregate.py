@@ -185,6 +185,19 @@ class Aggregator:
                         "in_flight": r["in_flight"], "second_errors": r["errors"]}
         return {"rps": 0.0, "p50": None, "p95": None, "p99": None, "in_flight": 0, "second_errors": 0}
 
+    def in_flight_now(self) -> int:
+        """Most requests in flight (summed over processes) in the last second that is probably complete."""
+        for t in (self.latest_t - 1, self.latest_t):
+            row = self._open.get(t)
+            if row is not None:
+                return row.in_flight
+            if t in self.rows:
+                return int(self.rows[t]["in_flight"])
+        return 0
+
+    def latest_cpu(self) -> dict[str, float]:
+        return {proc: samples[-1][1] for proc, samples in sorted(self.cpu.items()) if samples}
+
     def cpu_samples(self) -> Iterable[tuple[str, list[float]]]:
         for proc, samples in sorted(self.cpu.items()):
             yield proc, [pct for _, pct in sorted(samples)]

@@ -34,7 +34,8 @@ class Prepared:
 def prepare(spec: Spec, spec_file: str | None, name: str, *, target_name: str | None, host: str | None,
             users: int | None, rate: float | None, duration: str | None, processes: int, expect_workers: int,
             master_bind: str, master_port: int | None, locustfile: Path | None, user_classes: tuple[str, ...],
-            req_path: str | None, out_dir: Path | None, ui: bool, confirm_production: bool) -> Prepared:
+            req_path: str | None, out_dir: Path | None, ui: bool, confirm_production: bool,
+            metrics_port: int | None = None, metrics_linger: str | None = None) -> Prepared:
     # safety first: nothing below may touch the network before the target is approved
     target = safety.resolve(spec, target=target_name, host=host, confirm_production=confirm_production)
     if users is not None and rate is not None:
@@ -59,6 +60,7 @@ def prepare(spec: Spec, spec_file: str | None, name: str, *, target_name: str | 
         raise UsageError(f"--locustfile {locustfile}: no such file")
     if (expect_workers or processes > 1) and ui:
         raise UsageError("--ui runs a single local process; drop --processes/--expect-workers")
+    linger_s = _linger(spec, metrics_port, metrics_linger)
     params: dict[str, Any] = {}
     if req_path is not None:
         if not req_path.startswith("/"):
@@ -71,10 +73,43 @@ def prepare(spec: Spec, spec_file: str | None, name: str, *, target_name: str | 
     folder = out_dir or Path(spec.loadtest.out_dir) / f"{stamp}-{sc.name}"
     if (folder / "results.json").exists():
         raise UsageError(f"{folder} already holds a results.json; choose another --out")
+    if metrics_port:
+        _check_port_free(metrics_port)
     opts = plan.Options(processes=processes, expect_workers=expect_workers, master_bind=master_bind,
                         master_port=master_port if master_port is not None else (5557 if expect_workers else 0),
-                        ui=ui, locustfile=locustfile, user_classes=user_classes, params=params)
-    return Prepared(spec, sc, target, folder, opts, _run_meta(sc, target, spec_file, locustfile), notes)
+                        ui=ui, locustfile=locustfile, user_classes=user_classes, params=params,
+                        metrics_port=metrics_port, metrics_linger_s=linger_s)
+    meta = {"run_id": f"{stamp}-{sc.name}", **_run_meta(sc, target, spec_file, locustfile)}
+    return Prepared(spec, sc, target, folder, opts, meta, notes)
+
+
+def _check_port_free(port: int) -> None:
+    """Refuse a taken --metrics-port before starting anything (the runner checks again when it binds)."""
+    import socket
+
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: TIME_WAIT is no conflict
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise UsageError(f"--metrics-port {port}: cannot listen on 127.0.0.1:{port} "
+                             f"({exc.strerror or exc})") from None
+
+
+def _linger(spec: Spec, metrics_port: int | None, metrics_linger: str | None) -> float:
+    """How long /metrics stays up after the run: one scrape interval by default, so the local Prometheus
+    (which scrapes at alerts.scrape_interval) sees the final counters at least once."""
+    if metrics_linger is None:
+        return float(spec.alerts.scrape_interval) if metrics_port is not None else 0.0
+    if metrics_port is None:
+        raise UsageError("--metrics-linger needs --metrics-port")
+    try:
+        linger_s = parse_duration(metrics_linger)
+    except ValueError as exc:
+        raise UsageError(f"--metrics-linger: {exc}") from None
+    if linger_s < 0 or linger_s > 600:
+        raise UsageError(f"--metrics-linger must be between 0s and 10m, got {metrics_linger!r}")
+    return linger_s
 
 
 def _keys_from_env() -> list[dict[str, str]]:
@@ -177,6 +212,8 @@ def show(results: dict[str, Any], outcome: Outcome, p: Prepared, output: str) ->
         verdict += f"; aborted: {outcome.aborted}"
     out.echo(f"run: {verdict}")
     out.echo(f"results: {p.out_dir / 'results.json'} (+ locust_report.html, locust_*.csv)")
+    if run.get("metrics_url"):
+        out.echo(f"metrics: served at {run['metrics_url']} during the run (run_id {run.get('run_id')})")
 
 
 def worker(spec: Spec, master: str, port: int) -> None:

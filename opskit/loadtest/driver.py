@@ -36,6 +36,8 @@ class Outcome:
 class Hooks:
     on_progress: Callable[[dict[str, Any]], None] = lambda msg: None
     on_ui: Callable[[str], None] = lambda url: None
+    on_metrics: Callable[[str], None] = lambda url: None
+    on_note: Callable[[str], None] = lambda text: None
     abort_check: Callable[[dict[str, Any]], str | None] | None = None
     # (seconds into the run, action) fired once when progress passes it; returns facts for events
     timed: list[tuple[float, Callable[[], dict[str, Any]]]] = field(default_factory=list)
@@ -103,6 +105,11 @@ def _watch(proc: subprocess.Popen[bytes], hooks: Hooks, hard_limit_s: float) -> 
                 _signal(proc, signal.SIGTERM)
                 stop_deadline = now + STOP_GRACE_S
         except KeyboardInterrupt:
+            if outcome.results is not None and not outcome.interrupted:
+                # the results are written; the runner only lingers to serve /metrics: end that, not the run
+                _signal(proc, signal.SIGINT)
+                stop_deadline = time.monotonic() + STOP_GRACE_S
+                continue
             if outcome.interrupted:  # a second Ctrl-C: stop now
                 _kill(proc)
             outcome.interrupted = True
@@ -125,6 +132,11 @@ def _handle(msg: dict[str, Any], outcome: Outcome, hooks: Hooks, proc: subproces
                 _signal(proc, signal.SIGUSR1)
     elif kind == "ui":
         hooks.on_ui(str(msg.get("url")))
+    elif kind == "metrics":
+        outcome.events["metrics_url"] = str(msg.get("url"))
+        hooks.on_metrics(str(msg.get("url")))
+    elif kind == "note":
+        hooks.on_note(str(msg.get("text")))
     elif kind == "done":
         outcome.results = Path(msg["results"])
     elif kind == "error":

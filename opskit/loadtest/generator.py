@@ -56,9 +56,7 @@ class Generator:
         assert self.rec is not None
         now = clock()
         if in_flight_gauge is not None:  # closed model: the users are what is in flight
-            self.rec.in_flight = in_flight_gauge
-            self.rec.started(now)
-            self.rec.finished()
+            self.rec.set_in_flight(in_flight_gauge, now)
         if not final:  # the last interval is short and all shutdown work: not the generator under load
             self.cpu.append((now - self.rec.t0, self.proc.cpu_percent(None)))
         cpu, self.cpu = self.cpu, []

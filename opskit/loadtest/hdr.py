@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from hdrh.histogram import HdrHistogram
@@ -99,6 +99,15 @@ def _mean(hist: HdrHistogram) -> float:
     idx = np.nonzero(counts)[0].astype(np.int64)
     if not len(idx):
         return 0.0
+    median = median_values(hist, idx)
+    weights = counts[idx].astype(np.float64)
+    return float((median.astype(np.float64) * weights).sum() / weights.sum())
+
+
+def median_values(hist: HdrHistogram, idx: Any) -> Any:
+    """The median equivalent value (microseconds) of each counts index in idx (a numpy int64 array)."""
+    import numpy as np
+
     half, half_mag, unit = hist.sub_bucket_half_count, hist.sub_bucket_half_count_magnitude, hist.unit_magnitude
     bucket = (idx >> half_mag) - 1
     sub = (idx & (half - 1)) + half
@@ -106,9 +115,7 @@ def _mean(hist: HdrHistogram) -> float:
     sub = np.where(low, sub - half, sub)
     bucket = np.where(low, 0, bucket)
     value = sub << (bucket + unit)
-    median = value + ((np.int64(1) << (bucket + unit)) >> 1)
-    weights = counts[idx].astype(np.float64)
-    return float((median.astype(np.float64) * weights).sum() / weights.sum())
+    return value + ((np.int64(1) << (bucket + unit)) >> 1)
 
 
 def quantile_ms(hist: HdrHistogram, percentile: float) -> float | None:

@@ -19,6 +19,8 @@ class Options:
     locustfile: Path | None = None
     user_classes: tuple[str, ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
+    metrics_port: int | None = None  # serve /metrics on 127.0.0.1 (0: any free port); None: off
+    metrics_linger_s: float = 0.0  # keep /metrics up this long after the run (Prometheus' last scrape)
 
 
 def config(sc: Scenario, *, host: str, out_dir: Path, opts: Options, run_meta: dict[str, Any]) -> dict[str, Any]:
@@ -41,6 +43,8 @@ def config(sc: Scenario, *, host: str, out_dir: Path, opts: Options, run_meta: d
         "master_port": opts.master_port,
         "out_dir": str(out_dir),
         "ui": opts.ui,
+        "metrics_port": opts.metrics_port,
+        "metrics_linger_s": opts.metrics_linger_s if opts.metrics_port is not None else 0.0,
         "params": {**sc.params, **opts.params},
         "run": run_meta,
     }

@@ -78,6 +78,13 @@ class Recorder:
         if self.in_flight > sec.in_flight_max:
             sec.in_flight_max = self.in_flight
 
+    def set_in_flight(self, n: int, now: float) -> None:
+        """A gauge set from outside (the closed model's user count), not one request starting."""
+        self.in_flight = n
+        sec = self._second(now)
+        if n > sec.in_flight_max:
+            sec.in_flight_max = n
+
     def finished(self) -> None:
         self.in_flight -= 1
 

@@ -28,7 +28,7 @@ import numpy  # noqa: E402,F401 - imported now, not at the first percentile mid-
 from opskit.loadtest import context, locustenv, openmodel  # noqa: E402
 from opskit.loadtest import results as results_mod  # noqa: E402
 from opskit.loadtest.aggregate import Aggregator  # noqa: E402
-from opskit.loadtest.arrivals import arrivals_until  # noqa: E402
+from opskit.loadtest.arrivals import arrivals_until, rate_at  # noqa: E402
 from opskit.loadtest.generator import Generator, rate_stages, step_windows  # noqa: E402
 from opskit.loadtest.worker import worker_main  # noqa: E402
 
@@ -56,6 +56,10 @@ class Run:
         self.done_procs: set[str] = set()
         self.failures: list[str] = []
         self.children: list[Any] = []
+        self.metrics: Any = None  # exporter.Endpoint while /metrics is served
+        self.runner: Any = None
+        self.t_start: float | None = None
+        self.t_end: float | None = None  # the load is over: gauges settle to their final values
 
     def stop_children(self) -> None:
         for child in self.children:
@@ -80,6 +84,8 @@ class Run:
         if self.workers:  # workers get the locustfile itself with the config (remote machines have no copy)
             cfg["locustfile_source"] = Path(cfg["locustfile"]).read_text(encoding="utf-8")
         env = locustenv.environment(run_classes, cfg["host"], cfg if self.workers else None)
+        if cfg.get("metrics_port") is not None:  # before any worker starts: a taken port fails fast
+            self.start_metrics(int(cfg["metrics_port"]))
         local_gen: Generator | None = None
         runner: Any
         if self.workers:
@@ -90,6 +96,7 @@ class Run:
         else:
             runner = env.create_local_runner()
             local_gen = Generator(cfg, 0, 1, classes)
+        self.runner = runner
         openmodel.install_recording(env)
         if open_model:
             env.events.user_error.add_listener(self._on_user_error)
@@ -101,7 +108,7 @@ class Run:
 
         gevent.spawn(lstats.stats_history, runner)
         started_at = datetime.now(UTC)
-        t_start = clock()
+        t_start = self.t_start = clock()
         if local_gen is not None:
             local_gen.start()
         try:
@@ -109,6 +116,7 @@ class Run:
         finally:
             elapsed = clock() - t_start
             self.finish(runner, local_gen)
+            self.t_end = t_start + elapsed
             self.stop_children()
         ended_at = datetime.now(UTC)
         run_time = min(elapsed, self.duration)
@@ -120,13 +128,68 @@ class Run:
                 "intended_rate": max(max(s["start_rate"] or 0, s["end_rate"] or 0) for s in cfg["stages"])
                 if open_model else None,  # the peak; generator.intended_rate is the run's mean
                 "users": max((s["users"] or 0) for s in cfg["stages"]) if not open_model else None}
+        if self.metrics is not None:
+            meta["metrics_url"] = self.metrics.url
         res = results_mod.build(self.agg, meta, duration_s=run_time, intended=intended,
                                 processes=max(self.workers, 1))
         self.out.mkdir(parents=True, exist_ok=True)
         path = results_mod.write(self.out, res)
         locustenv.write_reports(env, self.out)
         emit("done", results=str(path), valid=res["run"]["valid"], interrupted=self.interrupted)
-        return 130 if self.interrupted else 0
+        code = 130 if self.interrupted else 0
+        self.linger()
+        return code
+
+    # ---- /metrics ----------------------------------------------------------------------------
+
+    def start_metrics(self, port: int) -> None:
+        from opskit.loadtest import exporter
+
+        try:
+            self.metrics = exporter.serve(self.view, port)
+        except OSError as exc:
+            reason = exc.strerror or exc
+            raise ValueError(f"--metrics-port {port}: cannot listen on 127.0.0.1:{port} ({reason})") from None
+        emit("metrics", url=self.metrics.url)
+
+    def view(self) -> Any:
+        """The exporter's snapshot, taken at scrape time (a greenlet: nothing else runs meanwhile)."""
+        from opskit.loadtest.exporter import EndpointView, RunView
+
+        cfg, agg = self.cfg, self.agg
+        now = self.t_end if self.t_end is not None else clock()
+        elapsed = max(now - self.t_start, 0.0) if self.t_start is not None else 0.0
+        running = self.t_start is not None and self.t_end is None
+        open_model = cfg["model"] == "open"
+        in_flight = agg.in_flight_now() if running else 0
+        users = (int(getattr(self.runner, "user_count", 0)) if not open_model else in_flight) if running else 0
+        step = agg.steps[agg.step_of(int(min(elapsed, max(self.duration - 1e-9, 0.0))))] if agg.steps else None
+        return RunView(
+            run_id=str(cfg.get("run", {}).get("run_id") or "adhoc"), scenario=str(cfg.get("scenario")),
+            model=cfg["model"], running=running, elapsed_s=elapsed, duration_s=self.duration,
+            target_rps=rate_at(rate_stages(cfg), elapsed) if open_model and running else 0.0,
+            users=users, in_flight=in_flight, scheduled=agg.scheduled, dropped=agg.dropped,
+            step_index=step.index if step else None, step_name=step.name if step else None,
+            endpoints={n: EndpointView(t.hist, t.errors) for n, t in agg.endpoints.items()},
+            cpu=agg.latest_cpu() if running else {})
+
+    def linger(self) -> None:
+        """Keep /metrics up a little after the run so Prometheus scrapes the final counters."""
+        if self.metrics is None:
+            return
+        linger_s = float(self.cfg.get("metrics_linger_s", 0.0))
+        if linger_s > 0 and not self.interrupted:
+            emit("note", text=f"serving the final metrics at {self.metrics.url} for {linger_s:g}s "
+                              "(for Prometheus' last scrape; Ctrl-C ends it)")
+            deadline = clock() + linger_s
+            while clock() < deadline and not self.interrupted:
+                gevent.sleep(min(0.1, max(deadline - clock(), 0.0)))
+        self.close_metrics()
+
+    def close_metrics(self) -> None:
+        if self.metrics is not None:
+            self.metrics.close()
+            self.metrics = None
 
     def _on_user_error(self, user_instance: Any, exception: BaseException, tb: Any, **kw: Any) -> None:
         if isinstance(user_instance, openmodel.OpenModelDriver):  # the generator itself broke
@@ -301,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     finally:
         run.stop_children()
+        run.close_metrics()
 
 
 if __name__ == "__main__":

@@ -59,7 +59,11 @@ def execute(s: Session) -> tuple[driver.Outcome, dict[str, Any] | None]:
             hooks.on_ui = lambda url: s.progress.note(f"Locust web UI: {url}")
         if service is not None and s.scenario.failover_at is not None:
             hooks.timed.append((s.scenario.failover_at, lambda: _kill_worker(service.pid, s.progress)))
-        outcome = driver.run(cfg, s.out_dir, hooks, hard_limit_s=plan.hard_limit_s(s.scenario))
+        if s.progress is not None:
+            hooks.on_note = s.progress.note
+            hooks.on_metrics = lambda url: s.progress.note(f"metrics: {url} (Prometheus job opskit-loadtest)")
+        limit = plan.hard_limit_s(s.scenario) + cfg["metrics_linger_s"]
+        outcome = driver.run(cfg, s.out_dir, hooks, hard_limit_s=limit)
     if outcome.results is None or not outcome.results.is_file():
         if outcome.interrupted:
             return outcome, None

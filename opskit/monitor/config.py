@@ -8,6 +8,7 @@ the load-test dashboard reads, with its own file_sd file."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -27,10 +28,17 @@ class ScrapeTarget:
         return f"{self.scheme}://{self.address}{self.path}"
 
 
+# a host name or an IPv4/IPv6 address: "not a url" would otherwise become the target "not a url:80"
+_HOST = re.compile(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]+")
+# Prometheus's --storage.tsdb.retention.time: a duration in its own units (checked here, so a typo is a
+# usage error rather than Prometheus exiting at start)
+RETENTION = re.compile(r"([0-9]+(ms|s|m|h|d|w|y))+")
+
+
 def parse_target(url: str) -> ScrapeTarget:
     """'http://127.0.0.1:8000' -> scrape http://127.0.0.1:8000/metrics; a path given is kept."""
     parts = urlsplit(url if "://" in url else f"http://{url}")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if parts.scheme not in ("http", "https") or not parts.hostname or not _HOST.fullmatch(parts.hostname):
         raise UsageError(f"--target: expected a URL like http://127.0.0.1:8000, got {url!r}")
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
