@@ -41,7 +41,7 @@ def load(path: str | Path) -> tuple[Path, dict[str, Any]]:
     """The file (or run folder's file) parsed and checked: (its path, the JSON object)."""
     p = resolve(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")  # a BOM some Windows editors add is not an error
     except FileNotFoundError:
         raise UnreadableResults(f"{p}: no such results file", "missing") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -53,7 +53,9 @@ def parse(text: str, name: str = FILE_NAME) -> dict[str, Any]:
     if not text.strip():
         raise UnreadableResults(f"{name}: the file is empty", "empty")
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_int=_int)
+    except RecursionError:
+        raise UnreadableResults(f"{name}: not a results file: JSON nested too deeply", "json") from None
     except json.JSONDecodeError as exc:
         # a writer killed mid-write leaves a prefix: say so, it is the usual cause and not the user's typo
         stripped = text.strip()
@@ -62,6 +64,15 @@ def parse(text: str, name: str = FILE_NAME) -> dict[str, Any]:
             f"{exc.msg} (column {exc.colno})"
         raise UnreadableResults(f"{name}:{exc.lineno}: not valid JSON: {what}", "json") from None
     return check(data, name)
+
+
+def _int(text: str) -> int | float:
+    # an integer no float can hold (1e400 written out) becomes inf, which every reader refuses with the
+    # key path ("expected a number"), instead of an OverflowError deep in the arithmetic
+    # (the length test first: int() of more than 4,300 digits raises ValueError in Python 3.11)
+    if len(text.lstrip("-")) <= 18:
+        return int(text)
+    return float("-inf") if text.startswith("-") else float("inf")
 
 
 def check(data: object, name: str = FILE_NAME) -> dict[str, Any]:

@@ -6,6 +6,7 @@ percentages as percent (70 means 70%), sizes in bytes.
 
 from __future__ import annotations
 
+import math
 import re
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -18,13 +19,25 @@ _NUM = r"[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?"
 _PART = re.compile(rf"({_NUM})\s*(ms|s|m|h|d|w)", re.IGNORECASE)
 
 
+def _checked(number: float, value: object, what: str) -> float:
+    """Every parser's result: a finite, non-negative number. NaN, infinity ('.inf', '1e400') and
+    negative amounts are never a duration, latency, percentage, size or count."""
+    if not math.isfinite(number):
+        raise ValueError(f"expected a finite {what}, got {value!r}")
+    if number < 0:
+        raise ValueError(f"a {what} cannot be negative, got {value!r}")
+    return number
+
+
 def parse_duration(value: object) -> float:
     """'5m' -> 300.0, '1h30m' -> 5400.0, '250ms' -> 0.25; a bare number is seconds."""
+    return _checked(_duration(value), value, "duration")
+
+
+def _duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a duration like 30s, 5m or 1h, got {value!r}")
     if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(f"a duration cannot be negative, got {value}")
         return float(value)
     if not isinstance(value, str):
         raise ValueError(f"expected a duration like 30s, 5m or 1h, got {value!r}")
@@ -60,10 +73,16 @@ def format_duration(seconds: float) -> str:
 def parse_latency_ms(value: object) -> float:
     """'200ms' -> 200.0, '5s' -> 5000.0; a bare number is milliseconds."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+        return _checked(float(value), value, "latency")
     if isinstance(value, str) and re.fullmatch(_NUM, value.strip()):
-        return float(value)
-    return parse_duration(value) * 1000.0
+        return _checked(float(value), value, "latency")
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        if "finite" in str(exc) or "negative" in str(exc):
+            raise ValueError(str(exc).replace("duration", "latency")) from None
+        raise ValueError(f"expected a latency like 200ms or 1.5s, got {value!r}") from None
+    return _checked(seconds * 1000.0, value, "latency")
 
 
 def parse_percent(value: object) -> float:
@@ -71,36 +90,36 @@ def parse_percent(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a percentage like 70%, got {value!r}")
     if isinstance(value, int | float):
-        return float(value)
+        return _checked(float(value), value, "percentage")
     if isinstance(value, str):
         text = value.strip()
         if text.endswith("%"):
             text = text[:-1].strip()
         if re.fullmatch(_NUM, text):
-            return float(text)
+            return _checked(float(text), value, "percentage")
     raise ValueError(f"expected a percentage like 70%, got {value!r}")
 
 
 def parse_size_bytes(value: object) -> float:
     """'100GB' -> 1e11, '1TiB' -> 2**40; a bare number is bytes."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+        return _checked(float(value), value, "size")
     if isinstance(value, str):
         match = re.fullmatch(rf"({_NUM})\s*([a-zA-Z]*)", value.strip())
         if match and match.group(2).lower() in _SIZE_UNITS | {"": 1}:
-            return float(match.group(1)) * _SIZE_UNITS.get(match.group(2).lower(), 1)
+            return _checked(float(match.group(1)) * _SIZE_UNITS.get(match.group(2).lower(), 1), value, "size")
     raise ValueError(f"expected a size like 100GB or 1TB, got {value!r}")
 
 
 def parse_count(value: object) -> float:
     """'10k' -> 10000.0, '2M' -> 2e6, '1,000' -> 1000.0."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+        return _checked(float(value), value, "count")
     if isinstance(value, str):
         text = value.strip().replace(",", "").replace("_", "")
         match = re.fullmatch(rf"({_NUM})\s*([kKmM]?)", text)
         if match:
-            return float(match.group(1)) * _COUNT_SUFFIX.get(match.group(2).lower(), 1)
+            return _checked(float(match.group(1)) * _COUNT_SUFFIX.get(match.group(2).lower(), 1), value, "count")
     raise ValueError(f"expected a number like 500, 10k or 2M, got {value!r}")
 
 
@@ -108,15 +127,16 @@ def parse_quantity(value: object) -> tuple[float, str]:
     """A threshold value with its unit: '70%' -> (70, 'percent'), '500ms' -> (500, 'ms'),
     '3000' -> (3000, 'count'), '80GB' -> (8e10, 'bytes'). Latencies come back in milliseconds."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value), "count"
+        return _checked(float(value), value, "value"), "count"
     if isinstance(value, str):
         text = value.strip()
         if text.endswith("%"):
             return parse_percent(text), "percent"
         try:
             return parse_count(text), "count"
-        except ValueError:
-            pass
+        except ValueError as exc:
+            if "finite" in str(exc) or "negative" in str(exc):
+                raise
         if re.fullmatch(rf"{_NUM}\s*(ms|s)", text, re.IGNORECASE):
             return parse_latency_ms(text), "ms"
         try:

@@ -1,5 +1,5 @@
 """The one reader of results.json: every way a file can be unusable is named, with a kind each caller maps
-to its own exit code (gate 3, scale check 2, capacity 2 for a missing file and 3 for a bad one)."""
+to its own exit code (gate 3; scale check and capacity 2 for a missing file and 3 for a bad one)."""
 
 from __future__ import annotations
 
@@ -75,3 +75,21 @@ def test_newest_takes_the_latest_run_that_qualifies(tmp_path: Path) -> None:
     assert newest(tmp_path, accept=lambda d: True) == mid  # the half-written one is skipped
     assert newest(tmp_path, accept=lambda d: d["run"].get("valid") is not False) == old
     assert newest(tmp_path, accept=lambda d: False) is None
+
+
+def test_an_integer_no_float_can_hold_is_read_as_inf_not_an_overflow(tmp_path: Path) -> None:
+    # 5,000 digits: int() itself refuses that many (Python 3.11), 400 overflow float conversion
+    doc = json.dumps(GOOD)[:-1] + ', "a": ' + "9" * 5000 + ', "b": -' + "9" * 400 + ', "c": 12}'
+    data = parse(doc, "r.json")
+    assert data["a"] == float("inf") and data["b"] == float("-inf") and data["c"] == 12
+
+
+def test_a_utf8_bom_is_not_an_error(tmp_path: Path) -> None:
+    p = write(tmp_path / "r.json", b"\xef\xbb\xbf" + json.dumps(GOOD).encode())
+    assert load(p)[1]["run"]["scenario"] == "smoke"
+
+
+def test_json_nested_thousands_deep_is_unreadable_not_a_crash() -> None:
+    with pytest.raises(UnreadableResults, match="r.json: not a results file: JSON nested too deeply") as info:
+        parse("[" * 100_000 + "]" * 100_000, "r.json")
+    assert info.value.kind == "json"

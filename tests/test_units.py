@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from opskit import units
 from opskit.units import (
     format_duration,
     parse_count,
@@ -55,3 +56,21 @@ def test_latency_percent_size_count():
 ])
 def test_parse_quantity(text, expected):
     assert parse_quantity(text) == expected
+
+
+@pytest.mark.parametrize("parse, value, message", [
+    (units.parse_duration, "1e400s", "expected a finite duration"),
+    (units.parse_duration, float("nan"), "expected a finite duration"),
+    (units.parse_duration, float("inf"), "expected a finite duration"),
+    (units.parse_latency_ms, -5, "a latency cannot be negative"),
+    (units.parse_percent, -5, "a percentage cannot be negative"),
+    (units.parse_percent, "1e400%", "expected a finite percentage"),
+    (units.parse_size_bytes, float("inf"), "expected a finite size"),
+    (units.parse_count, -1, "a count cannot be negative"),
+    (units.parse_count, "1e400k", "expected a finite count"),
+    (units.parse_quantity, float("nan"), "expected a finite value"),
+    (units.parse_quantity, "1e400", "expected a finite count"),
+])
+def test_non_finite_and_negative_amounts_are_refused(parse, value, message):
+    with pytest.raises(ValueError, match=message):
+        parse(value)

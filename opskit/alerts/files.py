@@ -56,6 +56,10 @@ def unified_diff(changes: list[Change], label: str) -> str:
 
 
 def apply(directory: Path, changes: list[Change]) -> None:
+    # every folder first: a bad --out (a file, no permission) fails before any file is written or deleted
+    for c in changes:
+        if c.status in ("new", "changed"):
+            out.ensure_dir((directory / c.path).parent)
     for c in changes:
         if c.status in ("new", "changed") and c.new is not None:
             out.write_atomic(directory / c.path, c.new)

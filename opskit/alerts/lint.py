@@ -95,12 +95,21 @@ def rule_problems(file: str, rule: dict[str, Any], scrape_interval: float) -> li
 
     if "alert" in rule:
         for_ = rule.get("for")
-        if (not for_ or parse_duration(str(for_)) == 0) and not is_burn_rate(expr):
+        try:
+            for_s = parse_duration(str(for_)) if for_ else 0.0
+        except ValueError:
+            add("shape", f"for: expected a duration like 5m, got {for_!r}")
+            for_s = None
+        if for_s == 0 and not is_burn_rate(expr):
             add("for", "no for: — it fires on one bad evaluation (give for:, or make it a burn-rate alert)")
-        if not str((rule.get("annotations") or {}).get("runbook_url", "")).strip():
+        annotations, labels = rule.get("annotations") or {}, rule.get("labels") or {}
+        for key, value in (("annotations", annotations), ("labels", labels)):
+            if not isinstance(value, dict):
+                add("shape", f"{key}: expected a mapping, got {value!r}")
+        if not isinstance(annotations, dict) or not str(annotations.get("runbook_url", "")).strip():
             add("runbook", "no runbook_url annotation")
         for label in FORBIDDEN_GROUPING:
-            if label in (rule.get("labels") or {}):
+            if isinstance(labels, dict) and label in labels:
                 add("grouping", f"{label} label on an alert: one notification per tenant")
     for message in histogram_problems(expr):
         add("histogram", message)
@@ -123,14 +132,24 @@ def lint_document(file: str, doc: Any, scrape_interval: float) -> list[Problem]:
     if not isinstance(doc, dict) or not isinstance(doc.get("groups"), list):
         return [Problem(file, "(file)", "shape", "not a rule file: expected a top-level 'groups' list")]
     problems: list[Problem] = []
-    for group in doc["groups"]:
-        for rule in (group or {}).get("rules") or []:
-            if isinstance(rule, dict):
-                problems += rule_problems(file, rule, scrape_interval)
+    # promtool refuses a file of the wrong shape; say where here too instead of failing on it
+    for i, group in enumerate(doc["groups"]):
+        if not isinstance(group, dict):
+            problems.append(Problem(file, f"groups[{i}]", "shape", "expected a mapping with name and rules"))
+            continue
+        rules = group.get("rules") or []
+        if not isinstance(rules, list):
+            problems.append(Problem(file, f"groups[{i}]", "shape", "rules: expected a list of rules"))
+            continue
+        for j, rule in enumerate(rules):
+            if not isinstance(rule, dict):
+                problems.append(Problem(file, f"groups[{i}].rules[{j}]", "shape", "expected a mapping (a rule)"))
+                continue
+            problems += rule_problems(file, rule, scrape_interval)
     return problems
 
 
 def count_rules(doc: Any) -> int:
-    if not isinstance(doc, dict):
+    if not isinstance(doc, dict) or not isinstance(doc.get("groups"), list):
         return 0
-    return sum(len((g or {}).get("rules") or []) for g in doc.get("groups") or [])
+    return sum(len(g["rules"]) for g in doc["groups"] if isinstance(g, dict) and isinstance(g.get("rules"), list))

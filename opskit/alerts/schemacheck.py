@@ -46,14 +46,22 @@ def validate_dashboard(doc: Any) -> list[str]:
         return problems
     if doc.get("schemaVersion") != 42:
         problems.append(f"dashboard/schemaVersion: expected 42, got {doc.get('schemaVersion')!r}")
-    for i, panel in enumerate(doc.get("panels") or []):
+    panels = doc.get("panels") or []
+    if not isinstance(panels, list):  # the dashboard schema has said so already; nothing to walk
+        return problems
+    for i, panel in enumerate(panels):
         where = f"dashboard/panels/{i}"
-        kind = panel.get("type") if isinstance(panel, dict) else None
-        if kind in PANEL_SCHEMAS:
+        if not isinstance(panel, dict):
+            continue  # reported by the dashboard schema
+        kind = panel.get("type")
+        if isinstance(kind, str) and kind in PANEL_SCHEMAS:
             problems += _errors(_validator(kind, "Options"), panel.get("options", {}), f"{where}/options")
-            custom = ((panel.get("fieldConfig") or {}).get("defaults") or {}).get("custom")
+            field_config = panel.get("fieldConfig")
+            defaults = field_config.get("defaults") if isinstance(field_config, dict) else None
+            custom = defaults.get("custom") if isinstance(defaults, dict) else None
             if custom is not None and "FieldConfig" in _schema(kind)["definitions"]:
                 problems += _errors(_validator(kind, "FieldConfig"), custom, f"{where}/fieldConfig/defaults/custom")
-        for j, target in enumerate(panel.get("targets") or [] if isinstance(panel, dict) else []):
+        targets = panel.get("targets") or []
+        for j, target in enumerate(targets if isinstance(targets, list) else []):
             problems += _errors(_validator("prometheus"), target, f"{where}/targets/{j}")
     return problems

@@ -45,6 +45,8 @@ def parse_results(doc: object, source: str) -> StepData:
     if not isinstance(raw, list):
         raise RuntimeFailure(f"{source}: no steps list (see docs/results-schema.md)")
     run = data.get("run") if isinstance(data.get("run"), dict) else {}
+    if run and not isinstance(run.get("valid", True), bool):
+        raise RuntimeFailure(f"{source}: run.valid: expected true or false, got {run.get('valid')!r}")
     if run and run.get("valid") is False:
         # an invalid run (generator saturated, target unreachable...) measured the wrong thing
         raise RuntimeFailure(f"{source}: the run is marked invalid ({run.get('invalid_reason') or 'no reason given'})"
@@ -111,10 +113,30 @@ def parse_csv(text: str, source: str) -> StepData:
             vals = {k: row[i].strip() for k, i in cols.items()}
             p95 = float(vals["p95_ms"]) if vals.get("p95_ms") else None
             err = float(vals["error_rate"]) if vals.get("error_rate") else None
-            steps.append(Step(float(vals["n"]), float(vals["x"]), p95, err))
+            step = Step(float(vals["n"]), float(vals["x"]), p95, err)
         except (IndexError, ValueError):
             raise ConfigError(f"{source}:{line}: expected numbers, got {','.join(row)}") from None
+        problem = _row_problem(step)
+        if problem:
+            raise ConfigError(f"{source}:{line}: {problem}, got {','.join(row)}")
+        steps.append(step)
     return StepData(source, steps, {})
+
+
+def _row_problem(step: Step) -> str | None:
+    """What is wrong with one measured load level (nan, inf, negatives), said with the file's line."""
+    values = {"concurrency": step.concurrency, "throughput": step.throughput, "p95_ms": step.p95_ms,
+              "error_rate": step.error_rate}
+    for name, value in values.items():
+        if value is not None and not math.isfinite(value):
+            return f"{name} must be a finite number"
+    if step.concurrency <= 0:
+        return "concurrency must be above 0"
+    if step.throughput < 0 or (step.p95_ms is not None and step.p95_ms < 0):
+        return "throughput and p95_ms cannot be negative"
+    if step.error_rate is not None and not 0 <= step.error_rate <= 1:
+        return "error_rate is a fraction between 0 and 1"
+    return None
 
 
 def _is_number(text: str) -> bool:

@@ -116,12 +116,19 @@ def render(spec_file: str | None, out_dir: str | None, check: bool, output: str)
 @output_option("table", "json", "md")
 def test_cmd(spec_file: str | None, directory: str | None, output: str) -> None:
     """Prove the committed rules: promtool check rules (with rule counts), opskit's lint, that every alert has
-    a firing and a silent unit test, promtool test rules, amtool check-config and routing. Exit 1 on a failure."""
+    a firing and a silent unit test, promtool test rules, amtool check-config and routing. Exit 1 on a failure,
+    2 when the folder is missing, 3 when promtool or amtool is not installed."""
     from opskit.alerts.checks import run_checks
     from opskit.alerts.rules import SpecProblem
+    from opskit.errors import UsageError
 
     spec, path = load_with_path(spec_file)
     folder = default_dir(directory, path, "alerts")
+    if not folder.is_dir():
+        # nothing to prove: a usage error (exit 2), not eight failed checks
+        where = "--dir" if directory else "alerts/ beside the spec"
+        what = "is not a folder" if folder.exists() else "no such folder"
+        raise UsageError(f"{where}: {folder}: {what} (render it first: opskit alerts render)")
     try:
         results = run_checks(spec, folder)
     except SpecProblem as exc:
@@ -145,7 +152,8 @@ def test_cmd(spec_file: str | None, directory: str | None, output: str) -> None:
 @output_option("table", "json", "md")
 def lint_cmd(spec_file: str | None, files: tuple[str, ...], output: str) -> None:
     """Lint rule files where promtool is silent: for: or burn-rate, runbook_url, histogram_quantile with le,
-    rate windows >= 4 scrape intervals, no company_id grouping. Exit 1 when a rule fails."""
+    rate windows >= 4 scrape intervals, no company_id grouping. FILES default to alerts/*.rules.yml beside
+    the spec. Exit 1 when a rule fails, 2 when a file is missing or not YAML."""
     from opskit.alerts import lint
     from opskit.errors import UsageError
     from opskit.spec.loader import read_located

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from opskit import output as out
-from opskit.commands.common import load, output_option, spec_option
+from opskit.commands.common import FiniteFloatRange, load, output_option, spec_option
 from opskit.errors import UsageError
 
 
@@ -38,7 +38,7 @@ def _p95(p95: str | None) -> float | None:
 
 @capacity.command("fit")
 @spec_option
-@click.argument("results", required=False, metavar="RESULTS.json")
+@click.argument("results", required=False, metavar="[RESULTS.json | RUN_DIR]")
 @click.option("--data", "data", metavar="CSV", help="A CSV of concurrency,throughput[,p95_ms,error_rate].")
 @_slo_options
 @output_option("table", "json")
@@ -114,7 +114,7 @@ def _fit_table(f: Any, model: Any) -> None:
 @click.option("--results", "results", multiple=True, metavar="RUN",
               help="Step run(s) that set per-instance capacity [default: the newest runs/*/results.json "
                    "with 2+ steps, else resources.api.capacity_rps].")
-@click.option("--capacity-rps", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--capacity-rps", type=FiniteFloatRange(min=0, min_open=True), default=None,
               help="Per-instance req/s within the SLO (overrides runs and the spec).")
 @_slo_options
 @output_option("table", "json", "md")
@@ -179,7 +179,7 @@ def _show_forecast(fc: Any, output: str) -> None:
                    "with 2+ steps].")
 @click.option("--out", "out_file", default="capacity-report.html", show_default=True, metavar="FILE",
               help="The HTML report; its Markdown twin is written beside it (.md).")
-@click.option("--months", type=click.IntRange(1, 120), default=24, show_default=True)
+@click.option("--months", type=click.IntRange(1, 120), default=24, show_default=True, help="Months to forecast.")
 @_slo_options
 @output_option("table", "json")
 def report_cmd(spec_file: str | None, results: tuple[str, ...], out_file: str, months: int,

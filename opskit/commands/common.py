@@ -13,6 +13,19 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class FiniteFloatRange(click.FloatRange):
+    """click.FloatRange that also refuses nan and inf: FloatRange lets 'nan' through every bound, and a
+    NaN interval or capacity then fails deep inside a command as an internal error."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        import math
+
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
 def spec_option(f: F) -> F:
     return click.option(
         "--spec", "spec_file", metavar="PATH", default=None, envvar="OPSKIT_SPEC", show_envvar=True,

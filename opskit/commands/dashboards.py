@@ -44,7 +44,8 @@ def render(spec_file: str | None, out_dir: str | None, check: bool, output: str)
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @output_option("table", "json")
 def validate(files: tuple[str, ...], output: str) -> None:
-    """Check dashboard JSON files offline against grafana-foundation-sdk's JSON schema. Exit 1 if one fails."""
+    """Check dashboard JSON files offline against grafana-foundation-sdk's JSON schema. Exit 1 if one fails
+    (a file that is not JSON fails too), 2 if a file is missing."""
     from opskit.alerts.schemacheck import validate_dashboard
 
     results = []
@@ -56,6 +57,9 @@ def validate(files: tuple[str, ...], output: str) -> None:
             doc = json.loads(p.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             results.append((name, [f"not JSON: {exc}"]))
+            continue
+        except RecursionError:
+            results.append((name, ["not a dashboard: JSON nested too deeply"]))
             continue
         results.append((name, validate_dashboard(doc)))
     if output == "json":

@@ -63,9 +63,10 @@ def gate(ctx: click.Context, results: Path, spec_file: str | None, output: str, 
     RESULTS is a results.json or the run folder holding one.
 
     Exit codes: 0 pass; 1 a criterion or baseline comparison failed, or the run was aborted by an
-    abort_on_fail criterion; 2 usage or configuration error, or a baseline of another scenario or
-    model; 3 the results cannot answer (missing, empty, truncated or corrupt file, a run marked
-    invalid or interrupted, zero requests, a criterion on an endpoint never hit).
+    abort_on_fail criterion; 2 usage or configuration error, or a baseline of another scenario, model
+    or load level, or nothing to judge; 3 the results cannot answer (missing, empty, truncated or
+    corrupt file, a run marked invalid or interrupted, zero requests, a criterion on an endpoint never
+    hit, a `for` window longer than the run, --strict with an inconclusive comparison).
     """
     code = run_gate(results, load(spec_file), output=output, **options)
     ctx.exit(int(code))

@@ -97,10 +97,14 @@ def down(purge: bool, state_dir: Path, output: str) -> None:
     from opskit.monitor.local import down as stop
 
     result = stop(state_dir, purge=purge)
+    if result["state_error"] and not purge:
+        out.warn(result["state_error"])
     if output == "json":
         out.emit_json(result)
     elif result["stopped"]:
         out.echo(f"prometheus stopped (pid {result['pid']})" + ("; data purged" if purge else ""))
+    elif result["state_error"] and not purge:
+        out.echo("nothing stopped: the state file is unreadable (see the warning)")
     else:
         out.echo("prometheus was not running" + ("; data purged" if purge else ""))
 
@@ -115,6 +119,8 @@ def status(ctx: click.Context, state_dir: Path, output: str) -> None:
     from opskit.monitor.local import status as get
 
     info = get(state_dir)
+    if info.get("state_error"):
+        out.warn(info["state_error"])
     if output == "json":
         out.emit_json(info)
     elif not info["running"]:

@@ -15,7 +15,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def state_dir_option(f: F) -> F:
     return click.option("--state-dir", "state_dir", metavar="DIR", default=".opskit", show_default=True,
-                        envvar="OPSKIT_STATE_DIR", type=click.Path(file_okay=False, path_type=Path),
+                        envvar="OPSKIT_STATE_DIR", show_envvar=True, type=click.Path(file_okay=False, path_type=Path),
                         help="Where run journals and locks live.")(f)
 
 
@@ -28,7 +28,7 @@ def params_option(f: F) -> F:
 def playbook() -> None:
     """Scaling playbooks: plan what would run, apply it with compensation on failure, verify, resume.
 
-    NAME is a playbook in ./playbooks (or $OPSKIT_PLAYBOOKS, or the ones shipped) or a file path.
+    NAME is a file path, or a name looked up in $OPSKIT_PLAYBOOKS, ./playbooks, then the playbooks shipped.
 
     \b
     Exit codes:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from opskit import output as out
-from opskit.commands.common import load, output_option, spec_option
+from opskit.commands.common import FiniteFloatRange, load, output_option, spec_option
 
 if TYPE_CHECKING:
     from opskit.scaling.act import Handoff
@@ -32,12 +32,12 @@ def scale() -> None:
                    "[default: the local Prometheus; the spec's service.url/metrics; the newest run]")
 @click.option("--prometheus", "prometheus_url", metavar="URL", default=None,
               help="Same as --source prometheus --from URL.")
-@click.option("--watch", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+@click.option("--watch", type=FiniteFloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
               help="Re-evaluate every SECONDS until Ctrl-C, showing what changed.")
 @click.option("--count", type=click.IntRange(min=1), default=None, help="With --watch: stop after N evaluations.")
-@click.option("--interval", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+@click.option("--interval", type=FiniteFloatRange(min=0), default=None, metavar="SECONDS",
               help="scrape: seconds between the two scrapes (default 5); host: CPU/IOPS sample (default 1).")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+@click.option("--timeout", type=FiniteFloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
               help="Per-request timeout for prometheus (default 10) and scrape (default 5).")
 @click.option("--act", is_flag=True, help="Hand each scaling decision to the playbook bound to its threshold.")
 @click.option("--yes", is_flag=True, help="With --act: apply the playbooks (default: plan only).")
@@ -52,7 +52,8 @@ def check(ctx: click.Context, spec_file: str | None, source: str, location: str 
     """Evaluate every threshold: scale_up, scale_down, hold or no_data, with the recommended count.
 
     Exit 0 when every resource holds, 1 when any resource should scale, 3 when no threshold could be
-    read from the source (it failed entirely), 2 for a bad spec or input file.
+    read from the source (it failed entirely, or the results file is empty, corrupt or of another
+    schema), 2 for a bad spec, samples file or option.
     """
     import time
 
@@ -69,6 +70,8 @@ def check(ctx: click.Context, spec_file: str | None, source: str, location: str 
         raise UsageError("--yes applies what --act hands over; give --act too")
     if count is not None and watch is None:
         raise UsageError("--count goes with --watch")
+    if location and source == "host":
+        raise UsageError("--from does not apply to --source host: it reads this machine")
     spec = load(spec_file)
     if not spec.thresholds:
         raise UsageError("the spec has no thresholds: section to evaluate")

@@ -186,6 +186,8 @@ class _Parser:
             got = self.rest().split()[0] if self.rest().split() else "the end"
             raise self.fail(f"expected a number, got {got!r}")
         number = float(match.group(0))
+        if not math.isfinite(number):  # 1e400 reads as inf: a limit nothing can cross
+            raise self.fail(f"{match.group(0)!r} is too large to be a limit")
         self.pos = match.end()
         unit_pos = self.pos
         while unit_pos < len(self.expr) and self.expr[unit_pos] in " \t":

@@ -132,6 +132,16 @@ def _at(ts: Any) -> dt.datetime:
 
 def _samples(data: dict[str, Any]) -> tuple[list[Sample], int]:
     """The result as one series (the mean per timestamp across result series) and the series count."""
+    try:
+        return _parse_samples(data)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError, OSError) as exc:
+        # a proxy or another server answering in Prometheus's envelope with a body of another shape:
+        # no data for this row (with why), never an internal error
+        raise PrometheusError(f"malformed {data.get('resultType')!r} result in the response "
+                              f"({type(exc).__name__}: {exc})") from None
+
+
+def _parse_samples(data: dict[str, Any]) -> tuple[list[Sample], int]:
     kind, result = data.get("resultType"), data.get("result")
     if kind == "scalar" and isinstance(result, list) and len(result) == 2:
         return [Sample(_value(result[1]), _at(result[0]))], 1

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from opskit.errors import ConfigError
+from opskit.errors import ConfigError, RuntimeFailure
 from opskit.metrics.base import MetricRequest, Sample, Series
 from opskit.metrics.timeutil import parse_time
 
@@ -47,9 +47,12 @@ class ResultsSource:
             self.started = parse_time(run["started_at"])
             self.ended = parse_time(run["ended_at"])
         except (KeyError, TypeError, ValueError):
-            raise ConfigError(f"{location}: run.started_at and run.ended_at must be ISO-8601 times "
-                              f"(docs/results-schema.md)") from None
-        self.invalid = None if run.get("valid", True) else (run.get("invalid_reason") or "run.valid is false")
+            raise RuntimeFailure(f"{location}: run.started_at and run.ended_at must be ISO-8601 times "
+                                 f"(docs/results-schema.md)") from None
+        valid = run.get("valid", True)
+        if not isinstance(valid, bool):  # "yes" or 0 is not a verdict on the run: fail closed, as the gate does
+            raise RuntimeFailure(f"{location}: run.valid: expected true or false, got {valid!r}")
+        self.invalid = None if valid else (run.get("invalid_reason") or "run.valid is false")
 
     @classmethod
     def from_path(cls, path: str | Path) -> ResultsSource:
@@ -58,7 +61,9 @@ class ResultsSource:
         try:
             p, data = load(path)
         except UnreadableResults as exc:
-            raise ConfigError(str(exc)) from None  # --from names a bad input: exit 2, as for every source
+            # as for the gate and capacity: --from naming nothing is a usage error (exit 2); a file that is
+            # there but empty, truncated, corrupt or of another schema cannot answer (exit 3)
+            raise (ConfigError if exc.file_missing else RuntimeFailure)(str(exc)) from None
         return cls(data, location=str(p))
 
     @property

@@ -58,13 +58,15 @@ def down(state_dir: Path, *, purge: bool = False) -> dict[str, Any]:
     stopped = proc.stop(state_dir, state) if state else False
     if purge:
         shutil.rmtree(proc.home(state_dir), ignore_errors=True)
-    return {"stopped": stopped, "pid": state.pid if state else None, "purged": purge}
+    return {"stopped": stopped, "pid": state.pid if state else None, "purged": purge,
+            "state_error": None if state else proc.state_problem(state_dir)}
 
 
 def status(state_dir: Path) -> dict[str, Any]:
     state = proc.read_state(state_dir)
     if state is None or not proc.is_ours(state):
-        return {"running": False, "stale_state": state is not None, "state_dir": str(proc.home(state_dir))}
+        return {"running": False, "stale_state": state is not None, "state_dir": str(proc.home(state_dir)),
+                "state_error": None if state else proc.state_problem(state_dir)}
     info: dict[str, Any] = {
         "running": True, "pid": state.pid, "url": state.url, "ready": proc.ready(state.url),
         "uptime_s": round(time.time() - state.started_at, 1), "config": state.config,

@@ -58,6 +58,21 @@ def read_state(state_dir: Path) -> State | None:
         return None  # unreadable state is no state: `up` starts afresh, `down` has nothing to stop
 
 
+def state_problem(state_dir: Path) -> str | None:
+    """Why a state.json that exists cannot be used (read_state then answers None), or None. A person
+    should hear of it: a Prometheus started before the file was damaged may still be running."""
+    path = home(state_dir) / "state.json"
+    if not path.exists():
+        return None
+    try:
+        State(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError) as exc:
+        return (f"{path} is unreadable ({type(exc).__name__}: {exc}); a Prometheus opskit started earlier "
+                f"may still be running: look for --config.file={home(state_dir).resolve()}/prometheus.yml "
+                f"in `ps`, stop it, then remove the file")
+    return None
+
+
 def write_state(state_dir: Path, state: State) -> None:
     from opskit.output import write_atomic
 

@@ -89,9 +89,13 @@ def _drop_torn_tail(path: Path) -> None:
 def read_journal(path: Path, *, verify: bool = True) -> list[dict[str, Any]]:
     """Events in order; RuntimeFailure when the chain is broken (edited, reordered, a line removed)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        # surrogateescape: a line of bytes that are not UTF-8 is reported as a damaged line below, with its
+        # number, instead of failing the whole read
+        text = path.read_text(encoding="utf-8", errors="surrogateescape")
     except FileNotFoundError:
         raise RuntimeFailure(f"{path}: no such journal") from None
+    except OSError as exc:
+        raise RuntimeFailure(f"{path}: cannot read the journal: {exc.strerror or exc}") from None
     events: list[dict[str, Any]] = []
     prev = GENESIS
     lines = text.splitlines()
@@ -104,6 +108,8 @@ def read_journal(path: Path, *, verify: bool = True) -> list[dict[str, Any]]:
             if n == len(lines) and not text.endswith("\n"):
                 break  # a last line cut short by a crash mid-write: everything before it stands
             raise RuntimeFailure(f"{path}:{n}: not a JSON line; the journal is damaged") from None
+        if not isinstance(record, dict):
+            raise RuntimeFailure(f"{path}:{n}: not a journal event (a JSON object); the journal is damaged")
         if verify:
             claimed = record.get("hash")
             body = {k: v for k, v in record.items() if k != "hash"}

@@ -47,7 +47,8 @@ def find_playbook(name: str) -> Path:
     if candidate.suffix in (".yaml", ".yml") or os.sep in name:
         if candidate.is_file():
             return candidate
-        raise ConfigError(f"{name}: no such playbook file")
+        raise ConfigError(f"{name}: " + ("is a folder, not a playbook file" if candidate.is_dir()
+                                         else "no such playbook file"))
     for d in playbook_dirs():
         for ext in (".yaml", ".yml"):
             p = d / f"{name}{ext}"

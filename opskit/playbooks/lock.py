@@ -97,14 +97,18 @@ def acquire(state_dir: Path, key: str, *, run_id: str, playbook: str, started: s
 
 
 def _read(path: Path) -> dict[str, Any] | None:
+    # a lock file that is not a JSON object was left by a crash mid-write: treat as stale, dead holder
+    corrupt = {"run_id": "?", "host": socket.gethostname(), "pid": -1, "token": "corrupt"}
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
     except FileNotFoundError:
         return None
+    except IsADirectoryError:
+        # not something a crash leaves: a person put it there; never delete a folder to take a lock
+        raise RuntimeFailure(f"{path} is a folder, not a lock file; remove it if no run is using it") from None
     except (OSError, ValueError):
-        # a lock file that is not JSON was left by a crash mid-write: treat as stale, dead holder
-        return {"run_id": "?", "host": socket.gethostname(), "pid": -1, "token": "corrupt"}
-    return data if isinstance(data, dict) else None
+        return corrupt
+    return data if isinstance(data, dict) else corrupt
 
 
 def _remove_if_same(path: Path, holder: dict[str, Any]) -> None:

@@ -161,6 +161,8 @@ def _convert(name: str, spec: ParamSpec, raw: object) -> Any:
         if isinstance(raw, float) and raw.is_integer():
             return int(raw)
         if isinstance(raw, str) and re.fullmatch(r"\s*[-+]?[0-9]+\s*", raw):
+            if len(raw.strip().lstrip("+-")) > 18:  # no count, port or size needs more; int() fails past 4,300
+                raise ValueError(f"{name}: integer too large ({len(raw.strip())} digits)")
             return int(raw)
         raise ValueError(f"{name}: expected an integer, got {_show(spec, raw)}")
     # number

@@ -47,6 +47,14 @@ def format_loc(loc: Loc) -> str:
 def parse_yaml(text: str, path: str) -> Located:
     """yaml.safe_load semantics, plus duplicate-key errors and a line for every key path."""
     try:
+        return _parse_yaml(text, path)
+    except RecursionError:
+        # PyYAML (and our walk) recurse per nesting level: thousands of '[' are not a config
+        raise ConfigError(f"{path}: the YAML is nested too deeply to read") from None
+
+
+def _parse_yaml(text: str, path: str) -> Located:
+    try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -55,22 +63,78 @@ def parse_yaml(text: str, path: str) -> Located:
         raise ConfigError(f"{path}:{line}: not valid YAML: {problem}") from None
     if node is None:
         return Located(None, {}, path)
+    _check_aliases(node, path)
     lines: dict[Loc, int] = {(): node.start_mark.line + 1}
     problems: list[str] = []
-    _walk(node, (), lines, problems, path)
+    _walk(node, (), lines, problems, path, set())
     if problems:
         raise ConfigError(f"{path}: {len(problems)} problem(s)", details=problems)
     loader = yaml.SafeLoader(text)
     try:
         data = loader.get_single_data()
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        # e.g. a !!python/object tag: safe_load semantics refuse it; say where, on one line
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        line = mark.line + 1 if mark else 1
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}:{line}: not valid YAML: {problem}") from None
     finally:
         loader.dispose()
     return Located(data, lines, path)
 
 
-def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int], problems: list[str], path: str) -> None:
+# Aliases let a few lines stand for a huge document ("billion laughs") or a cycle; no input opskit reads
+# needs either, and every reader would otherwise walk the expansion (RecursionError, or minutes of CPU).
+MAX_EXPANDED_NODES = 1_000_000
+
+
+def _check_aliases(root: yaml.Node, path: str) -> None:
+    """Refuse a recursive alias, and aliases that expand to more than MAX_EXPANDED_NODES nodes."""
+    sizes: dict[int, int] = {}
+    # iterative post-order walk over the node graph (nodes reached twice are aliases: counted, not re-walked)
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    on_path: set[int] = set()
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        children = _children(node)
+        if children_done:
+            on_path.discard(key)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in children)
+            if sizes[key] > MAX_EXPANDED_NODES:
+                raise ConfigError(f"{path}:{node.start_mark.line + 1}: YAML aliases expand to "
+                                  f"more than {MAX_EXPANDED_NODES:,} values")
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            raise ConfigError(f"{path}:{node.start_mark.line + 1}: a YAML alias refers to "
+                              f"the node that contains it (a recursive structure)")
+        on_path.add(key)
+        stack.append((node, True))
+        for child in children:
+            if id(child) in on_path:
+                raise ConfigError(f"{path}:{child.start_mark.line + 1}: a YAML alias refers "
+                                  f"to the node that contains it (a recursive structure)")
+            if id(child) not in sizes:
+                stack.append((child, False))
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int], problems: list[str], path: str,
+          seen_nodes: set[int]) -> None:
+    # an aliased node is walked once: its key paths get lines where it is defined; uses fall back to the alias
+    if id(node) in seen_nodes:
+        return
+    if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+        seen_nodes.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen: dict[Any, int] = {}
         for key_node, value_node in node.value:
@@ -81,11 +145,19 @@ def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int], problems: list[str],
                                 f"(first at line {seen[key]})")
             seen[key] = line
             lines[loc + (key,)] = line
-            _walk(value_node, loc + (key,), lines, problems, path)
+            _walk(value_node, loc + (key,), lines, problems, path, seen_nodes)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             lines[loc + (i,)] = item.start_mark.line + 1
-            _walk(item, loc + (i,), lines, problems, path)
+            _walk(item, loc + (i,), lines, problems, path, seen_nodes)
+    elif isinstance(node, yaml.ScalarNode) and len(node.value) > 300 and _resolves_to_number(node):
+        # int() refuses more than 4,300 digits with a ValueError, and nothing opskit reads needs 300
+        problems.append(f"{path}:{node.start_mark.line + 1}: {format_loc(loc)}: a number of "
+                        f"{len(node.value):,} characters is too large")
+
+
+def _resolves_to_number(node: yaml.ScalarNode) -> bool:
+    return node.tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
 
 
 def read_text(path: str | Path) -> str:
@@ -95,8 +167,12 @@ def read_text(path: str | Path) -> str:
         return p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{p}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: cannot read: {exc}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{p}: is a folder, not a file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc.strerror or exc}") from None
 
 
 def read_located(path: str | Path) -> Located:

@@ -32,8 +32,21 @@ _ENDPOINT = re.compile(r"^(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) /\S*$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 
+def _quantity_number(value: Any) -> float:
+    """A threshold level as written ('70%', '500ms', 3000, '80GB'), as its number. The unit is recorded
+    by Threshold._units before this runs; here a value that is not a quantity gets the message that
+    says what is expected, not pydantic's "unable to parse string as a number"."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"expected a value like 70%, 500ms, 3000 or 80GB, got {value!r}")
+    return parse_quantity(value)[0]
+
+
+Quantity = Annotated[float, BeforeValidator(_quantity_number)]
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # allow_inf_nan: `.nan` and `.inf` are valid YAML floats but never a valid setting
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 class Service(Strict):
@@ -111,9 +124,9 @@ class MetricQueries(Strict):
 class Threshold(Strict):
     resource: str
     metric: str
-    scale_up: float | None = None
-    scale_down: float | None = None
-    target: float | None = Field(None, description="HPA-style target value (target mode)")
+    scale_up: Quantity | None = None
+    scale_down: Quantity | None = None
+    target: Quantity | None = Field(None, description="HPA-style target value (target mode)")
     unit: Literal["percent", "ms", "count", "bytes"] = "count"
     for_: Seconds | None = Field(None, alias="for")
     playbook: str | None = None
@@ -305,7 +318,8 @@ class GateSpec(Strict):
     criteria: list[CriterionText] = Field(default_factory=list, description="criteria for every scenario")
     scenarios: dict[str, list[CriterionText]] = Field(default_factory=dict,
                                                       description="extra criteria per scenario")
-    tolerance: Percent = 10
+    # the same range as `gate --tolerance` (a latency may be allowed to more than double on a noisy runner)
+    tolerance: Annotated[float, BeforeValidator(parse_percent), Field(ge=0, le=1000)] = 10
     abort_on_fail: list[CriterionText] = Field(default_factory=list, description="criteria that stop a run early")
     abort_grace: Seconds = 10
     strict: bool = Field(False, description="an inconclusive baseline comparison exits 3 instead of 0")

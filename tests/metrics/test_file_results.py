@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from opskit.errors import ConfigError
+from opskit.errors import ConfigError, RuntimeFailure
 from opskit.metrics.base import MetricRequest
 from opskit.metrics.file import FileSource
 from opskit.metrics.results import ResultsSource, parse_path
@@ -151,11 +151,11 @@ def test_results_file_errors(tmp_path):
         ResultsSource.from_path(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
     bad.write_text('{"schema_version": 1,\n "run": ')
-    with pytest.raises(ConfigError, match=r"bad.json:2: not valid JSON"):
+    with pytest.raises(RuntimeFailure, match=r"bad.json:2: not valid JSON"):
         ResultsSource.from_path(bad)
     old = tmp_path / "old.json"
     old.write_text('{"schema_version": 0}')
-    with pytest.raises(ConfigError, match="schema_version 1"):
+    with pytest.raises(RuntimeFailure, match="schema_version 1"):
         ResultsSource.from_path(old)
 
 
