@@ -25,11 +25,6 @@ class UnreadableResults(ValueError):
         super().__init__(message)
         self.kind = kind
 
-    @property
-    def file_missing(self) -> bool:
-        """The path names no readable file (a usage problem for commands that treat it so)."""
-        return self.kind in ("missing", "unreadable")
-
 
 def resolve(path: str | Path) -> Path:
     """A run folder stands for the results.json in it."""

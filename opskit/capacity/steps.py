@@ -77,7 +77,7 @@ def read_results(path: str | Path) -> StepData:
     try:
         p, data = load(path)
     except UnreadableResults as exc:
-        raise (ConfigError if exc.file_missing else RuntimeFailure)(str(exc)) from None
+        raise RuntimeFailure(str(exc)) from None
     return parse_results(data, str(p))
 
 

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from opskit.errors import ConfigError, RuntimeFailure
+from opskit.errors import RuntimeFailure
 from opskit.metrics.base import MetricRequest, Sample, Series
 from opskit.metrics.timeutil import parse_time
 
@@ -63,7 +63,7 @@ class ResultsSource:
         except UnreadableResults as exc:
             # as for the gate and capacity: --from naming nothing is a usage error (exit 2); a file that is
             # there but empty, truncated, corrupt or of another schema cannot answer (exit 3)
-            raise (ConfigError if exc.file_missing else RuntimeFailure)(str(exc)) from None
+            raise RuntimeFailure(str(exc)) from None
         return cls(data, location=str(p))
 
     @property

@@ -55,7 +55,7 @@ def test_fit_warnings_and_errors(write_run, tmp_path):
     r = run("capacity", "fit", "--spec", SPEC)
     assert r.exit_code == 2 and "one of them" in r.stderr
     r = run("capacity", "fit", "--spec", SPEC, str(tmp_path / "nope.json"))
-    assert r.exit_code == 2 and "no such results file" in r.stderr
+    assert r.exit_code == 3 and "no such results file" in r.stderr
     r = run("capacity", "fit", "--spec", SPEC, str(few), "--slo", "nope")
     assert r.exit_code == 2 and "no SLO named 'nope'" in r.stderr
     r = run("capacity", "fit", "--spec", SPEC, str(few), "--p95", "fast")

@@ -32,7 +32,7 @@ def test_bad_results_name_the_spot(mutate, message):
 
 
 def test_read_results_errors(tmp_path):
-    with pytest.raises(ConfigError, match="no such results file"):
+    with pytest.raises(RuntimeFailure, match="no such results file"):
         read_results(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
     bad.write_text('{"schema_version": 1,\n "steps": [', encoding="utf-8")

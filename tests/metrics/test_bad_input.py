@@ -43,9 +43,10 @@ def test_a_results_file_that_cannot_answer_exits_3(invoke, tmp_path, spec, body,
     assert result.stdout == ""
 
 
-def test_a_missing_results_file_is_a_usage_error(invoke, tmp_path, spec):
+def test_a_missing_results_file_cannot_answer(invoke, tmp_path, spec):
+    # like gate and capacity: results that are not there cannot answer the question (exit 3)
     result = invoke("scale", "check", "--spec", str(spec), "--source", "results", "--from", str(tmp_path / "no.json"))
-    assert result.exit_code == 2 and "no such results file" in result.stderr
+    assert result.exit_code == 3 and "no such results file" in result.stderr
 
 
 def test_run_valid_must_be_a_boolean(invoke, tmp_path, spec):

@@ -147,7 +147,7 @@ def test_invalid_run_answers_nothing(results):
 
 
 def test_results_file_errors(tmp_path):
-    with pytest.raises(ConfigError, match="no such results file"):
+    with pytest.raises(RuntimeFailure, match="no such results file"):
         ResultsSource.from_path(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
     bad.write_text('{"schema_version": 1,\n "run": ')
