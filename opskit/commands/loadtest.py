@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from opskit.commands.common import load, output_option, spec_option
+from opskit.commands.common import FiniteFloatRange, load, output_option, spec_option
 from opskit.commands.gate import gate_options
 
 _GATE_KEYS = ("criteria", "baseline", "tolerance", "strict", "save_baseline", "junit", "markdown")
@@ -61,7 +61,7 @@ def _load_text(sc: Any) -> str:
 @click.option("--target", "target_name", metavar="NAME", help="A target declared under targets: in the spec.")
 @click.option("--host", metavar="URL", help="Send load here (loopback, or the URL of a declared target).")
 @click.option("--users", type=click.IntRange(min=1), help="Closed model: this many concurrent users.")
-@click.option("--rate", type=click.FloatRange(min=0, min_open=True), metavar="RPS",
+@click.option("--rate", type=FiniteFloatRange(min=0, min_open=True), metavar="RPS",
               help="Open model: arrivals per second (scales a multi-stage scenario so its peak is RPS).")
 @click.option("--duration", metavar="DUR", help="Run length, e.g. 30s or 5m (stages scale to fit).")
 @click.option("--processes", type=click.IntRange(1, 64), default=1, show_default=True,
@@ -163,7 +163,7 @@ def worker(master: str, master_port: int, spec_file: str | None) -> None:
 @click.option("--stall", default="2s", show_default=True, metavar="DUR", help="How long each stall lasts.")
 @click.option("--service", "service_time", default="10ms", show_default=True, metavar="DUR",
               help="Answer time outside stalls.")
-@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=100.0, show_default=True,
+@click.option("--rate", type=FiniteFloatRange(min=0, min_open=True), default=100.0, show_default=True,
               metavar="RPS")
 @click.option("--duration", metavar="DUR", help="Run length [default: two periods]; use whole periods.")
 @click.option("--processes", type=click.IntRange(1, 64), default=1, show_default=True)

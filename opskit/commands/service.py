@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from opskit import output as out
-from opskit.commands.common import output_option, spec_option
+from opskit.commands.common import FiniteFloatRange, output_option, spec_option
 from opskit.errors import ConfigError, RuntimeFailure, UsageError
 
 DEFAULT_DB = ".opskit/assets.db"
@@ -40,11 +40,11 @@ def service() -> None:
               help='Write {"url", "pid", "workers"} as JSON here (atomically) once serving.')
 @click.option("--rate-limits", metavar="SPEC", default="",
               help="Override requests per hour per tier, e.g. 'free=100/h,pro=1000/h,internal=unlimited'.")
-@click.option("--max-csv-mb", type=click.FloatRange(min=0, min_open=True), default=100.0, show_default=True,
+@click.option("--max-csv-mb", type=FiniteFloatRange(min=0, min_open=True), default=100.0, show_default=True,
               help="Largest CSV upload in MiB; 413 beyond.")
-@click.option("--max-json-mb", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+@click.option("--max-json-mb", type=FiniteFloatRange(min=0, min_open=True), default=10.0, show_default=True,
               help="Largest JSON upload in MiB; 413 beyond.")
-@click.option("--graceful-timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
+@click.option("--graceful-timeout", type=FiniteFloatRange(min=0), default=30.0, show_default=True,
               help="Seconds a stopping worker may take to finish its requests.")
 @click.option("--page-cache/--no-page-cache", default=True, show_default=True,
               help="Keep list pages in each worker until the store changes (benchmarks turn it off).")
