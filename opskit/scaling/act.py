@@ -25,11 +25,13 @@ class Handoff:
 def handoffs(ev: Evaluation, *, service_url: str | None) -> list[Handoff]:
     """One hand-over per resource that should scale and has a playbook bound to a threshold that voted so.
     `service_url` is the local service's base URL when the metrics came from it (local playbooks scale
-    its workers). Resources with no count to move to (unknown replicas) are not handed over."""
+    its workers). Resources with no count to move to (unknown replicas, or held at min/max) are not handed over."""
     out = []
     for name, r in ev.resources.items():
         if r.decision not in ("scale_up", "scale_down") or not r.playbook or r.recommended is None:
             continue
+        if r.recommended == r.current:
+            continue  # at min/max: the count cannot move, so a count-changing playbook would be a no-op
         params: dict[str, object] = {"replicas": r.recommended, "reason": f"{r.decision}: {r.reason}"}
         if service_url:
             params["workers"] = r.recommended  # the local asset service scales by worker processes

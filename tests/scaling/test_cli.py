@@ -165,6 +165,18 @@ def test_act_hands_the_decision_to_the_bound_playbook(invoke, tmp_path, spec):
     assert h["params"]["reason"].startswith("scale_up")
 
 
+def test_act_hands_nothing_over_when_the_count_cannot_move(invoke, tmp_path, spec):
+    # 10 replicas (the max) far above target: the decision is scale_up, but a count-changing playbook
+    # could only be a no-op, so nothing is handed over
+    result = invoke("scale", "check", "--spec", spec, "--source", "file",
+                    "--from", samples(tmp_path, one_sample(value=90, replicas=10)),
+                    "--act", "--state-dir", str(tmp_path / "state"), "--output", "json")
+    doc = json.loads(result.stdout)
+    assert doc["resources"]["api"]["decision"] == "scale_up"
+    assert doc["resources"]["api"]["recommended"] == 10
+    assert doc.get("handoffs", []) == []
+
+
 def test_option_misuse_is_a_usage_error(invoke, tmp_path, spec):
     f = samples(tmp_path, one_sample())
     assert invoke("scale", "check", "--spec", spec, "--source", "file", "--from", f, "--yes").exit_code == 2
