@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from opskit.errors import ConfigError, RuntimeFailure
+from opskit.errors import ConfigError
 from opskit.metrics.base import MetricRequest, MetricsSource, Sample, Series
 
 if TYPE_CHECKING:
@@ -68,10 +68,8 @@ def default_factory(spec: Spec | None) -> SourceFactory:
             if not location:
                 raise ConfigError("a json source needs a location (the URL to read)")
             return JsonSource(location)
-        try:
-            from opskit.metrics.sources import make_source
-        except ImportError:
-            raise RuntimeFailure(f"metrics source {kind!r} is not available in this build") from None
+        from opskit.metrics.sources import make_source
+
         if spec is None:  # no opskit.yaml here: the sources need only the defaults
             from opskit.spec.schema import Service
             from opskit.spec.schema import Spec as SpecModel

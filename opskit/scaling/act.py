@@ -17,7 +17,7 @@ class Handoff:
     playbook: str
     decision: str
     params: dict[str, object]
-    status: str = "planned"  # planned | handed over | refused | failed | not available
+    status: str = "planned"  # planned | handed over | refused | failed
     exit_code: int | None = None
     note: str = ""
 
@@ -40,32 +40,28 @@ def handoffs(ev: Evaluation, *, service_url: str | None) -> list[Handoff]:
     return out
 
 
-def declared_params(playbook: str) -> set[str] | None:
-    """The parameters the playbook declares (a playbook rejects unknown ones), or None if unknown."""
-    try:
-        from opskit.playbooks.loader import load_playbook
-    except ImportError:
-        return None
+def declared_params(playbook: str) -> set[str]:
+    """The parameters the playbook declares (a playbook rejects unknown ones)."""
+    from opskit.playbooks.loader import load_playbook
+
     return set(load_playbook(playbook).playbook.params)
 
 
 def hand_over(plan: Handoff, *, apply: bool, state_dir: Path, quiet_stdout: bool = False) -> Handoff:
     from opskit.errors import OpskitError
+    from opskit.playbooks.handoff import run_for_decision
 
-    try:
-        from opskit.playbooks.handoff import run_for_decision
-    except ImportError:
-        return replace(plan, status="not available", note="the playbooks module is not installed: plan shown only")
     # the playbook prints its plan; with --output json that goes to stderr so stdout stays one document
     redirect = contextlib.redirect_stdout(sys.stderr) if quiet_stdout else contextlib.nullcontext()
     try:
         with redirect:
             declared = declared_params(plan.playbook)
-            params = {k: v for k, v in plan.params.items() if declared is None or k in declared}
+            params = {k: v for k, v in plan.params.items() if k in declared}
             plan = replace(plan, params=params)
             code = int(run_for_decision(plan.playbook, dict(params), apply=apply, state_dir=state_dir))
     except OpskitError as exc:
-        return replace(plan, status="failed", exit_code=int(exc.exit_code), note=exc.message)
+        note = "; ".join([exc.message, *exc.details])  # e.g. which parameter was wrong, not just how many
+        return replace(plan, status="failed", exit_code=int(exc.exit_code), note=note)
     if code == 0:
         status, note = "handed over", "applied" if apply else "planned (add --yes to apply)"
     elif code == 1:
