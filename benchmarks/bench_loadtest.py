@@ -9,11 +9,15 @@ time in a steady window (psutil samples; start-up and the final report left out)
 a shared machine changes both sides alike (mostly: it still adds noise, run it a few times):
 
   bare      locust -f (10 FastHttpUser users, no wait) --headless: closed loop, as fast as it can
-  open      opskit's runner, open model at the bare run's req/s with an in-flight cap of 10x users:
-            arrivals on schedule, each timed from its intended start, HDR-recorded (1, 2 and 5 ms ticks)
+  auto      opskit's runner, open model at the bare run's req/s with an in-flight cap of 10x users:
+            arrivals on schedule, each timed from its intended start, HDR-recorded (tick auto, the default)
+  open      the same with a fixed 1 ms tick (open2, open5: 2 and 5 ms)
   closed    opskit's runner, closed model with the same users: Locust plus opskit's recording only
 
-Prints one line per side and the ratio open/bare (target >= 0.90).
+Prints one line per side and the ratio open/bare (target >= 0.90). `--sides open,bare` runs fewer sides;
+`--compare DIR` adds "other": the open model (1 ms tick) run from another copy of the source tree (a
+directory holding `opskit/` and `loadtests/`, e.g. a copy taken before a change), for before/after
+figures measured in the same rounds.
 """
 
 from __future__ import annotations
@@ -122,17 +126,17 @@ def bare(url: str, seconds: float, users: int, tmp: Path) -> dict[str, float]:
 
 
 def opskit_run(url: str, seconds: float, rate: float | None, cap: int, tmp: Path, users: int = 0,
-               tick_s: float = 0.001) -> dict[str, float]:
+               tick_s: float | None = 0.001, root: Path = ROOT) -> dict[str, float]:
     out_dir = tmp / ("open" if rate else "closed")
     cfg = {"scenario": "bench", "model": "open" if rate else "closed", "host": url,
-           "locustfile": str(ROOT / "loadtests" / "http_get.py"), "user_classes": None,
+           "locustfile": str(root / "loadtests" / "http_get.py"), "user_classes": None,
            "stages": [{"name": "bench", "duration_s": seconds, "start_rate": rate, "end_rate": rate,
                        "users": None if rate else users}],
            "max_in_flight": cap, "timeout_s": 5.0, "tick_s": tick_s, "spawn_rate": 10, "workers": 0, "local_workers": 0,
            "out_dir": str(out_dir), "ui": False, "params": {"path": "/"}, "run": {"scenario": "bench"}}
     path = tmp / f"cfg-{cfg['model']}.json"
     path.write_text(json.dumps(cfg))
-    cpu, _ = run_measured([*pin(0), PY, "-m", "opskit.loadtest.runner", str(path)], cwd=ROOT)
+    cpu, _ = run_measured([*pin(0), PY, "-m", "opskit.loadtest.runner", str(path)], cwd=root)
     r = json.loads((out_dir / "results.json").read_text())
     from datetime import datetime
 
@@ -153,22 +157,27 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=10)
     ap.add_argument("--cap", type=int, default=0, help="in-flight cap of the open model [default: 10 x users]")
     ap.add_argument("--repeat", type=int, default=3, help="interleaved rounds; medians are reported")
+    ap.add_argument("--sides", default="auto,open,open5,closed", help="which opskit sides to run (bare always runs)")
+    ap.add_argument("--compare", type=Path, help="also run the open model from this source tree ('other')")
     args = ap.parse_args()
+    sides = [x for x in args.sides.split(",") if x] + (["other"] if args.compare else [])
     cap = args.cap or args.users * 10
     rounds: list[dict[str, dict[str, float]]] = []
     target, url = start_target()
+
+    def run_side(side: str, rate: float) -> dict[str, float]:
+        if side == "closed":
+            return opskit_run(url, args.seconds, None, args.users, tmp, users=args.users)
+        ticks = {"auto": None, "open": 0.001, "open2": 0.002, "open5": 0.005, "other": 0.001}
+        return opskit_run(url, args.seconds, rate, cap, tmp, tick_s=ticks[side],
+                          root=args.compare if side == "other" else ROOT)
+
     try:
         with tempfile.TemporaryDirectory() as t:
             tmp = Path(t)
             for _ in range(args.repeat):
                 b = bare(url, args.seconds, args.users, tmp)
-                rounds.append({
-                    "bare": b,
-                    "open": opskit_run(url, args.seconds, b["rps"], cap, tmp),
-                    "open2": opskit_run(url, args.seconds, b["rps"], cap, tmp, tick_s=0.002),
-                    "open5": opskit_run(url, args.seconds, b["rps"], cap, tmp, tick_s=0.005),
-                    "closed": opskit_run(url, args.seconds, None, args.users, tmp, users=args.users),
-                })
+                rounds.append({"bare": b, **{side: run_side(side, b["rps"]) for side in sides}})
     finally:
         target.terminate()
         target.wait(10)
@@ -182,18 +191,22 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.2f}, {time.strftime('%Y-%m-%d %H:%M')}, "
           f"{args.repeat} interleaved rounds of {args.seconds:g} s, medians")
     labels = {"bare": f"bare FastHttpUser ({args.users} users, closed)",
+              "auto": f"opskit open model at the bare req/s, tick auto (default), cap {cap}",
               "open": f"opskit open model at the bare req/s, 1 ms tick, cap {cap}",
               "open2": f"opskit open model at the bare req/s, 2 ms tick, cap {cap}",
               "open5": f"opskit open model at the bare req/s, 5 ms tick, cap {cap}",
-              "closed": f"opskit closed model ({args.users} users)"}
+              "closed": f"opskit closed model ({args.users} users)",
+              "other": f"open model from {args.compare}, 1 ms tick, cap {cap}"}
     for side, label in labels.items():
-        extra = f", dropped {med(side, 'dropped'):.0f}" if side.startswith("open") else ""
+        if side != "bare" and side not in sides:
+            continue
+        extra = f", dropped {med(side, 'dropped'):.0f}" if side.startswith(("open", "other", "auto")) else ""
         print(f"{label}: {med(side, 'rps'):.0f} req/s at {med(side, 'cpu_pct'):.0f}% CPU, "
               f"{med(side, 'per_cpu_s'):.0f} req per CPU-second{extra}")
-    for side in ("open", "open2", "open5", "closed"):
+    for side in sides:
         rs = ratio(side)
         print(f"ratio {side}/bare per CPU-second: median {statistics.median(rs):.2f} "
-              f"(rounds: {', '.join(f'{x:.2f}' for x in rs)})" + ("  target >= 0.90" if side == "open" else ""))
+              f"(rounds: {', '.join(f'{x:.2f}' for x in rs)})" + ("  target >= 0.90" if side == "auto" else ""))
 
 
 if __name__ == "__main__":

@@ -45,7 +45,8 @@ class Generator:
         st.stages = rate_stages(cfg)
         st.cap = max(1, -(-cfg["max_in_flight"] // n))
         st.grace_s = cfg["timeout_s"] + 1.0
-        st.tick_s = float(cfg.get("tick_s", 0.001))
+        tick = cfg.get("tick_s")
+        st.tick_s = float(tick) if tick is not None else None  # None: auto
 
     def start(self) -> Recorder:
         self.rec = Recorder(clock())

@@ -22,7 +22,7 @@ from gevent import getcurrent
 from locust import User
 from locust.exception import InterruptTaskSet, RescheduleTask, RescheduleTaskImmediately, StopUser
 
-from opskit.loadtest.arrivals import RateStage, intended_times
+from opskit.loadtest.arrivals import TICK_MIN, RateStage, auto_tick, intended_times
 from opskit.loadtest.recorder import Recorder
 
 log = logging.getLogger("opskit.loadtest")
@@ -42,7 +42,9 @@ class DriverState:
     stopping: bool = False
     finished: bool = False
     grace_s: float = 10.0
-    tick_s: float = 0.001  # scheduling resolution: arrivals due within one tick go out together
+    tick_s: float | None = None  # scheduling resolution (arrivals due within one tick go out together); None: auto
+
+
 
 
 STATE = DriverState()
@@ -66,25 +68,38 @@ def failure_kind(exc: BaseException | None, response: Any) -> str:
 
 
 def install_recording(env: Any) -> None:
-    """Wrap the request event so every request is recorded (HDR) and timed from its intended start."""
+    """Wrap the request event so every request is recorded (HDR) and timed from its intended start.
+
+    One wrapper around Locust's fire (not a listener): it must change response_time before Locust's
+    own listeners see it, so its CSV/HTML agree with results.json. This runs once per request, so it
+    keeps to locals, one dict pop and a list append (the histogram is built once per second)."""
     hook = env.events.request
     if getattr(hook, "_opskit", False):
         return
     original = hook.fire
+    pop = _intended.pop
+    names: dict[Any, dict[Any, str]] = {}  # request_type -> name -> "TYPE name" (no string built per request)
 
     def fire(*, reverse: bool = False, **kw: Any) -> None:
         now = clock()
-        t0 = _intended.pop(getcurrent(), None)
+        t0 = pop(getcurrent(), None)
+        rt = kw.get("response_time") or 0.0
         if t0 is not None:
             # later requests of the same arrival are timed from their own start
-            kw["response_time"] = rt = max((now - t0) * 1000.0, kw.get("response_time") or 0.0)
-        else:
-            rt = kw.get("response_time") or 0.0
+            since = (now - t0) * 1000.0
+            if since > rt:
+                kw["response_time"] = rt = since
         rec = STATE.recorder
         if rec is not None:
+            rtype, name = kw.get("request_type"), kw.get("name")
+            by_name = names.get(rtype)
+            if by_name is None:
+                by_name = names[rtype] = {}
+            key = by_name.get(name)
+            if key is None:
+                key = by_name[name] = f"{rtype} {name}"
             exc = kw.get("exception")
-            kind = failure_kind(exc, kw.get("response")) if exc is not None else None
-            rec.record(f"{kw.get('request_type')} {kw.get('name')}", rt, kind, now)
+            rec.record(key, rt, None if exc is None else failure_kind(exc, kw.get("response")), now)
         original(reverse=reverse, **kw)
 
     hook.fire = fire
@@ -135,9 +150,16 @@ class OpenModelDriver(User):
         rec.t0 = clock()  # the schedule starts now (after on_start), not when the process was told to
         instances, weights = self._instances, self._weights
         single = instances[0] if len(instances) == 1 else None
-        t0, cap, tick = rec.t0, st.cap, st.tick_s
+        only_task = single.tasks[0] if single is not None and len(single.tasks) == 1 else None
+        t0 = rec.t0
+        auto = st.tick_s is None
+        tick = TICK_MIN if auto else float(st.tick_s)  # type: ignore[arg-type]
+        rec.cap = st.cap
         slots = _Slots(rec)
+        handoff, arrival, choice, choices = slots.run, rec.arrival, random.choice, random.choices
+        sleep = gevent.sleep
         since_yield = 0
+        prev = 0.0
         try:
             for t_rel in intended_times(st.stages, offset=st.index, step=st.n):
                 if st.stopping:
@@ -145,26 +167,29 @@ class OpenModelDriver(User):
                 due = t0 + t_rel
                 delay = due - clock()
                 if delay > tick:  # sparse arrivals: wake exactly on time
-                    gevent.sleep(delay)
+                    sleep(delay)
                     since_yield = 0
                 elif delay > 0:
-                    # dense arrivals: wake on a tick grid, so those due in the same tick go out together
-                    # and their sockets are served in one event-loop pass (at most one tick late, and
+                    # dense arrivals: wake on a grid, so those due in the same step go out together
+                    # and their sockets are served in one event-loop pass (at most one step late, and
                     # measured so: latency counts from the intended start)
-                    gevent.sleep(delay + (-(due - t0)) % tick)
+                    grid = auto_tick(t_rel - prev) if auto else tick
+                    sleep(delay + (-t_rel) % grid)
                     since_yield = 0
                 else:
                     since_yield += 1
                     if since_yield >= 64:  # behind schedule: still let in-flight requests progress
-                        gevent.sleep(0)
+                        sleep(0)
                         since_yield = 0
+                prev = t_rel
                 now = clock()
-                if rec.in_flight >= cap:
-                    rec.scheduled(now, dropped=True, lag_s=now - due)
+                if not arrival(now, now - due):  # max_in_flight reached: dropped, never delayed
                     continue
-                rec.scheduled(now, dropped=False, lag_s=now - due)
-                inst = single or random.choices(instances, weights)[0]
-                slots.run(inst, random.choice(inst.tasks), due)
+                if only_task is not None:  # one user class with one task: no random draw
+                    handoff(instances[0], only_task, due)
+                else:
+                    inst = single or choices(instances, weights)[0]
+                    handoff(inst, choice(inst.tasks), due)
             _wait_in_flight(rec, st.grace_s)
         finally:
             slots.close()
@@ -196,36 +221,39 @@ class _Slots:
         self.rec = rec
         self.free: list[Any] = []
         self.hub = gevent.get_hub()
+        self._callback = self.hub.loop.run_callback
 
     def run(self, inst: User, task: Any, due: float) -> None:
-        item = (inst, task, due)
-        if self.free:
-            self.hub.loop.run_callback(self.free.pop().switch, item)
+        free = self.free
+        if free:
+            self._callback(free.pop().switch, (inst, task, due))
         else:
             from greenlet import greenlet
 
-            self.hub.loop.run_callback(greenlet(self._slot, parent=self.hub).switch, item)
+            self._callback(greenlet(self._slot, parent=self.hub).switch, (inst, task, due))
 
     def _slot(self, item: tuple[User, Callable[[User], Any], float] | None) -> None:
         me = getcurrent()
+        rec, park, free = self.rec, self.hub.switch, self.free
         try:
             while item is not None:
-                _arrival(item[0], item[1], item[2], self.rec)
-                self.free.append(me)
-                item = self.hub.switch()  # parked until run() hands over the next arrival
+                _arrival(item[0], item[1], item[2], rec)
+                free.append(me)
+                item = park()  # parked until run() hands over the next arrival
         except BaseException:  # noqa: S110 - a raw greenlet must never raise into the hub
             pass
 
     def close(self) -> None:
-        free, self.free = self.free, []
+        free = self.free[:]
+        self.free.clear()  # in place: the slots hold this list
         for g in free:
             self.hub.loop.run_callback(g.switch, None)
 
 
 def _arrival(inst: User, task: Callable[[User], Any], due: float, rec: Recorder) -> None:
+    """One arrival, already counted in flight by Recorder.arrival."""
     g = getcurrent()
     _intended[g] = due
-    rec.started(clock())
     try:
         task(inst)
     except (StopUser, InterruptTaskSet, RescheduleTask, RescheduleTaskImmediately, gevent.GreenletExit):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from opskit.errors import ConfigError, UsageError
 from opskit.spec.schema import Spec
@@ -70,8 +70,15 @@ class ScenarioFile(_Strict):
     stages: list[StageSpec] = Field(min_length=1)
     max_in_flight: int = Field(200, ge=1, description="open model: arrivals beyond this are dropped")
     timeout: Seconds = Field(10, gt=0, description="per-request network timeout")
-    tick: Seconds = Field(0.001, gt=0, le=0.05, description="open model: scheduling resolution (arrivals due "
-                          "within one tick go out together; coarser is cheaper at high rates, up to a tick late)")
+    tick: Literal["auto"] | Annotated[float, Field(gt=0, le=0.05)] = Field(
+        "auto", description="open model: scheduling resolution (arrivals due within one tick go out together; "
+        "coarser is cheaper at high rates, up to a tick late). auto: 1 ms up to 1,000 req/s per generator "
+        "process, growing with the rate to 5 ms at 5,000 req/s")
+
+    @field_validator("tick", mode="before")
+    @classmethod
+    def _tick(cls, v: Any) -> Any:
+        return v if v == "auto" else parse_duration(v)
     spawn_rate: float = Field(10, gt=0, description="closed model: users started per second")
     service: ServiceSetup = ServiceSetup()
     failover: Failover | None = None
@@ -97,7 +104,7 @@ class Scenario:
     locustfile: Path
     max_in_flight: int
     timeout_s: float
-    tick_s: float
+    tick_s: float | None  # None: auto (arrivals.auto_tick)
     spawn_rate: float
     service: ServiceSetup
     failover_at: float | None
@@ -174,7 +181,8 @@ def load(name: str, spec: Spec, *, target_max_rps: float | None = None, director
         lf = path.parent / lf
     return Scenario(
         name=path.stem, path=path, description=sf.description, model=models.pop(), stages=tuple(stages),
-        locustfile=lf, max_in_flight=sf.max_in_flight, timeout_s=sf.timeout, tick_s=sf.tick, spawn_rate=sf.spawn_rate,
+        locustfile=lf, max_in_flight=sf.max_in_flight, timeout_s=sf.timeout,
+        tick_s=None if sf.tick == "auto" else float(sf.tick), spawn_rate=sf.spawn_rate,
         service=sf.service, failover_at=sf.failover.at if sf.failover else None, params=dict(sf.params),
     )
 

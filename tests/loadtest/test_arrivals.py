@@ -2,7 +2,16 @@ from __future__ import annotations
 
 import pytest
 
-from opskit.loadtest.arrivals import RateStage, arrivals_until, intended_times, rate_at, total_arrivals
+from opskit.loadtest.arrivals import (
+    TICK_MAX,
+    TICK_MIN,
+    RateStage,
+    arrivals_until,
+    auto_tick,
+    intended_times,
+    rate_at,
+    total_arrivals,
+)
 
 
 def test_constant_rate_is_evenly_spaced() -> None:
@@ -34,3 +43,11 @@ def test_split_across_generators_is_exactly_the_whole_schedule() -> None:
 def test_bad_split_is_refused() -> None:
     with pytest.raises(ValueError):
         list(intended_times([RateStage(1, 1, 1)], offset=2, step=2))
+
+
+@pytest.mark.parametrize(("rate", "tick_ms"), [
+    (50, 1.0), (1000, 1.0), (1500, 1.5), (2000, 2.0), (4000, 4.0), (5000, 5.0), (50_000, 5.0)])
+def test_auto_tick_grows_with_the_rate_between_its_bounds(rate: float, tick_ms: float) -> None:
+    assert auto_tick(1.0 / rate) * 1000 == pytest.approx(tick_ms)
+    assert TICK_MIN <= auto_tick(1.0 / rate) <= TICK_MAX
+    assert auto_tick(0.0) == TICK_MAX  # arrivals due at the same instant

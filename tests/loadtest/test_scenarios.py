@@ -81,3 +81,18 @@ def test_bad_options_are_usage_errors(invoke) -> None:
     assert result.exit_code == 2 and "no scenario named 'nosuch'" in result.stderr
     result = invoke("loadtest", "run", "smoke", "--target", "staging", "--users", "5")
     assert result.exit_code == 2 and "max_rps" in result.stderr
+
+
+@pytest.mark.parametrize(("line", "tick_s"), [("", None), ("tick: auto\n", None), ("tick: 2ms\n", 0.002)])
+def test_tick_is_auto_unless_a_duration_is_given(tmp_path: Path, spec, line: str, tick_s: float | None) -> None:
+    stages = "stages:\n  - {duration: 5s, rate: 3}\n"
+    (tmp_path / "t.yaml").write_text(f"description: x\nlocustfile: a.py\n{line}{stages}")
+    assert scenarios.load("t", spec, directory=tmp_path).tick_s == tick_s
+
+
+def test_a_bad_tick_is_located(tmp_path: Path, spec) -> None:
+    stages = "stages:\n  - {duration: 5s, rate: 3}\n"
+    (tmp_path / "t.yaml").write_text(f"description: x\nlocustfile: a.py\ntick: 1s\n{stages}")
+    with pytest.raises(ConfigError) as err:
+        scenarios.load("t", spec, directory=tmp_path)
+    assert "t.yaml:3" in " ".join(err.value.details) and "tick" in " ".join(err.value.details)

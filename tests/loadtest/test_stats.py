@@ -110,3 +110,38 @@ def test_inlined_recording_is_the_packages_record_value() -> None:
     assert list(ours.counts) == list(theirs.counts)
     assert (ours.get_total_count(), ours.min_value, ours.max_value) == (
         theirs.get_total_count(), theirs.min_value, theirs.max_value)
+
+
+def test_per_second_bucketing_is_the_packages_record_value() -> None:
+    """The recorder keeps raw microseconds and buckets them once per second (hdr.from_us): the
+    histogram must be the one the package builds value by value, at every bucket boundary."""
+    rnd = random.Random(5)
+    edges = [0, 1, 2, 1023, 1024, 2047, 2048, 4095, 4096, 10**6, 2**31 - 1, hdr.HIGHEST_US, 5 * 10**9]
+    values = [rnd.choice(edges) + rnd.randint(-1, 1) for _ in range(3000)]
+    values += [int(rnd.lognormvariate(7, 3)) for _ in range(20000)]
+    theirs = hdr.new()
+    for us in values:
+        theirs.record_value(min(max(us, hdr.LOWEST_US), hdr.HIGHEST_US))
+    ours = hdr.from_us(values)
+    assert list(ours.counts) == list(theirs.counts)
+    assert (ours.get_total_count(), ours.min_value, ours.max_value) == (
+        theirs.get_total_count(), theirs.min_value, theirs.max_value)
+    assert hdr.encode(ours) == hdr.encode(theirs)
+    assert hdr.from_us([]).get_total_count() == 0
+
+
+def test_arrivals_beyond_the_cap_are_dropped_and_counted_per_second() -> None:
+    rec = Recorder(0.0)
+    rec.t0 = 10.0  # the driver restarts the schedule clock after on_start: seconds count from there
+    rec.cap = 2
+    assert rec.arrival(10.1, 0.0005) and rec.arrival(10.2, 0.001)
+    assert not rec.arrival(10.3, 0.0)  # two in flight: dropped, not queued
+    rec.finished()
+    assert rec.arrival(11.2, 0.003)  # a slot came free; the next second
+    rec.finished()
+    rec.finished()
+    assert rec.arrival(13.9, 0.0)  # after an idle second
+    assert (rec.in_flight, rec.dropped) == (1, 1)
+    payload = rec.drain(14.5, final=True)
+    assert [(s["t"], s["scheduled"], s["dropped"], s["in_flight"], s["lag_max_ms"]) for s in payload] == [
+        (0, 3, 1, 2, 1.0), (1, 1, 0, 2, 3.0), (3, 1, 0, 1, 0.0), (4, 0, 0, 1, 0.0)]
