@@ -24,7 +24,7 @@ def spec_catalog(spec: Spec, base: Path) -> Catalog:
 
 def plan_names(spec: Spec, wanted: list[str] | None) -> list[str]:
     if not spec.plans:
-        raise ConfigError("the spec has no plans: add a plans: section to price (see docs/readme/capacity.md)")
+        raise ConfigError("the spec has no plans: add a plans: section to price (see docs/guide/capacity.md)")
     if not wanted:
         return list(spec.plans)
     for name in wanted:
