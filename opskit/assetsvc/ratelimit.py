@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
+import time
 from dataclasses import dataclass
 
 
@@ -37,11 +38,23 @@ class RateLimiter:
         self.window_s = window_s
         self._conn = sqlite3.connect(path, timeout=5.0, isolation_level=None)
         # the state is per service run and rebuilt from nothing on restart: durability buys nothing here
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._wal()
         self._conn.execute("PRAGMA synchronous=OFF")
         self._conn.execute(
             "CREATE TABLE IF NOT EXISTS buckets (key_id TEXT PRIMARY KEY, tokens REAL NOT NULL, ts REAL NOT NULL)"
         )
+
+    def _wal(self) -> None:
+        # workers start together and switching to WAL needs the database to itself; SQLite does not
+        # always wait on its busy timeout for that switch, so the loser of the race tries again
+        for attempt in range(100):
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 99:
+                    raise
+                time.sleep(0.02)
 
     def check(self, key_id: str, tier: str, now: float) -> Decision | None:
         """None when the tier is unlimited, else the decision for one request now."""

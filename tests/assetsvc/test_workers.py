@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import threading
 import time
 
@@ -88,6 +90,44 @@ def test_worker_count_changes_live_without_failed_requests():
         assert _wait_for_workers(svc.url, 1)
         metrics = httpx.get(f"{svc.url}/metrics").text
         assert "assetsvc_workers 1.0" in metrics
+
+
+def _worker_of_connection(sock: socket.socket, requests: int) -> int:
+    """Sends `requests` keep-alive GET /health on one connection; the one worker pid that answered."""
+    pids = set()
+    reader = sock.makefile("rb")
+    for _ in range(requests):
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n")
+        assert reader.readline().startswith(b"HTTP/1.1 200")
+        length = 0
+        while (line := reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        pids.add(json.loads(reader.read(length))["worker_pid"])
+    assert len(pids) == 1, f"a keep-alive connection moved between workers: {pids}"
+    return pids.pop()
+
+
+def test_a_burst_of_keep_alive_connections_is_spread_over_the_workers():
+    # a load generator opens all its connections at once; without fair accepting the first worker to
+    # wake took the whole burst and every keep-alive request after it
+    with LocalService(workers=2) as svc:
+        _wait_for_workers(svc.url, 2)
+        host, port = svc.url.removeprefix("http://").rsplit(":", 1)
+        owners: list[int] = []
+        for _ in range(5):
+            conns = [socket.create_connection((host, int(port)), timeout=10) for _ in range(8)]
+            try:
+                burst = [_worker_of_connection(c, 3) for c in conns]
+            finally:
+                for c in conns:
+                    c.close()
+            assert len(set(burst)) == 2, f"one worker took the whole burst: {burst}"
+            owners += burst
+        # even would be 20/20; the first worker to wake used to take ~3 in 4 connections
+        per_worker = sorted(owners.count(pid) for pid in set(owners))
+        assert per_worker[0] >= 15, f"connections per worker over 5 bursts of 8: {per_worker}"
 
 
 def test_data_committed_before_kill_9_survives_a_restart():
