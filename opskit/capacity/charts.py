@@ -54,7 +54,7 @@ def usl_chart(fit: USLFit, steps: list[Step]) -> str:
     ax.plot(n, fit.lambda_ * n, color="#999999", linestyle=":", label="linear scaling (lambda N)")
     ax.scatter([s.concurrency for s in steps], [s.throughput for s in steps], color=_COLORS["measured"],
                zorder=3, label="measured steps")
-    if fit.peak_concurrency is not None and fit.peak_concurrency <= top:
+    if fit.peak_concurrency is not None and fit.peak_concurrency <= top and not fit.unusable:
         ax.axvline(fit.peak_concurrency, color=_COLORS["threshold"], linestyle="--", linewidth=1)
         ax.annotate(f"peak N={fit.peak_concurrency:,.0f}, X={fit.peak_throughput:,.0f}",
                     (fit.peak_concurrency, fit.peak_throughput), textcoords="offset points", xytext=(6, -14))
@@ -102,20 +102,33 @@ def peak_chart(fc: Forecast) -> str:
 
 
 def driver_chart(fc: Forecast, index: int) -> str:
+    """A threshold driver in its own unit: demand (GB, connections) against the level where the threshold
+    fires, for today's capacity and for what each month's plan provisions. A percent of capacity is never
+    plotted past 100% on a percent axis."""
     d = fc.drivers[index]
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 2.8))
     _plan_bands(ax, fc)
-    ax.plot(fc.months, d.values, color=_COLORS["main"], label=f"{d.key} ({d.growth_metric})")
-    ax.axhline(d.threshold, color=_COLORS["threshold"], linestyle="--", linewidth=1,
-               label=f"threshold {d.threshold:g}{'%' if d.unit == 'percent' else ''}")
+    demand = d.demand or d.values
+    unit = d.demand_unit or d.unit
+    shown = {"percent": "%", "count": ""}.get(unit, f" {unit}")
+    ax.plot(fc.months, demand, color=_COLORS["main"], label=f"{d.key}: {d.growth_metric}")
+    limits = d.limit_now or [d.threshold] * len(fc.months)
+    pct = f"{d.threshold:g}% of " if d.unit == "percent" else ""
+    ax.plot(fc.months, limits, color=_COLORS["threshold"], linestyle="--", linewidth=1,
+            label=f"threshold: {pct}today's capacity" if pct else f"threshold {d.threshold:g}{shown}")
+    planned = [v if v is not None else float("nan") for v in d.limit_planned]
+    if any(v is not None for v in d.limit_planned):
+        ax.step(fc.months, planned, where="post", color=_COLORS["ok"], linewidth=1.2,
+                label=f"threshold: {pct}what the plan provisions")
     if d.crossing_month is not None:
         m = d.crossing_month
-        ax.plot([m], [d.values[m]], marker="o", color=_COLORS["threshold"])
-        ax.annotate(f"crossed {fc.labels[m]}", (m, d.values[m]), textcoords="offset points", xytext=(6, 6))
-    ax.set_yscale("log" if max(d.values) / max(min(d.values), 1e-9) > 50 else "linear")
+        ax.plot([m], [demand[m]], marker="o", color=_COLORS["threshold"])
+        ax.annotate(f"crossed {fc.labels[m]}", (m, demand[m]), textcoords="offset points", xytext=(6, 6))
+    every = [v for v in demand + limits + [v for v in d.limit_planned if v is not None] if v > 0]
+    ax.set_yscale("log" if every and max(every) / min(every) > 50 else "linear")
     ax.set_xlabel("month")
-    ax.set_ylabel("percent" if d.unit == "percent" else d.unit)
+    ax.set_ylabel(unit if unit not in ("percent", "count") else d.growth_metric)
     ax.set_title(d.key, pad=14)
     ax.legend(loc="upper left", frameon=False)
     return _svg(fig, f"driver{index}")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from opskit.capacity.growth import Segment, metric_at, month_label, segments
 from opskit.errors import ConfigError
+from opskit.scaling.rows import beyond
 
 if TYPE_CHECKING:
     from opskit.spec.schema import Growth, Plan, Resource, Threshold
@@ -33,9 +34,15 @@ class DriverSeries:
     growth_metric: str
     unit: str
     threshold: float
-    values: list[float]  # per month
+    values: list[float]  # per month, in the threshold's unit
     crossing_month: int | None
     note: str | None
+    # the same in the demand's own unit (GB of data, connections), with the demand at which the threshold
+    # fires each month: a percent of capacity is plotted as demand against capacity, never past 100%
+    demand: list[float] = field(default_factory=list)
+    demand_unit: str = ""
+    limit_now: list[float] = field(default_factory=list)  # against today's capacity
+    limit_planned: list[float | None] = field(default_factory=list)  # against what the month's plan provisions
 
 
 @dataclass(frozen=True)
@@ -150,41 +157,55 @@ def forecast(
         base = metrics.get(drv.metric)
         if base is None:
             raise ConfigError(f"growth.drivers.{key}.metric: {drv.metric} needs growth.metrics.daily_requests")
-        values = [v * drv.factor for v in base]
-        unit = th.unit
-        cap_value = None
+        demand = [v * drv.factor for v in base]
+        gm = growth.metrics.get(drv.metric)
+        # of_capacity compares with resources.<r>.capacity and a plan's storage_gb: gigabytes
+        demand_unit = ((gm.unit if gm is not None and gm.unit else "GB") if drv.of_capacity else th.unit)
+        values, unit = demand, th.unit
+        limit_now = [limit] * len(month_list)
+        limit_planned: list[float | None] = [None] * len(month_list)
+        res = resources.get(res_name)
         if drv.of_capacity:
-            res = resources.get(res_name)
             if res is None or res.capacity is None:
                 raise ConfigError(f"growth.drivers.{key}: of_capacity needs resources.{res_name}.capacity")
-            cap_value = res.capacity
-            values = [v / cap_value * 100 for v in values]
+            values = [v / res.capacity * 100 for v in demand]
             unit = "percent"
-        crossed = next((m for m in month_list if values[m] >= limit - 1e-9), None)
-        drivers.append(DriverSeries(key, drv.metric, unit, limit, values, crossed, drv.note))
+            limit_now = [res.capacity * limit / 100] * len(month_list)
+            limit_planned = [None if (gb := _provisioned_gb(plans, plan_by_month[m], res)) is None
+                             else gb * limit / 100 for m in month_list]
+        crossed = next((m for m in month_list if beyond(values[m], limit)), None)
+        drivers.append(DriverSeries(key, drv.metric, unit, limit, values, crossed, drv.note, demand, demand_unit,
+                                    limit_now, limit_planned))
         if crossed is not None:
-            raw = values[crossed] * (cap_value / 100 if cap_value else 1)
-            plan_note = _plan_relief(plans, plan_by_month[crossed], resources.get(res_name), raw, limit,
-                                     drv.of_capacity)
+            plan_note = _plan_relief(plan_by_month[crossed], demand[crossed], limit_planned[crossed], limit,
+                                     demand_unit)
             crossings.append(crossing(key, crossed, values[crossed], limit, unit,
-                                      f"{key} reaches {_fmt(values[crossed], unit)} (threshold {_fmt(limit, unit)})",
+                                      f"{key} goes above {_fmt(limit, unit)} ({_fmt(values[crossed], unit)})",
                                       th, plan_note))
     crossings.sort(key=lambda c: (c.month, c.key))
     return Forecast(month_list, labels, metrics, rates, growth.peak_to_mean, sizing, drivers, crossings,
                     plan_by_month, notes)
 
 
-def _plan_relief(plans: dict[str, Plan], plan: str | None, res: Resource | None, raw: float, limit: float,
-                 of_capacity: bool) -> str | None:
-    """For a capacity threshold, say whether the covering plan's size keeps the metric under the limit."""
-    if not (plan and res and res.plan_resource and of_capacity):
+def _provisioned_gb(plans: dict[str, Plan], plan: str | None, res: Resource) -> float | None:
+    """The storage the month's plan provisions for the resource (its plan_resource), if the plan says."""
+    if not (plan and res.plan_resource):
         return None
     pr = next((r for r in plans[plan].resources if r.name == res.plan_resource), None)
-    if pr is None or not pr.storage_gb:
+    return pr.storage_gb if pr is not None and pr.storage_gb else None
+
+
+def _plan_relief(plan: str | None, demand: float, fires_at: float | None, limit: float, unit: str) -> str | None:
+    """For a capacity threshold: is the size the covering plan provisions enough at the crossing month?"""
+    if plan is None or fires_at is None:
         return None
-    used = raw / pr.storage_gb * 100
-    verdict = "holds" if used < limit else "does not hold"
-    return f"{plan} provisions {pr.storage_gb:g} GB: {used:.0f}% used, {verdict}"
+    provisioned = fires_at / limit * 100
+    used = demand / provisioned * 100
+    if not beyond(used, limit):
+        return (f"{plan} provisions {provisioned:,.0f} {unit}: {used:.0f}% used then, under {limit:g}%, "
+                f"so moving to {plan} by that month relieves it")
+    return (f"{plan} provisions {provisioned:,.0f} {unit}: {used:.0f}% used then, above {limit:g}%: "
+            f"{plan} is too small (needs more than {demand / limit * 100:,.0f} {unit})")
 
 
 def _fmt(v: float, unit: str) -> str:

@@ -63,9 +63,11 @@ def _tables(r: Review) -> dict[str, list[tuple[Sequence[str], list[Sequence[Any]
             for name, key, val in (("sigma (contention)", "sigma", fit.sigma),
                                    ("kappa (coherency)", "kappa", fit.kappa),
                                    ("lambda (req/s at N=1)", "lambda", fit.lambda_))]
-        coefficients += [("peak concurrency", _fmt(fit.peak_concurrency) if fit.peak_concurrency else "none", ""),
+        undetermined = "not determined (the fit is not usable)"
+        coefficients += [("peak concurrency", undetermined if fit.unusable else
+                          _fmt(fit.peak_concurrency) if fit.peak_concurrency else "none", ""),
                          ("peak throughput" if fit.peak_concurrency else "throughput ceiling (lambda/sigma)",
-                          _fmt(fit.peak_throughput), ""),
+                          undetermined if fit.unusable else _fmt(fit.peak_throughput), ""),
                          ("R²", f"{fit.r_squared:.4f}", ""), ("points", str(fit.points), "")]
         t["scalability"].append((("coefficient", "value", "95% interval"), coefficients))
     if r.slo is not None:
@@ -78,10 +80,10 @@ def _tables(r: Review) -> dict[str, list[tuple[Sequence[str], list[Sequence[Any]
     t["forecast"].append(forecast_table(r.forecast))
     t["crossings"].append(crossing_table(r.forecast))
     t["horizons"].append((("month", "date", "peak req/s", "instances needed", "plan", "plan provisions",
-                            "plan cost/month"), [
+                            "plan vs need", "plan cost/month"), [
         (h.month, h.label, _fmt(h.peak_rps), "-" if h.instances is None else
          (f"{h.instances}" + ("" if h.needed is None or h.needed == h.instances else f" (needs {h.needed})")),
-         h.plan or "-", _fmt(h.plan_instances), _money(h.plan_monthly)) for h in r.horizons]))
+         h.plan or "-", _fmt(h.plan_instances), h.verdict or "-", _money(h.plan_monthly)) for h in r.horizons]))
     cost_rows: list[Sequence[Any]] = []
     for e in r.estimates:
         ue = e.unit_economics

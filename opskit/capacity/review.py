@@ -34,6 +34,7 @@ class HorizonRow:
     plan: str | None
     plan_monthly: float | None
     plan_instances: int | None = None  # what the plan provisions for the sized resource
+    verdict: str = ""  # the plan's count against the forecast need: "fits", "over by 5", "under by 2"
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,11 @@ def headlines(spec: Spec, fc: Forecast, costs: dict[str, float]) -> list[Headlin
         when = "already crossed" if first.month == 0 else f"{first.month} months ({first.label})"
         out.append(Headline("Months until the first threshold", f"{when}: {first.what}"))
         act = first.playbook or first.action or "review"
+        relief = ""
+        if first.plan_note and "relieves it" in first.plan_note:
+            relief = f", to {first.plan}'s size (which keeps it under the threshold)"
+        elif first.plan_note:
+            relief = f" ({first.plan}'s size alone is too small)"
         plan = first.plan
         now_plan = fc.plan_by_month[0]
         cost = ""
@@ -99,7 +105,7 @@ def headlines(spec: Spec, fc: Forecast, costs: dict[str, float]) -> list[Headlin
             if now_plan and now_plan in costs and now_plan != plan:
                 cost += f" ({'+' if costs[plan] >= costs[now_plan] else '-'}"\
                         f"{_money(abs(costs[plan] - costs[now_plan]))} vs {now_plan})"
-        out.append(Headline("Next action", f"{act} by {first.label}{cost}"))
+        out.append(Headline("Next action", f"{act} by {first.label}{relief}{cost}"))
     return out
 
 
@@ -113,11 +119,53 @@ def horizon_rows(spec: Spec, fc: Forecast, costs: dict[str, float]) -> list[Hori
         res = spec.resources.get(fc.sizing.resource) if fc.sizing else None
         if plan and res is not None and res.plan_resource:
             provisioned = next((r.count for r in spec.plans[plan].resources if r.name == res.plan_resource), None)
+        instances = fc.sizing.instances[m] if fc.sizing else None
         rows.append(HorizonRow(
             m, fc.labels[m], fc.metrics["peak_rps"][m] if "peak_rps" in fc.metrics else None,
-            fc.sizing.instances[m] if fc.sizing else None, fc.sizing.needed[m] if fc.sizing else None,
-            plan, costs.get(plan) if plan else None, provisioned))
+            instances, fc.sizing.needed[m] if fc.sizing else None,
+            plan, costs.get(plan) if plan else None, provisioned, _verdict(provisioned, instances)))
     return rows
+
+
+def _verdict(provisioned: int | None, needed: int | None) -> str:
+    if provisioned is None or needed is None:
+        return ""
+    if provisioned == needed:
+        return "fits"
+    return f"over by {provisioned - needed}" if provisioned > needed else f"under by {needed - provisioned}"
+
+
+def plan_mismatches(spec: Spec, fc: Forecast) -> list[str]:
+    """Each plan's count of the sized fleet against what the forecast needs in the months the plan covers:
+    a plan that provisions far more (or fewer) instances than the measured capacity calls for is flagged."""
+    s = fc.sizing
+    if s is None:
+        return []
+    res = spec.resources.get(s.resource)
+    if res is None or not res.plan_resource:
+        return []
+    out = []
+    for name, plan in spec.plans.items():
+        if not plan.months or len(plan.months) != 2:
+            continue
+        pr = next((r for r in plan.resources if r.name == res.plan_resource), None)
+        months = [m for m in fc.months if fc.plan_by_month[m] == name]
+        if pr is None or pr.count is None or not months:
+            continue
+        need_max = max(s.instances[m] for m in months)
+        need_min = min(s.instances[m] for m in months)
+        span = f"{fc.labels[months[0]]}..{fc.labels[months[-1]]}"
+        basis = (f"at {s.capacity_rps:,.1f} req/s per instance ({s.capacity_source}), {s.utilization_target:g}% "
+                 f"target, N+{s.redundancy}")
+        what = f"{name} provisions {pr.count} {s.resource} instances" + (f" ({pr.instance})" if pr.instance else "")
+        if pr.count > need_max:
+            out.append(f"{what} for {span}; the forecast needs at most {need_max} {basis}: "
+                       f"over-provisioned by {pr.count - need_max}")
+        elif pr.count < need_min or pr.count < need_max:
+            short_from = next(fc.labels[m] for m in months if s.instances[m] > pr.count)
+            out.append(f"{what} for {span}; the forecast needs up to {need_max} {basis}: "
+                       f"under-provisioned by {need_max - pr.count} from {short_from}")
+    return out
 
 
 def playbook_rows(fc: Forecast) -> list[PlaybookRow]:
@@ -139,7 +187,8 @@ def assumptions(spec: Spec, fc: Forecast, catalog: Catalog) -> list[str]:
         s = fc.sizing
         out.append(f"{s.resource}: {s.capacity_rps:,.1f} req/s per instance ({s.capacity_source}), run at "
                    f"{s.utilization_target:g}% of that, plus {s.redundancy} spare (N+{s.redundancy}), "
-                   f"between {s.min} and {s.max} instances.")
+                   f"between {s.min} and {s.max} instances. Every plan's instance type is taken to serve "
+                   "that much (a probe on each type would say otherwise).")
     for d in fc.drivers:
         out.append(f"{d.key} follows {d.growth_metric}" + (f": {d.note}" if d.note else ""))
     out.append(f"Prices: {catalog.name} on-demand list prices, monthly = hourly x {spec.pricing.hours_per_month:g};"
@@ -174,6 +223,9 @@ def build_review(spec: Spec, *, spec_path: str, forecast: Forecast, estimates: l
     costs = {e.plan: e.total_monthly for e in estimates}
     warnings = list(fit.warnings) if fit else []
     warnings += [m.message for e in estimates for m in e.mismatches]
+    warnings += plan_mismatches(spec, forecast)
+    if fit is not None and fit.unusable:
+        warnings.insert(0, f"The USL fit is not usable: {fit.unusable}")
     return Review(
         title=f"Capacity review: {spec.service.name}",
         generated_at=now.strftime("%Y-%m-%d %H:%M UTC"),

@@ -36,6 +36,7 @@ class USLFit:
     residuals: list[float]  # measured - fitted, per point (R's convention)
     kappa_clamped: bool
     warnings: list[str] = field(default_factory=list)
+    unusable: str | None = None  # why the coefficients cannot be relied on (then no peak is claimed)
 
     def throughput(self, n: float) -> float:
         return usl(n, self.sigma, self.kappa, self.lambda_)
@@ -46,7 +47,8 @@ class USLFit:
                               for k, v in self.intervals.items()},
                 "confidence": CONFIDENCE, "peak_concurrency": self.peak_concurrency,
                 "peak_throughput": self.peak_throughput, "r_squared": self.r_squared, "points": self.points,
-                "residuals": self.residuals, "kappa_clamped": self.kappa_clamped, "warnings": self.warnings}
+                "residuals": self.residuals, "kappa_clamped": self.kappa_clamped, "warnings": self.warnings,
+                "usable": self.unusable is None, "unusable_reason": self.unusable}
 
 
 def usl(n: float, sigma: float, kappa: float, lam: float) -> float:
@@ -125,7 +127,25 @@ def fit(concurrency: list[float], throughput: list[float]) -> USLFit:
         warnings.append(f"no peak within reach: the throughput ceiling ({x_peak:,.0f} req/s) is over twice the "
                         f"highest measured ({float(x.max()):,.0f} req/s); load further to find the knee")
     return USLFit(sigma, kappa, lam, intervals, n_peak, x_peak, r2, len(n), [-float(v) for v in r], clamped,
-                  warnings)
+                  warnings, _unusable(intervals, lam, clamped))
+
+
+def _unusable(intervals: dict[str, Interval], lam: float, kappa_clamped: bool) -> str | None:
+    """A fit whose coefficients are not determined by the data: no interval at all (too few points, a
+    singular problem), or a throughput-of-one interval wider than the value itself (lambda +-1.4e6 for a
+    lambda of 400, as a spike run gives). R² can still be 0.99 for such a curve: it says nothing."""
+    missing = [k for k in ("sigma", "lambda") + (() if kappa_clamped else ("kappa",))
+               if intervals[k].low is None]
+    if missing:
+        return (f"no confidence interval for {', '.join(missing)} (too few distinct load levels for three "
+                "coefficients)")
+    lam_iv = intervals["lambda"]
+    assert lam_iv.low is not None and lam_iv.high is not None
+    half = (lam_iv.high - lam_iv.low) / 2
+    if half > lam:
+        return (f"lambda is {lam:,.4g} +- {half:,.3g} at {CONFIDENCE:.0%}: the data do not determine the "
+                "throughput of one, so neither the peak nor the ceiling means anything")
+    return None
 
 
 def _intervals(jac: object, ss_res: float, n_points: int, params: object, student_t: object) -> dict[str, Interval]:

@@ -9,7 +9,7 @@ import click
 
 from opskit import output as out
 from opskit.commands.common import FiniteFloatRange, load, output_option, spec_option
-from opskit.errors import UsageError
+from opskit.errors import Refused, UsageError
 
 
 @click.group()
@@ -68,6 +68,8 @@ def fit_cmd(spec_file: str | None, results: str | None, data: str | None, slo_na
         _fit_table(f, model)
     for w in f.warnings:
         out.warn(w)
+    if f.unusable:
+        raise Refused(f"not fit: {f.unusable}")
 
 
 def _maybe_spec(spec_file: str | None) -> Any:
@@ -86,12 +88,15 @@ def _fit_table(f: Any, model: Any) -> None:
         return "-" if i.low is None else f"{i.low:.4g} .. {i.high:.4g}"
 
     peak_n = "none (kappa = 0)" if f.peak_concurrency is None else f"{f.peak_concurrency:,.1f}"
+    peak_x = f"{f.peak_throughput:,.1f}"
+    if f.unusable:
+        peak_n = peak_x = "not determined (see below)"
     out.table(("", "value", "95% interval"), [
         ("sigma (contention)", f"{f.sigma:.6g}", iv("sigma")),
         ("kappa (coherency)", f"{f.kappa:.6g}", iv("kappa")),
         ("lambda (req/s at N=1)", f"{f.lambda_:.6g}", iv("lambda")),
         ("peak concurrency", peak_n, ""),
-        ("peak throughput" if f.peak_concurrency else "throughput ceiling", f"{f.peak_throughput:,.1f}", ""),
+        ("peak throughput" if f.peak_concurrency else "throughput ceiling", peak_x, ""),
         ("R²", f"{f.r_squared:.4f}", ""),
         ("points", str(f.points), ""),
     ], title="Universal Scalability Law fit")
@@ -101,10 +106,13 @@ def _fit_table(f: Any, model: Any) -> None:
                for s, r in zip(model.steps, f.residuals, strict=True)], title="Measured steps")
     s = model.slo
     if s is not None:
-        msg = {"slo": f"~{s.estimated_rps:,.1f} req/s per instance (highest step within: {s.measured_rps:,.1f})",
-               "not reached": f">= {s.measured_rps:,.1f} req/s per instance (every step held the SLO)",
-               "first step": "the first step already broke the SLO",
-               "no latency data": "no p95 per step in the data"}[s.limited_by]
+        if s.limited_by == "slo":
+            msg = f"~{s.estimated_rps:,.1f} req/s per instance (highest step within: {s.measured_rps:,.1f})"
+        elif s.limited_by == "not reached":
+            msg = f">= {s.measured_rps:,.1f} req/s per instance (every step held the SLO)"
+        else:
+            msg = {"first step": "the first step already broke the SLO",
+                   "no latency data": "no p95 per step in the data"}[s.limited_by]
         out.echo(f"Within p95 <= {s.p95_limit_ms:g} ms{f' (SLO {model.slo_name})' if model.slo_name else ''}: {msg}")
 
 

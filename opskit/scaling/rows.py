@@ -19,6 +19,13 @@ from opskit.units import format_duration
 STALENESS_S = 300.0
 
 
+def beyond(value: float, limit: float) -> bool:
+    """The one rule for "reaches the threshold", used by scaling, the forecast and (as `>`) the rendered
+    alerts: strictly above the limit. The relative epsilon keeps interpolated figures that equal the limit
+    (4,999.999 x 0.1 rounding up to 500.0000001) from counting as a crossing."""
+    return value > limit + 1e-9 * max(1.0, abs(limit))
+
+
 def fmt_value(value: float | None, unit: str) -> str:
     if value is None or not math.isfinite(value):
         return "-"
@@ -84,10 +91,10 @@ def _band(th: Threshold, points: list[Sample], now: dt.datetime, current: int | 
     value = points[-1].value
     window = th.for_ or 0.0
     unit = th.unit
-    if value > th.scale_up:
+    if beyond(value, th.scale_up):
         kind: DecisionKind = "scale_up"
         up = th.scale_up
-        since = _run_start(points, lambda v: v > up, staleness_s)
+        since = _run_start(points, lambda v: beyond(v, up), staleness_s)
         words = f"above scale_up {fmt_value(th.scale_up, unit)}"
     elif th.scale_down is not None and value < th.scale_down:
         kind = "scale_down"

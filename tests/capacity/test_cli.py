@@ -72,7 +72,9 @@ def test_forecast_json_and_md(tmp_path, monkeypatch):
     crossings = {c["key"]: c for c in doc["crossings"]}
     assert crossings["database.storage_utilization"]["month"] == 9
     assert crossings["database.storage_utilization"]["plan"] == "phase-2"
-    assert crossings["redis.connections"]["month"] == 12
+    # 500 connections at month 12 equals the threshold: like scaling and the alert (`> 500`), that is not
+    # a crossing yet; month 13 is above it
+    assert crossings["redis.connections"]["month"] == 13
     # 50 req/s at 70% -> 35 per instance; month 24 peak 196.8 -> 6 + 1 spare = 7
     assert doc["sizing"]["instances"][24] == 7
     md = run("capacity", "forecast", "--spec", SPEC, "-o", "md", "--months", "12")
@@ -103,3 +105,17 @@ def test_help_imports_no_heavy_library():
             "print(sorted(m for m in ('matplotlib', 'numpy', 'scipy', 'pydantic') if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_fit_that_is_not_usable_exits_1_and_says_not_fit(tmp_path):
+    csv = tmp_path / "spike.csv"
+    csv.write_text("concurrency,throughput\n0.04,20\n0.05,22\n0.9,400.6\n0.06,22\n0.05,21\n", encoding="utf-8")
+    r = run("capacity", "fit", "--data", str(csv))
+    assert r.exit_code == 1
+    assert "not fit: lambda is" in r.stderr and "peak throughput" not in r.stderr
+    assert "not determined" in r.stdout and "400.6" not in r.stdout.split("points")[0].split("throughput")[-1]
+    j = run("capacity", "fit", "--data", str(csv), "-o", "json")
+    assert j.exit_code == 1 and json.loads(j.stdout)["usable"] is False
+    # with a spec whose SLO has a p95 and a CSV without p95 ("no latency data"): still a clean answer
+    t = run("capacity", "fit", "--spec", SPEC, "--data", str(csv))
+    assert t.exit_code == 1 and "no p95 per step in the data" in t.stdout and "internal error" not in t.stderr

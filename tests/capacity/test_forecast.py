@@ -61,9 +61,11 @@ def test_month_of_crossing_hand_computed():
     db = by_key["database.storage_utilization"]
     assert db.month == 9 and db.label == "2027-10" and db.value == pytest.approx(100.0)
     assert db.playbook == "db-increase-size" and db.plan == "big" and db.plan_monthly == 1234.5
-    assert db.plan_note == "big provisions 250 GB: 40% used, holds"
-    # 5000 concurrent users at month 12 x 0.1 = 500 connections: the threshold is reached exactly then
-    assert by_key["redis.connections"].month == 12
+    assert db.plan_note == "big provisions 250 GB: 40% used then, under 80%, so moving to big by that month relieves it"
+    # 5000 concurrent users at month 12 x 0.1 = 500 connections: equal to the threshold is not above it (the
+    # rule scaling and the rendered alert use), so the crossing is month 13
+    assert by_key["redis.connections"].month == 13
+    assert "goes above 500" in by_key["redis.connections"].what
     assert [c.key for c in fc.crossings] == ["database.storage_utilization", "redis.connections"]
 
 

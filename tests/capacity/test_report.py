@@ -160,3 +160,36 @@ def test_same_inputs_give_the_same_report(tmp_path, with_run):
         return re.sub(r"Generated \d{4}-\d\d-\d\d \d\d:\d\d UTC", "Generated <time>", text)
 
     assert strip(first) == strip(second) and strip(first_md) == strip(second_md)
+
+
+def test_plans_that_do_not_match_the_forecast_are_flagged(tmp_path, spec_copy, monkeypatch):
+    """The example's phase-3 provisions 8 API instances while the forecast (250 req/s per instance, 70%,
+    N+1) needs 2-3: the review says so, and the horizon table gives each plan's verdict."""
+    monkeypatch.chdir(tmp_path)
+    html, md, _ = make_report(tmp_path, spec_copy)
+    check = [ln for ln in md.splitlines() if ln.startswith("> **Check:** phase-3 provisions 8 api")]
+    assert len(check) == 1, md
+    assert "over-provisioned by" in check[0] and "the forecast needs at most" in check[0]
+    need = int(check[0].split("needs at most ")[1].split()[0])
+    assert f"over-provisioned by {8 - need}" in check[0]
+    horizon = next(ln for ln in md.splitlines() if ln.startswith("| 24 |") and "over by" in ln)
+    assert f"| phase-3 | 8 | over by {8 - need} |" in horizon
+
+
+def test_storage_driver_is_charted_as_demand_against_capacity(tmp_path, spec_copy, monkeypatch):
+    """db size grows to 1 TB against 100 GB today: plotted in GB against the threshold at 80% of today's
+    capacity and of what each plan provisions, never as 1,000% on a percent axis."""
+    from opskit.capacity.charts import driver_chart
+    from opskit.capacity.forecast import forecast
+    from opskit.spec import load_spec
+
+    spec = load_spec(spec_copy)
+    assert spec.growth is not None
+    fc = forecast(spec.growth, months=24, resources=spec.resources, thresholds=spec.thresholds, plans=spec.plans)
+    i = next(i for i, d in enumerate(fc.drivers) if d.key == "database.storage_utilization")
+    d = fc.drivers[i]
+    assert d.demand_unit == "GB" and d.demand[-1] == pytest.approx(1000.0)
+    assert d.limit_now == [80.0] * 25  # 80% of resources.database.capacity (100 GB)
+    assert d.limit_planned[0] == pytest.approx(80.0) and d.limit_planned[24] == pytest.approx(800.0)  # phase-3: 1 TB
+    svg = driver_chart(fc, i)
+    assert ">GB<" in svg and "percent" not in svg

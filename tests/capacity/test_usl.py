@@ -108,3 +108,13 @@ def test_held_out_r_usl_coef_data_set():
     assert f.sigma == pytest.approx(0.02, rel=1e-3)
     assert f.kappa == pytest.approx(0.02, rel=1e-3)
     assert f.lambda_ == pytest.approx(1.0, rel=1e-3)
+
+
+def test_a_spike_run_fit_is_marked_not_usable():
+    """A spike run (two rates, a handful of steps, never near saturation) fits a curve with R² near 1 but
+    lambda +- thousands: the fit says it is not usable instead of reporting a peak."""
+    f = fit([0.04, 0.05, 0.9, 0.06, 0.05], [20, 22, 400.6, 22, 21])
+    assert f.unusable is not None and f.unusable.startswith("lambda is ")
+    assert f.as_dict()["usable"] is False
+    good = fit(SPECSDM91_N, SPECSDM91_X)
+    assert good.unusable is None and good.as_dict()["usable"] is True
