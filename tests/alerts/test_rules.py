@@ -179,3 +179,13 @@ def test_extra_labels_are_checked(labels, message, seed_spec):
     with pytest.raises(ConfigError) as err:
         load(seed_spec)
     assert message in "\n".join(err.value.details) + err.value.message
+
+
+def test_a_custom_latency_query_without_a_route_matcher_gets_a_note(seed_spec):
+    row = next(r for r in seed_spec["thresholds"] if r["metric"] == "response_time_p95")
+    row["queries"]["prometheus"] = ("1000 * histogram_quantile(0.95, sum by (le) "
+                                    '(rate(http_request_duration_seconds_bucket{job="asset-service"}[1m])))')
+    notes = [n for n in build(load(seed_spec)).notes if n.where.endswith("api.response_time_p95")]
+    assert any('no route matcher: the service\'s own /metrics and /health count in it (add '
+               'route!~"/metrics|/health|/ready")' in n.text for n in notes), notes
+    assert not [n for n in build(load()).notes if "route matcher" in n.text]  # the committed spec filters
