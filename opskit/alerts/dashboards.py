@@ -31,6 +31,7 @@ def _job(spec: Spec, *extra: str) -> str:
 
 def red(spec: Spec) -> dict[str, Any]:
     sel = _job(spec, 'route=~"$route"')
+    timed = _job(spec, 'route=~"$route"', promql.not_own_routes())  # latency: the service's own routes never count
     five = _job(spec, 'route=~"$route"', 'status_code=~"5.."')
     rate = "[$__rate_interval]"
     slo_text = "; ".join(
@@ -56,7 +57,7 @@ def red(spec: Spec) -> dict[str, Any]:
     b.row("Duration")
     for name, q in QUANTILES:
         b.timeseries(f"Latency {name} by route",
-                     [(f"histogram_quantile({q:g}, sum by (le, method, route) (rate({H}_bucket{sel}{rate})))",
+                     [(f"histogram_quantile({q:g}, sum by (le, method, route) (rate({H}_bucket{timed}{rate})))",
                        "{{method}} {{route}}")],
                      unit="s", minimum=0, width=8, description=f"SLO latencies: {slo_text}")
     b.timeseries("File processing p95 by file type",
@@ -67,7 +68,8 @@ def red(spec: Spec) -> dict[str, Any]:
 
 
 def saturation(spec: Spec) -> dict[str, Any]:
-    from opskit.alerts.rules import Note, format_threshold, threshold_alerts
+    from opskit.alerts.model import Note
+    from opskit.alerts.rules import format_threshold, threshold_alerts
 
     job = _job(spec)
     rate = "[$__rate_interval]"
@@ -164,7 +166,8 @@ def loadtest(spec: Spec) -> dict[str, Any]:
         for name, q in QUANTILES], unit="s", minimum=0)
     b.timeseries("Client vs service p95", [
         (f"histogram_quantile(0.95, sum by (le) (rate({RESPONSE_TIME}_bucket{sel}{rate})))", "client p95"),
-        (f"histogram_quantile(0.95, sum by (le) (rate({H}_bucket{_job(spec)}{rate})))", "service p95")],
+        (f"histogram_quantile(0.95, sum by (le) (rate({H}_bucket{_job(spec, promql.not_own_routes())}{rate})))",
+         "service p95")],
         unit="s", minimum=0,
         description="The gap is time outside the service (network, queueing in the runner).")
     b.timeseries("Client p95 by request", [
@@ -186,11 +189,13 @@ def render_dashboards(spec: Spec) -> dict[str, str]:
     Each dashboard is validated against the SDK's JSON schema first; a failure is opskit's bug (exit 3)."""
     import json
 
+    from opskit.alerts.model import GENERATED_HEADER
     from opskit.alerts.render import environment
-    from opskit.alerts.rules import GENERATED_HEADER
     from opskit.alerts.schemacheck import validate_dashboard
     from opskit.errors import RuntimeFailure
+    from opskit.spec.checks import require_valid
 
+    require_valid(spec)
     files: dict[str, str] = {}
     problems: list[str] = []
     for name, doc in build_all(spec).items():

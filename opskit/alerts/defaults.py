@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from opskit.alerts.promql import HISTOGRAM, quote
+from opskit.alerts.promql import HISTOGRAM, OWN_ROUTES, not_own_routes, quote
 
 SeriesList = list[dict[str, str]]
 
@@ -107,7 +107,12 @@ def _quantile(metric: str) -> float:
 def _latency(ctx: Context, metric: str) -> str:
     job = "job=" + quote(ctx.service_job)
     return (f"1000 * histogram_quantile({_quantile(metric):g}, sum by (le) "
-            f"(rate({HISTOGRAM}_bucket{{{job}}}[{ctx.window}])))")
+            f"(rate({HISTOGRAM}_bucket{{{job},{not_own_routes()}}}[{ctx.window}])))")
+
+
+def scrape_latency(metric: str) -> str:
+    """The scrape source's expression for a latency row (it reads one service, so no job matcher)."""
+    return f"1000 * histogram_quantile({_quantile(metric):g}, {HISTOGRAM}{{{not_own_routes()}}})"
 
 
 def latency_bucket_for(buckets_s: tuple[float, ...], value_s: float) -> tuple[float, float] | None:
@@ -122,18 +127,28 @@ def latency_bucket_for(buckets_s: tuple[float, ...], value_s: float) -> tuple[fl
 
 
 def _latency_series(ctx: Context, metric: str, value: float) -> SeriesList | None:
-    """All requests in one bucket: histogram_quantile interpolates inside it to lower + q x width."""
+    """All requests in one bucket: histogram_quantile interpolates inside it to lower + q x width.
+
+    Next to them, the service's own /metrics and /health answer slower than anything (the top bucket), as
+    often as the API: a query that counted them would read the top bucket, so the silent case proves the
+    route filter."""
     span = latency_bucket_for(ctx.buckets_s, value / 1000)
     if span is None:
         return None
-    upper = span[1]
-    base = f'job={quote(ctx.service_job)},method="GET",route="/api/assets",status_code="200"'
-    per_minute = 600
+    series = _histogram(ctx, 'route="/api/assets",status_code="200"', span[1], 600)
+    for route in OWN_ROUTES[:2]:
+        series += _histogram(ctx, f'route={quote(route)},status_code="200"', float("inf"), 300)
+    return series
+
+
+def _histogram(ctx: Context, labels: str, upper: float, per_minute: float) -> SeriesList:
+    """Bucket and count series of one route with every observation at or below `upper`."""
+    base = f'job={quote(ctx.service_job)},method="GET",{labels}'
     series = []
     for bound in (*ctx.buckets_s, float("inf")):
         le = "+Inf" if bound == float("inf") else repr(float(bound))
-        filled = per_minute if bound >= upper else 0
-        series.append(_counter(f'{HISTOGRAM}_bucket{{{base},le="{le}"}}', filled, ctx.steps))
+        series.append(_counter(f'{HISTOGRAM}_bucket{{{base},le="{le}"}}', per_minute if bound >= upper else 0,
+                               ctx.steps))
     series.append(_counter(f"{HISTOGRAM}_count{{{base}}}", per_minute, ctx.steps))
     return series
 

@@ -65,3 +65,50 @@ def apply(directory: Path, changes: list[Change]) -> None:
             out.write_atomic(directory / c.path, c.new)
         elif c.status == "stale":
             (directory / c.path).unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Sync:
+    """What a render did to its folder (or, with check, would do)."""
+
+    directory: Path
+    changes: list[Change]
+    check: bool
+
+    @property
+    def differing(self) -> list[Change]:
+        return [c for c in self.changes if c.status != "unchanged"]
+
+    @property
+    def refusal(self) -> str | None:
+        """Why --check answers no, or None."""
+        if not self.check or not self.differing:
+            return None
+        return (f"{len(self.differing)} file(s) in {self.directory} differ from what the spec renders "
+                f"({', '.join(c.path for c in self.differing)}); run the render command and commit")
+
+    def check_text(self) -> str:
+        """What --check prints: the unified diff, or that the folder is up to date."""
+        if self.differing:
+            return unified_diff(self.differing, str(self.directory)).rstrip("\n")
+        return f"{self.directory}: {len(self.changes)} files up to date with the spec"
+
+    def rows(self) -> list[tuple[str, str]]:
+        return [(c.path, c.status) for c in self.changes]
+
+    def as_json(self, summary: dict[str, object]) -> dict[str, object]:
+        if self.check:
+            return {**summary, "check": True, "up_to_date": not self.differing,
+                    "differing": [{"path": c.path, "status": c.status} for c in self.differing],
+                    "diff": unified_diff(self.differing, str(self.directory))}
+        return {**summary, "directory": str(self.directory),
+                "files": [{"path": c.path, "status": c.status} for c in self.changes]}
+
+
+def sync(directory: Path, files: dict[str, str], patterns: Iterable[str], generated: Callable[[str], bool],
+         check: bool) -> Sync:
+    """Plan the folder against the rendered files; apply unless check. Both render commands use this."""
+    changes = plan(directory, files, patterns, generated)
+    if not check:
+        apply(directory, changes)
+    return Sync(directory, changes, check)

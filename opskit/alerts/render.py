@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from opskit.alerts.rules import GENERATED_HEADER, RuleSet, build, health_prefix
+from opskit.alerts.model import GENERATED_HEADER, Note, RuleSet
+from opskit.alerts.rules import build, health_prefix
 
 if TYPE_CHECKING:
     from jinja2.sandbox import SandboxedEnvironment
@@ -56,11 +57,19 @@ def dump_yaml(doc: Any) -> str:
 
 def render_all(spec: Spec) -> tuple[RuleSet, dict[str, str]]:
     """Everything `opskit alerts render` writes, keyed by path relative to the alerts folder."""
-    from opskit.alerts.unittests import test_documents
+    from opskit.alerts.unittests import test_documents, untested
 
     ruleset = build(spec)
     files = render_rules(ruleset)
-    for path, doc in test_documents(spec, ruleset).items():
+    docs = test_documents(spec, ruleset)
+    for path, doc in docs.items():
         files[path] = dump_yaml(doc)
+    tested = {case["alertname"] for doc in docs.values() for test in doc["tests"]
+              for case in test["alert_rule_test"]}
+    for t in ruleset.thresholds:
+        if t.rule.alert not in tested:
+            ruleset.notes.append(Note(f"thresholds[{t.index}] {t.row.key}",
+                                      f"no generated unit test ({untested(spec, t)}): write one in alerts/tests/, "
+                                      "or alerts test fails its coverage"))
     files["alertmanager.yml"] = render_alertmanager(spec)
     return ruleset, dict(sorted(files.items()))

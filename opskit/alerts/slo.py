@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from opskit.alerts import promql
-from opskit.alerts.rules import Group, Note, Rule, SpecProblem, runbook_url
+from opskit.alerts.model import Group, Note, Rule, runbook_url
+from opskit.spec.checks import require_valid
 
 if TYPE_CHECKING:
     from opskit.spec.schema import SLO, Spec
@@ -95,24 +96,16 @@ class SLI:
 
 
 def slis(spec: Spec) -> list[SLI]:
+    """The SLIs of every SLO; raises SpecProblem when an SLO cannot be read from the histogram."""
+    require_valid(spec)
     out: list[SLI] = []
-    buckets = spec.service.latency_buckets_ms
-    for i, slo in enumerate(spec.slos):
+    for slo in spec.slos:
         method, route = promql.split_endpoint(slo.endpoint)
         base: dict[str, Any] = {"slo": slo.name, "method": method, "route": route, "job": spec.service.job,
-                "period_seconds": slo.window}
+                                "period_seconds": slo.window}
         if slo.availability is not None:
-            if not 0 < slo.availability < 100:
-                raise SpecProblem(("slos", i, "availability"),
-                                  f"{slo.availability:g}% leaves no error budget to alert on (use 0 < x < 100)")
             out.append(SLI(sli="availability", objective=round(slo.availability / 100, 12), **base))
         for pct, bound_ms in _latencies(slo):
-            if bound_ms not in buckets:
-                raise SpecProblem(
-                    ("slos", i, "latency", pct),
-                    f"{bound_ms:g}ms is not a bucket bound of the service histogram, so the latency SLI cannot "
-                    f"be read from it; service.latency_buckets_ms is {[f'{b:g}' for b in buckets]}: "
-                    f"add {bound_ms:g} there (and to the service) or pick one of them")
             objective = float("0." + pct[1:])
             out.append(SLI(sli=f"latency-{pct}", objective=objective, bound_seconds=bound_ms / 1000, **base))
     return out

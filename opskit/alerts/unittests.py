@@ -6,17 +6,20 @@ Pure: returns test documents as data. Expected values come from an independent m
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from opskit.alerts import promql
-from opskit.alerts.rules import VALUE_TEMPLATE, RuleSet, ThresholdAlert, format_value, health_rules
+from opskit.alerts.customtests import Doc, custom_tests
+from opskit.alerts.exprmodel import Unsupported
+from opskit.alerts.model import RuleSet, ThresholdAlert
+from opskit.alerts.rules import VALUE_TEMPLATE, format_value, health_rules
 from opskit.alerts.slo import BURN_WINDOWS, NOTIFY, SLI, burn_alert, burn_factor, slis
 from opskit.units import parse_duration
 
 if TYPE_CHECKING:
     from opskit.spec.schema import Spec
 
-Doc = dict[str, Any]
 PCT = "{{ $value | humanizePercentage }}"
 INSTANCE = "{{ $labels.instance }}"
 
@@ -71,7 +74,10 @@ def threshold_tests(spec: Spec, ruleset: RuleSet) -> list[Doc]:
     window = promql.rate_window(spec.alerts.scrape_interval)
     for t in ruleset.thresholds:
         if not t.default_query:
-            continue  # a hand-written query needs hand-written series: alerts/tests/*.test.yml
+            # the row's own query: series from a model of it, else hand-written tests (render notes it)
+            with contextlib.suppress(Unsupported):
+                tests += custom_tests(spec, t, lambda a, v: expand(a, value=v), format_value)
+            continue
         recipe = default_for(t.row.metric)
         assert recipe is not None
         selector = spec.alerts.resource_selectors.get(t.row.resource, f"job={promql.quote(t.row.resource)}")
@@ -102,6 +108,17 @@ def threshold_tests(spec: Spec, ruleset: RuleSet) -> list[Doc]:
             "alert_rule_test": [{"eval_time": f"{fires_at}m", "alertname": name, "exp_alerts": []}],
         })
     return tests
+
+
+def untested(spec: Spec, t: ThresholdAlert) -> str:
+    """Why a threshold alert got no generated test."""
+    if t.default_query:
+        return "no input values of the default query cross the threshold"
+    try:
+        custom_tests(spec, t, lambda a, v: expand(a, value=v), format_value)
+    except Unsupported as exc:
+        return f"its query is outside what opskit models: {exc}"
+    return "unknown"
 
 
 # ---- SLOs --------------------------------------------------------------------------------------------

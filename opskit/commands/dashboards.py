@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from opskit import output as out
-from opskit.commands.alerts import default_dir, load_with_path, spec_problem, write_or_check
 from opskit.commands.common import output_option, spec_option
 from opskit.errors import Refused, UsageError
 
@@ -26,18 +25,26 @@ def dashboards() -> None:
 def render(spec_file: str | None, out_dir: str | None, check: bool, output: str) -> None:
     """Write dashboards/*.json (schemaVersion 42, checked against the SDK's JSON schema) and
     provisioning/ (datasource + dashboard provider) to mount into Grafana."""
+    from opskit.alerts import files as plan_files
     from opskit.alerts.dashboards import render_dashboards
     from opskit.alerts.grafana import GENERATED_TAG
-    from opskit.alerts.rules import GENERATED_HEADER, SpecProblem
+    from opskit.alerts.model import GENERATED_HEADER
+    from opskit.spec import load_checked
 
-    spec, path = load_with_path(spec_file)
-    try:
-        files = render_dashboards(spec)
-    except SpecProblem as exc:
-        raise spec_problem(exc, path) from None
-    summary = {"dashboards": sorted(n for n in files if n.endswith(".json"))}
-    write_or_check(default_dir(out_dir, path, "dashboards"), files, ["*.json", "provisioning/*/*.yml"],
-                   lambda text: GENERATED_HEADER in text or GENERATED_TAG in text, check, output, summary)
+    spec, path = load_checked(spec_file)
+    files = render_dashboards(spec)
+    summary: dict[str, object] = {"dashboards": sorted(n for n in files if n.endswith(".json"))}
+    result = plan_files.sync(Path(out_dir) if out_dir else path.parent / "dashboards", files,
+                             ["*.json", "provisioning/*/*.yml"],
+                             lambda text: GENERATED_HEADER in text or GENERATED_TAG in text, check)
+    if output == "json":
+        out.emit_json(result.as_json(summary))
+    elif check:
+        out.echo(result.check_text())
+    else:
+        out.table(["file", "status"], result.rows(), title=f"rendered into {result.directory}")
+    if result.refusal:
+        raise Refused(result.refusal)
 
 
 @dashboards.command()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from opskit import output as out
-from opskit.commands.common import load, output_option, spec_option
+from opskit.commands.common import output_option, spec_option
 
 
 @click.group()
@@ -17,12 +17,13 @@ def spec() -> None:
 @spec_option
 @output_option("table", "json")
 def validate(spec_file: str | None, output: str) -> None:
-    """Check opskit.yaml; exit 2 listing every problem as file:line: key.path: what is wrong."""
-    from opskit.spec import spec_path
+    """Check opskit.yaml; exit 2 listing every problem as file:line: key.path: what is wrong. The same checks
+    `alerts render` and `dashboards render` make, so a valid spec renders."""
+    from opskit.spec import load_checked
 
-    s = load(spec_file)
+    s, path = load_checked(spec_file)
     summary = {
-        "spec": str(spec_path(spec_file)),
+        "spec": str(path),
         "valid": True,
         "service": s.service.name,
         "targets": len(s.targets),

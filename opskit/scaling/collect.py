@@ -26,8 +26,16 @@ class Readings:
     replicas_from: dict[str, str]  # resource -> "source" | "spec" | "unknown"
 
 
-def request_for(th: Threshold, source_name: str, step_s: float) -> MetricRequest:
-    query = getattr(th.queries, source_name, None) if source_name != "file" else None
+def request_for(th: Threshold, source_name: str, step_s: float, spec: Spec | None = None) -> MetricRequest:
+    # the same resolution the rendered alerts use: the row's query, else opskit's default for the metric
+    from opskit.alerts.queries import resolve
+
+    if source_name == "file":
+        query = None
+    elif spec is not None:
+        query = resolve(spec, th, source_name).expr
+    else:
+        query = getattr(th.queries, source_name, None)
     # threshold mode needs the whole `for` window; target mode (HPA) reads the latest value
     window = th.for_ if th.target is None and th.for_ else 0.0
     return MetricRequest(th.resource, th.metric, query=query, window_s=window, step_s=step_s)
@@ -36,7 +44,7 @@ def request_for(th: Threshold, source_name: str, step_s: float) -> MetricRequest
 def read_all(spec: Spec, source: MetricsSource, now: dt.datetime | None = None) -> Readings:
     at = now or getattr(source, "recorded_now", None) or wall_now()
     step = spec.alerts.scrape_interval or 15.0
-    series = tuple(source.read(request_for(th, source.name, step), now=at) for th in spec.thresholds)
+    series = tuple(source.read(request_for(th, source.name, step, spec), now=at) for th in spec.thresholds)
     replicas: dict[str, int | None] = {}
     origin: dict[str, str] = {}
     for name in dict.fromkeys(th.resource for th in spec.thresholds):

@@ -22,13 +22,22 @@ def test_render_out_is_a_file_writes_nothing(invoke, tmp_path, group):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
-def test_alerts_test_on_a_missing_folder_is_a_usage_error(invoke, tmp_path):
-    result = invoke("alerts", "test", "--spec", str(SPEC), "--dir", str(tmp_path / "nope"))
+@pytest.mark.parametrize("option", ["--out", "--dir"])
+def test_alerts_test_on_a_missing_folder_is_a_usage_error(invoke, tmp_path, option):
+    result = invoke("alerts", "test", "--spec", str(SPEC), option, str(tmp_path / "nope"))
     assert result.exit_code == 2, result.output
-    assert f"--dir: {tmp_path / 'nope'}: no such folder" in result.stderr
+    assert f"{option}: {tmp_path / 'nope'}: no such folder" in result.stderr
     (tmp_path / "file").write_text("")
-    result = invoke("alerts", "test", "--spec", str(SPEC), "--dir", str(tmp_path / "file"))
+    result = invoke("alerts", "test", "--spec", str(SPEC), option, str(tmp_path / "file"))
     assert result.exit_code == 2 and "is not a folder" in result.stderr
+
+
+def test_every_alerts_and_dashboards_folder_option_is_out(invoke):
+    """One name everywhere: render writes --out, test reads --out; the old --dir still works but is hidden."""
+    for command in (("alerts", "render"), ("alerts", "test"), ("dashboards", "render")):
+        text = invoke(*command, "--help").stdout
+        assert "--out DIR" in text, command
+        assert "--dir" not in text, command
 
 
 def test_lint_on_a_recursive_yaml_alias_is_located(invoke, tmp_path):

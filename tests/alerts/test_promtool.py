@@ -20,7 +20,7 @@ pytestmark = [
 def run_test(invoke, spec, folder=None):
     args = ["alerts", "test", "--spec", str(spec), "-o", "json"]
     if folder is not None:
-        args += ["--dir", str(folder)]
+        args += ["--out", str(folder)]
     result = invoke(*args)
     return result, json.loads(result.stdout)
 

@@ -79,7 +79,7 @@ def test_latency_threshold_uses_rate_of_buckets_summed_by_le():
     """Seed 000's histogram_quantile(0.95, http_request_duration_seconds) never fires; ours is the fixed form."""
     rt = alerts_by_name(build(load()))["ApiResponseTimeP95High"]
     assert re.search(r"histogram_quantile\(0\.95, sum by \(le\) \(rate\(http_request_duration_seconds_bucket"
-                     r"\{job=\"asset-service\"\}\[\d+m\]\)\)\)", rt.expr)
+                     r"\{job=\"asset-service\",route!~\"/metrics\|/health\|/ready\"\}\[\d+m\]\)\)\)", rt.expr)
     assert histogram_problems(rt.expr) == []
     assert histogram_problems("histogram_quantile(0.95, http_request_duration_seconds) > 1")
     assert histogram_problems("histogram_quantile(0.9, sum(rate(x_bucket[5m])))")
@@ -179,3 +179,13 @@ def test_extra_labels_are_checked(labels, message, seed_spec):
     with pytest.raises(ConfigError) as err:
         load(seed_spec)
     assert message in "\n".join(err.value.details) + err.value.message
+
+
+def test_a_custom_latency_query_without_a_route_matcher_gets_a_note(seed_spec):
+    row = next(r for r in seed_spec["thresholds"] if r["metric"] == "response_time_p95")
+    row["queries"]["prometheus"] = ("1000 * histogram_quantile(0.95, sum by (le) "
+                                    '(rate(http_request_duration_seconds_bucket{job="asset-service"}[1m])))')
+    notes = [n for n in build(load(seed_spec)).notes if n.where.endswith("api.response_time_p95")]
+    assert any('no route matcher: the service\'s own /metrics and /health count in it (add '
+               'route!~"/metrics|/health|/ready")' in n.text for n in notes), notes
+    assert not [n for n in build(load()).notes if "route matcher" in n.text]  # the committed spec filters

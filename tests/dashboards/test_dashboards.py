@@ -165,3 +165,35 @@ def test_every_dashboard_query_is_valid_promql(built, tmp_path):
     done = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"SUCCESS: {len(rules)} rules found" in done.stdout
+
+
+def test_no_latency_panel_counts_the_services_own_routes(built):
+    """Every quantile of the service histogram names its routes: /metrics, /health and /ready (scraped and
+    probed every few seconds) never count in a latency panel."""
+    quantiles = [t["expr"] for doc in built.values() for p in panels(doc) for t in p.get("targets", [])
+                 if "histogram_quantile" in t["expr"] and "http_request_duration_seconds_bucket" in t["expr"]]
+    assert len(quantiles) >= 5  # RED p50/p95/p99, the load-test service p95, the latency threshold row
+    for expr in quantiles:
+        for selector in re.findall(r"http_request_duration_seconds_bucket(\{[^}]*\})", expr):
+            assert 'route!~"/metrics|/health|/ready"' in selector, expr
+
+
+def test_a_row_scale_check_cannot_read_gets_no_panel():
+    """One resolution rule: a row with no query and no default has no alert, no panel, and scale check's
+    prometheus source is asked no query for it (it answers "no prometheus query")."""
+    from opskit.alerts.dashboards import saturation
+    from opskit.alerts.rules import build
+    from opskit.scaling.collect import request_for
+    from opskit.spec.loader import parse_yaml, validate
+    from opskit.spec.schema import Spec
+
+    data = yaml.safe_load(SPEC.read_text())
+    data["thresholds"].append({"resource": "queue", "metric": "depth", "scale_up": 100, "for": "5m"})
+    spec = validate(Spec, parse_yaml(yaml.safe_dump(data), "spec.yaml"))
+    titles = {p["title"] for p in panels(saturation(spec))}
+    assert "queue depth" not in titles and "api memory utilization" in titles
+    alerts = {t.row.key: t.query for t in build(spec).thresholds}
+    for row in spec.thresholds:
+        if row.scale_up is not None:  # target-mode rows have no alert: the autoscaler owns them
+            assert request_for(row, "prometheus", 15.0, spec).query == alerts.get(row.key), row.key
+    assert "queue.depth" not in alerts and alerts["api.memory_utilization"].startswith("100 * (1 - sum(node_memory")
