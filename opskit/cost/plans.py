@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from opskit.cost.catalog import Catalog, load_catalog
-from opskit.cost.economics import plan_month, unit_economics
+from opskit.cost.economics import DemandAt, plan_month, unit_economics
 from opskit.cost.estimate import PlanEstimate, estimate_plan
 from opskit.errors import ConfigError, UsageError
 
@@ -35,10 +35,26 @@ def plan_names(spec: Spec, wanted: list[str] | None) -> list[str]:
     return wanted
 
 
-def price_plans(spec: Spec, catalog: Catalog, names: list[str]) -> list[PlanEstimate]:
+def price_plans(spec: Spec, catalog: Catalog, names: list[str], demand_at: DemandAt | None = None
+                ) -> list[PlanEstimate]:
+    """Estimates of the named plans; with demand_at (month -> traffic), their unit costs too."""
     out = []
     for name in names:
         plan = spec.plans[name]
-        est = estimate_plan(name, plan, catalog, hours_per_month=spec.pricing.hours_per_month)
-        out.append(replace(est, unit_economics=unit_economics(est.total_monthly, spec.growth, plan_month(plan))))
+        est = estimate_plan(name, plan, catalog, hours_per_month=spec.pricing.hours_per_month,
+                            usage=spec.pricing.usage, free_tier=spec.pricing.free_tier)
+        month = plan_month(plan)
+        demand = demand_at(month) if demand_at is not None else None
+        out.append(replace(est, unit_economics=unit_economics(est.total_monthly, demand, month)))
+    return out
+
+
+def unverified_prices(ests: list[PlanEstimate]) -> list[str]:
+    """Every catalog price used that no offer file backs (SKU, offer version, publication date), one line each."""
+    out = []
+    for est in ests:
+        for r in est.resources:
+            for c in r.components:
+                if c.price_key is not None and c.sku is None:
+                    out.append(f"plans.{est.plan}.{r.name}: price {c.price_key} has no verifiable source ({c.source})")
     return out
