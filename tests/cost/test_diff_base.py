@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from opskit.cli import cli
+from opskit.cost.diff import parse_fail_above
 
 SPEC = Path(__file__).resolve().parents[2] / "opskit.yaml"
 
@@ -141,3 +144,18 @@ def test_a_changed_instance_type_is_one_changed_component(repo):
     rows = [r for r in d["plans"][0]["rows"] if r["component"]]
     assert [(r["component_id"], r["component"]) for r in rows] == [("nodes", "Cache nodes (Redis, 1 x cache.m5.large)")]
     assert rows[0]["delta_monthly"] == pytest.approx(730 * (0.156 - 0.068), abs=0.01)
+
+
+def test_the_example_workflow_runs_cost_diff_with_options_that_exist():
+    from opskit.commands.cost import diff
+
+    workflow = Path(__file__).resolve().parents[2] / "docs" / "github-actions-gate.yml"
+    job = yaml.safe_load(workflow.read_text(encoding="utf-8"))["jobs"]["cost-diff"]
+    assert job["steps"][0]["with"]["fetch-depth"] == 0  # the base commit must be in the clone
+    script = next(s["run"] for s in job["steps"] if s.get("name") == "Cost diff against the base branch")
+    line = next(ln for ln in script.splitlines() if "opskit cost diff" in ln)
+    known = {opt for p in diff.params for opt in getattr(p, "opts", [])}
+    used = set(re.findall(r"(?<!\S)(--[a-z-]+)", line))
+    assert {"--base", "--fail-above", "--output"} <= used <= known
+    # the documented limit parses
+    assert parse_fail_above(re.search(r"--fail-above (\S+)", line).group(1)).pct == 25
