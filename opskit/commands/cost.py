@@ -146,11 +146,9 @@ def _diff_plans(spec_file: str | None, plan_a: str, plan_b: str, output: str) ->
 
 
 def _diff_base(spec_file: str | None, base_rev: str, wanted: list[str], fail_above: str | None, output: str) -> None:
-    import difflib
-
-    from opskit.cost.diff import diff_specs, parse_fail_above
+    from opskit.cost.diff import parse_fail_above
     from opskit.cost.gitspec import spec_at_revision
-    from opskit.cost.plans import price_plans, spec_catalog
+    from opskit.cost.plans import compare_with_base
     from opskit.cost.render import SPEC_DIFF_COLUMNS, change_note, spec_diff_markdown, spec_diff_rows
     from opskit.spec import spec_path
 
@@ -160,20 +158,8 @@ def _diff_base(spec_file: str | None, base_rev: str, wanted: list[str], fail_abo
         raise UsageError(f"--fail-above: {exc}") from None
     path = spec_path(spec_file).resolve()
     head = load(spec_file)
-    base = spec_at_revision(base_rev, path)
-    names = list(base.plans if base else []) + [n for n in head.plans if base is None or n not in base.plans]
-    for name in wanted:
-        if name not in names:
-            close = difflib.get_close_matches(name, names, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise UsageError(f"no plan named {name!r} at {base_rev} or in the working tree{hint}")
-    names = wanted or names
-    # each side is priced with its own pricing section; catalog files are read from the working tree
-    head_cat = spec_catalog(head, path.parent)
-    head_ests = price_plans(head, head_cat, [n for n in names if n in head.plans])
-    base_ests = price_plans(base, spec_catalog(base, path.parent),
-                            [n for n in names if n in base.plans]) if base else []
-    d = diff_specs(base_rev, base_ests, head_ests, head_cat.currency, limit)
+    d = compare_with_base(spec_at_revision(base_rev, path), head, base_rev=base_rev, wanted=wanted,
+                          base_dir=path.parent, fail_above=limit)
     text = spec_diff_markdown(d)
     if output == "json":
         out.emit_json(d)

@@ -94,6 +94,9 @@ def read_offer(doc: Any, path: str) -> Offer:
 
 def _in_region(a: Mapping[str, Any], region: str, prefix: str = "") -> bool:
     code_key, loc_key = (f"{prefix}RegionCode", f"{prefix}Location") if prefix else ("regionCode", "location")
+    # the region itself, not a Local Zone, Wavelength Zone or Outpost that some files list under it
+    if a.get(f"{prefix}LocationType" if prefix else "locationType", "AWS Region") != "AWS Region":
+        return False
     if code_key in a:
         return bool(a[code_key] == region)
     return a.get(loc_key) == LOCATIONS.get(region)

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from opskit.cli import cli
 from opskit.cost.catalog import builtin_catalog
-from opskit.cost.offers import import_offers, read_offer
+from opskit.cost.offers import classify, import_offers, read_offer
 from opskit.errors import ConfigError
 
 OFFERS = Path(__file__).parent / "offers"
@@ -186,3 +186,13 @@ def test_a_sku_with_two_on_demand_terms_is_refused():
     terms["W4WKU8ESPBTVTHJU.OTHERTERM"] = next(iter(terms.values()))
     with pytest.raises(ConfigError, match="SKU W4WKU8ESPBTVTHJU has 2 on-demand terms"):
         import_offers([read_offer(doc, "ec2.json")], builtin_catalog("aws-us-east-1"), region="us-east-1", name="x")
+
+
+def test_zones_and_outposts_listed_under_the_region_are_passed_over():
+    doc = _ec2_doc()
+    product = doc["products"]["W4WKU8ESPBTVTHJU"]
+    assert classify("AmazonEC2", product, "us-east-1") == ["ec2/t3.medium"]
+    outpost = copy.deepcopy(product)
+    outpost["attributes"]["locationType"] = "AWS Outposts"
+    assert classify("AmazonEC2", outpost, "us-east-1") == []
+    assert classify("AmazonEC2", product, "us-west-2") == []
