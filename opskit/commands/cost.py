@@ -52,8 +52,8 @@ def estimate(spec_file: str | None, plans: tuple[str, ...], all_plans: bool, str
     from opskit.cost.plans import plan_names, price_plans, unverified_prices
     from opskit.cost.render import (
         ASSUMPTION_COLUMNS,
-        BREAKDOWN_COLUMNS,
         assumption_rows,
+        breakdown_columns,
         breakdown_rows,
         economics_line,
         estimate_markdown,
@@ -82,7 +82,7 @@ def estimate(spec_file: str | None, plans: tuple[str, ...], all_plans: bool, str
     else:
         for est in ests:
             title = f"Plan {est.plan}: {money(est.total_monthly)}/month ({catalog.name}, {catalog.currency})"
-            out.table(BREAKDOWN_COLUMNS, breakdown_rows(est), title=title)
+            out.table(breakdown_columns(est), breakdown_rows(est), title=title)
             for label, line in (("Unit cost", economics_line(est)), ("Reserved alternative:", reserved_line(est))):
                 if line:
                     out.echo(f"{label} {line}")

@@ -17,16 +17,34 @@ def qty(v: float) -> str:
     return f"{v:,.0f}" if v >= 100 or v == int(v) else f"{v:,.2f}"
 
 
+RESERVED_COLUMNS = ("1-yr reserved", "3-yr reserved")
+
+
+def has_reserved(est: PlanEstimate) -> bool:
+    return est.reserved_1yr_monthly is not None or est.reserved_3yr_monthly is not None
+
+
+def breakdown_columns(est: PlanEstimate) -> tuple[str, ...]:
+    """The breakdown's columns; the reserved alternatives only when the catalog has reserved rates."""
+    return BREAKDOWN_COLUMNS + (RESERVED_COLUMNS if has_reserved(est) else ())
+
+
 def breakdown_rows(est: PlanEstimate) -> list[tuple[str, ...]]:
+    extra = has_reserved(est)
     rows: list[tuple[str, ...]] = []
     for r in est.resources:
         label = f"{r.name} ({r.kind}{', ' + r.instance if r.instance else ''})"
-        rows.append((label, "", "", "", money(r.monthly_cost)))
+        # a resource without a reserved rate counts at on-demand, so the column adds up to its TOTAL
+        more = tuple(money(v if v is not None else r.monthly_cost)
+                     for v in (r.reserved_1yr_monthly, r.reserved_3yr_monthly)) if extra else ()
+        rows.append((label, "", "", "", money(r.monthly_cost), *more))
         for i, c in enumerate(r.components):
             branch = "└─" if i == len(r.components) - 1 else "├─"
+            more = (money(c.reserved_1yr_monthly_cost), money(c.reserved_3yr_monthly_cost)) if extra else ()
             rows.append((f" {branch} {c.name}", c.unit, qty(c.monthly_quantity), c.price_label,
-                         money(c.monthly_cost)))
-    rows.append(("TOTAL", "", "", "", money(est.total_monthly)))
+                         money(c.monthly_cost), *more))
+    more = (money(est.reserved_1yr_monthly), money(est.reserved_3yr_monthly)) if extra else ()
+    rows.append(("TOTAL", "", "", "", money(est.total_monthly), *more))
     return rows
 
 
@@ -65,7 +83,7 @@ def estimate_markdown(ests: list[PlanEstimate]) -> str:
         chunks.append(f"### Plan `{est.plan}`: {money(est.total_monthly)}/month\n")
         if est.description:
             chunks.append(f"{est.description}\n")
-        chunks.append(out.markdown_table(BREAKDOWN_COLUMNS, breakdown_rows(est)))
+        chunks.append(out.markdown_table(breakdown_columns(est), breakdown_rows(est)))
         line = economics_line(est)
         if line:
             chunks.append(f"Unit cost {line}.\n")

@@ -196,3 +196,20 @@ def test_zones_and_outposts_listed_under_the_region_are_passed_over():
     outpost["attributes"]["locationType"] = "AWS Outposts"
     assert classify("AmazonEC2", outpost, "us-east-1") == []
     assert classify("AmazonEC2", product, "us-west-2") == []
+
+
+def test_reserved_columns_add_up_to_the_plan_total(tmp_path):
+    assert run("cost", "catalog", "import", *ALL, "--out", str(tmp_path / "offers.yaml")).exit_code == 0
+    spec = _spec_with(tmp_path, "offers.yaml")
+    md = run("cost", "estimate", "--spec", str(spec), "--plan", "phase-1", "-o", "md").stdout
+    assert "| monthly cost | 1-yr reserved | 3-yr reserved |" in md
+    rows = [ln.split("|")[1:-1] for ln in md.splitlines() if ln.startswith("| ") and "(" in ln.split("|")[1]
+            and not ln.split("|")[1].startswith("  ")]
+    resources = [r for r in rows if not r[0].strip().startswith(("├", "└"))]
+    total = next(ln.split("|")[1:-1] for ln in md.splitlines() if ln.startswith("| TOTAL"))
+    for col in (5, 6):
+        assert sum(float(r[col].strip(" $").replace(",", "")) for r in resources) == \
+            pytest.approx(float(total[col].strip(" $").replace(",", "")), abs=0.02)
+    # the built-in catalog has no reserved rates: no such columns
+    plain = run("cost", "estimate", "--spec", str(SPEC), "--plan", "phase-1", "-o", "md").stdout
+    assert "reserved" not in plain
