@@ -151,7 +151,8 @@ class _Ctx:
             pool = item.free_tier.pool
             free = max(0.0, min(quantity, item.free_tier.monthly - self.free.get(pool, 0.0)))
             self.free[pool] = self.free.get(pool, 0.0) + free
-            name = f"{name} ({free:,.4g} {item.unit} free tier)" if free else name
+            amount = f"{free:,.0f}" if free == int(free) else f"{free:,.2f}"
+            name = f"{name} ({amount} {item.unit} free tier)" if free else name
         billed = quantity - free
         reserved = item.reserved or {}
         return Component(name=name, unit=item.unit, monthly_quantity=quantity, unit_price=item.price,
@@ -167,7 +168,12 @@ class _Ctx:
 def resolve_usage(r: PlanResource, defaults: Usage | None) -> tuple[dict[str, float], list[Assumption]]:
     """The usage figures a resource is priced with, each with where it was set."""
     values, shown = {}, []
-    for key in _USAGE_KEYS.get(r.kind, ()):
+    applies = _USAGE_KEYS.get(r.kind, ())
+    stray = sorted(k for k in (r.usage.model_fields_set if r.usage is not None else ()) if k not in applies)
+    if stray:
+        known = ", ".join(applies) or "none"
+        raise ConfigError(f"usage.{stray[0]} does not apply to a {r.kind} resource (its usage keys: {known})")
+    for key in applies:
         own = getattr(r.usage, key) if r.usage is not None else None
         spec = getattr(defaults, key) if defaults is not None else None
         value, origin = ((own, "resource usage") if own is not None else (spec, "pricing.usage") if spec is not None
@@ -186,8 +192,8 @@ def estimate_resource(r: PlanResource, catalog: Catalog, *, hours_per_month: flo
                       free: dict[str, float] | None = None) -> ResourceEstimate:
     build = _KINDS[r.kind]
     here = f"{where}.{r.name}"
-    values, assumptions = resolve_usage(r, usage)
     try:
+        values, assumptions = resolve_usage(r, usage)
         comps = build(r, _Ctx(catalog, hours_per_month, here, values, free))
     except ConfigError as exc:
         if exc.message.startswith(here):

@@ -72,6 +72,7 @@ def test_free_tiers_are_used_once_per_plan_and_can_be_turned_off():
     assert files["s3/transfer-out"].free_quantity == 40
     assert files["s3/transfer-out"].monthly_cost == pytest.approx(20 * 0.09)
     assert "40 GB free tier" in files["s3/transfer-out"].name
+    assert "(10,000,000 request free tier)" in cdn["cloudfront/us-requests-https"].name
     # CloudFront: 1 TB and 10M requests a month
     assert cdn["cloudfront/us-transfer"].monthly_cost == pytest.approx(1024 * 0.085)
     assert cdn["cloudfront/us-requests-https"].monthly_cost == pytest.approx(15e6 * 0.000001)
@@ -119,3 +120,13 @@ def test_cost_never_imports_capacity():
                 [a.name for a in node.names] if isinstance(node, ast.Import) else []
             found += [f"{path.name}: {n}" for n in names if n.startswith("opskit.capacity")]
     assert found == []
+
+
+def test_usage_that_does_not_apply_to_the_kind_is_an_error():
+    from opskit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"plans.r: usage.requests does not apply to a compute resource "
+                                          r"\(its usage keys: root_volume_gb\)"):
+        estimate_resource(res(kind="compute", instance="t3.medium", usage={"requests": 5}), CAT)
+    with pytest.raises(ConfigError, match="its usage keys: none"):
+        estimate_resource(res(kind="cache", instance="cache.t3.medium", usage={"processed_gb": 5}), CAT)
