@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from opskit.capacity import charts
 from opskit.capacity.forecast import forecast
+from opskit.capacity.growth import demand_at
 from opskit.capacity.inputs import build_model, newest_step_run
 from opskit.capacity.report import render_html, render_markdown
 from opskit.capacity.review import Review, build_review
@@ -36,7 +37,9 @@ def make_report(spec: Spec, *, spec_file: str | None, results: list[str], months
     runs = [read_results(p) for p in paths]
     model = build_model(spec, runs, slo_name=slo_name, p95_ms=p95_ms, instances=instances)
     catalog = spec_catalog(spec, base)
-    estimates = price_plans(spec, catalog, plan_names(spec, None)) if spec.plans else []
+    growth = spec.growth
+    estimates = (price_plans(spec, catalog, plan_names(spec, None), lambda m: demand_at(growth, m))
+                 if spec.plans else [])
     costs = {e.plan: e.total_monthly for e in estimates}
     fc = forecast(spec.growth, months=months, resources=spec.resources, thresholds=spec.thresholds,
                   plans=spec.plans, plan_costs=costs, capacity_rps=model.capacity_rps,

@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from opskit.cost.economics import Demand
+
 if TYPE_CHECKING:
     from opskit.spec.schema import Growth
 
@@ -56,6 +58,19 @@ def metric_at(growth: Growth, metric: str, month: float) -> float:
         return peak_rps(value_at(growth.horizons_months, growth.metrics["daily_requests"].values, month),
                         growth.peak_to_mean)
     return value_at(growth.horizons_months, growth.metrics[metric].values, month)
+
+
+def demand_at(growth: Growth | None, month: float) -> Demand | None:
+    """Monthly requests and MAU at a month, for the unit costs of a plan (None without a growth table)."""
+    if growth is None:
+        return None
+    h = growth.horizons_months
+    requests = mau = None
+    if "daily_requests" in growth.metrics:
+        requests = value_at(h, growth.metrics["daily_requests"].values, month) * DAYS_PER_MONTH
+    if "mau" in growth.metrics:
+        mau = value_at(h, growth.metrics["mau"].values, month)
+    return Demand(requests, mau)
 
 
 def peak_rps(daily_requests: float, peak_to_mean: float) -> float:

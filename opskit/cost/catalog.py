@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from opskit.errors import ConfigError
@@ -29,12 +30,40 @@ class Tier(_Strict):
     price: float = Field(ge=0)
 
 
+class ReservedPrice(_Strict):
+    """A reserved-instance rate (no upfront: all of it is paid by the hour) from the same offer file."""
+
+    price: float = Field(ge=0, description="per unit (hour), like the on-demand price")
+    offer_term_code: str = Field(min_length=1)
+    purchase_option: str = "No Upfront"
+    offering_class: str | None = None
+
+
+class FreeTier(_Strict):
+    """An always-free monthly allowance, shared by every item of the same pool within one account."""
+
+    monthly: float = Field(gt=0, description="free quantity a month, in the item's unit")
+    pool: str = Field(min_length=1, description="items drawing on the same allowance share a pool")
+    source: str = Field(min_length=1)
+
+
 class PriceItem(_Strict):
     price: float | None = Field(None, ge=0)
     tiers: list[Tier] | None = None
     unit: Unit
     source: str = Field(min_length=1)
     date: str = Field(min_length=4, description="when the price was read, YYYY-MM or YYYY-MM-DD")
+    # set by `opskit cost catalog import`: the price can be checked against the AWS offer file it came from
+    sku: str | None = None
+    offer_code: str | None = None
+    offer_version: str | None = None
+    publication_date: str | None = None
+    reserved: dict[Literal["1yr", "3yr"], ReservedPrice] | None = None
+    free_tier: FreeTier | None = None
+
+    @property
+    def verifiable(self) -> bool:
+        return bool(self.sku and self.offer_version and self.publication_date)
 
     @field_validator("date", mode="before")
     @classmethod
@@ -128,13 +157,24 @@ def builtin_names() -> list[str]:
     return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
+def builtin_catalog(name: str) -> CatalogFile:
+    res = resources.files("opskit.cost") / "catalogs" / f"{name}.yaml"
+    return validate(CatalogFile, parse_yaml(res.read_text(encoding="utf-8"), f"<opskit>/cost/catalogs/{name}.yaml"))
+
+
+def catalog_yaml(catalog: CatalogFile, header: str = "") -> str:
+    """A catalog file's text, readable back by load_catalog."""
+    body = yaml.safe_dump(catalog.model_dump(exclude_none=True), sort_keys=False, allow_unicode=True, width=120)
+    return header + body
+
+
 def _read_catalog(ref: str, base: Path) -> CatalogFile:
     """A built-in catalog by name, or a YAML file (relative to the spec's folder)."""
     if ref in builtin_names():
-        res = resources.files("opskit.cost") / "catalogs" / f"{ref}.yaml"
-        located = parse_yaml(res.read_text(encoding="utf-8"), f"<opskit>/cost/catalogs/{ref}.yaml")
-        return validate(CatalogFile, located)
+        return builtin_catalog(ref)
     path = Path(ref) if Path(ref).is_absolute() else base / ref
+    if not path.exists() and (base / f"{ref}.yaml").is_file():
+        path = base / f"{ref}.yaml"  # a catalog named as `cost catalog import --name` wrote it next to the spec
     if not path.exists():
         close = difflib.get_close_matches(ref, builtin_names(), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else f"; built-in catalogs: {', '.join(builtin_names())}"

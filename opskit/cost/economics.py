@@ -1,14 +1,29 @@
-"""Unit costs: what a plan costs per million requests and per monthly active user. Pure."""
+"""Unit costs: what a plan costs per million requests and per monthly active user. Pure.
+
+The demand a plan serves comes in as numbers (the caller reads the growth table), so cost never imports
+capacity: capacity's report prices plans, and the import goes one way only."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from opskit.capacity.growth import DAYS_PER_MONTH, value_at
 from opskit.cost.estimate import UnitEconomics
 
 if TYPE_CHECKING:
-    from opskit.spec.schema import Growth, Plan
+    from opskit.spec.schema import Plan
+
+
+@dataclass(frozen=True)
+class Demand:
+    """Traffic at one month of the growth table."""
+
+    monthly_requests: float | None
+    mau: float | None
+
+
+DemandAt = Callable[[float], Demand | None]
 
 
 def plan_month(plan: Plan) -> float:
@@ -18,17 +33,10 @@ def plan_month(plan: Plan) -> float:
     return 0.0
 
 
-def unit_economics(total_monthly: float, growth: Growth | None, month: float) -> UnitEconomics | None:
-    if growth is None:
+def unit_economics(total_monthly: float, demand: Demand | None, month: float) -> UnitEconomics | None:
+    if demand is None or (demand.monthly_requests is None and demand.mau is None):
         return None
-    h = growth.horizons_months
-    requests = mau = None
-    if "daily_requests" in growth.metrics:
-        requests = value_at(h, growth.metrics["daily_requests"].values, month) * DAYS_PER_MONTH
-    if "mau" in growth.metrics:
-        mau = value_at(h, growth.metrics["mau"].values, month)
-    if requests is None and mau is None:
-        return None
+    requests, mau = demand.monthly_requests, demand.mau
     return UnitEconomics(
         month=month,
         monthly_requests=requests,

@@ -257,9 +257,23 @@ class Growth(Strict):
         return self
 
 
+class Usage(Strict):
+    """Usage assumptions behind usage-priced components (Infracost's usage file). Under pricing.usage they
+    are the defaults; under a resource's usage: they override them for that resource."""
+
+    root_volume_gb: GigaBytes | None = Field(None, description="EBS root volume per compute instance "
+                                             "without storage_gb")
+    backup_ratio: float | None = Field(None, ge=0, description="RDS backup storage / provisioned storage "
+                                       "(up to 1.0 is the free allocation)")
+    get_requests: Count | None = Field(None, description="S3 GET/SELECT requests a month")
+    put_requests: Count | None = Field(None, description="S3 PUT/COPY/POST/LIST requests a month")
+    requests: Count | None = Field(None, description="CloudFront HTTPS requests a month")
+    processed_gb: GigaBytes | None = Field(None, description="data a NAT gateway processes a month")
+
+
 class PlanResource(Strict):
     name: str
-    kind: Literal["compute", "database", "cache", "storage", "cdn", "load_balancer", "custom"]
+    kind: Literal["compute", "database", "cache", "storage", "cdn", "load_balancer", "nat_gateway", "custom"]
     instance: str | None = None
     count: int = Field(1, ge=0)
     engine: str | None = None
@@ -272,6 +286,7 @@ class PlanResource(Strict):
     lcu: float = Field(1, ge=0, description="load balancer capacity units")
     stated_monthly: float | None = Field(None, ge=0, description="a hand-written figure to check")
     note: str | None = None
+    usage: Usage | None = Field(None, description="usage assumptions for this resource (over pricing.usage)")
 
 
 class Plan(Strict):
@@ -299,6 +314,8 @@ class Pricing(Strict):
     overrides: dict[str, Annotated[float, Field(ge=0)]] = Field(
         default_factory=dict, description="item -> price, in catalog units, e.g. ec2/t3.medium: 0.0416")
     hours_per_month: float = Field(730, gt=0, le=744)
+    usage: Usage = Field(default_factory=Usage, description="default usage assumptions for every plan")
+    free_tier: bool = Field(True, description="subtract AWS's always-free monthly allowances")
 
 
 def _check_criterion(text: str) -> str:

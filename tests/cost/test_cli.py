@@ -24,17 +24,21 @@ def test_estimate_all_json_has_plans_and_their_sum():
     first = doc["plans"][0]
     assert first["total_monthly"] == pytest.approx(sum(r["monthly_cost"] for r in first["resources"]), abs=0.01)
     api = first["resources"][0]
-    assert api["monthly_cost"] == 91.10
+    # 3 x t3.medium ($91.10, facts.md) plus their 8 GB gp3 root volumes (3 x 8 x $0.08)
+    assert api["components"][0]["monthly_cost"] == pytest.approx(91.104)
+    assert api["components"][1]["monthly_quantity"] == 24 and api["monthly_cost"] == 93.02
     assert set(api["components"][0]) >= {"unit", "monthly_quantity", "unit_price", "monthly_cost", "source", "date"}
+    assert api["assumptions"][0] == {"name": "root_volume_gb", "value": 8, "origin": "pricing.usage"}
     assert first["unit_economics"]["per_million_requests"] > 0 and first["unit_economics"]["per_mau"] > 0
-    assert any("$500.00/month, 5.5x the catalog's $91.10" in w for w in doc["warnings"])
-    assert "5.5x the catalog's $91.10" in r.stderr
+    assert any("$500.00/month, 5.4x the catalog's $93.02" in w for w in doc["warnings"])
+    assert "5.4x the catalog's $93.02" in r.stderr
 
 
 def test_estimate_one_plan_table_and_markdown():
     r = run("cost", "estimate", "--spec", SPEC, "--plan", "phase-1")
     assert r.exit_code == 0
-    assert "TOTAL" in r.stdout and "$91.10" in r.stdout and "phase-2" not in r.stdout
+    assert "TOTAL" in r.stdout and "$93.02" in r.stdout and "phase-2" not in r.stdout
+    assert "Usage assumptions (phase-1)" in r.stdout and "root_volume_gb" in r.stdout
     md = run("cost", "estimate", "--spec", SPEC, "--plan", "phase-2", "-o", "md")
     assert md.exit_code == 0 and md.stdout.startswith("### Plan `phase-2`")
     assert "| resource / component |" in md.stdout
@@ -49,10 +53,13 @@ def test_estimate_usage_errors():
     assert r.exit_code == 2 and "not both" in r.stderr
 
 
-def test_strict_turns_mismatches_into_a_no():
+def test_strict_refuses_prices_no_offer_file_backs():
     r = run("cost", "estimate", "--spec", SPEC, "--strict", "-o", "json")
-    assert r.exit_code == 1 and "disagree with the catalog" in r.stderr
-    assert json.loads(r.stdout)["total_monthly"] > 0  # the answer is still printed
+    assert r.exit_code == 2 and r.stdout == ""
+    assert r.stderr.count("\n") == 1  # one line, naming the first entry
+    assert r.stderr.startswith("opskit: error: --strict: plans.phase-1.api: price ec2/t3.medium has no verifiable "
+                               "source (Infracost golden test (facts.md))")
+    assert "more; import an offer file" in r.stderr
 
 
 def test_unknown_instance_in_spec_is_a_config_error(tmp_path):
@@ -70,14 +77,14 @@ def test_spec_catalog_layers_are_relative_to_the_spec(tmp_path):
         "name: discount\nitems:\n  ec2/t3.medium: {price: 0.02, unit: hour, source: contract, date: 2026-10}\n",
         encoding="utf-8")
     text = Path(SPEC).read_text(encoding="utf-8").replace(
-        "pricing:\n  catalog: aws-us-east-1\n",
-        "pricing:\n  catalog: aws-us-east-1\n  catalogs: [prices.yaml]\n  overrides: {alb/lcu: 0.01}\n")
+        "pricing:\n  catalog: aws-us-east-1 ",
+        "pricing:\n  catalogs: [prices.yaml]\n  overrides: {alb/lcu: 0.01}\n  catalog: aws-us-east-1 ")
     assert "catalogs: [prices.yaml]" in text
     (tmp_path / "opskit.yaml").write_text(text, encoding="utf-8")
     doc = json.loads(run("cost", "estimate", "--spec", str(tmp_path / "opskit.yaml"), "--plan", "phase-1",
                          "-o", "json").stdout)
     api, lb = doc["plans"][0]["resources"][0], doc["plans"][0]["resources"][4]
-    assert api["monthly_cost"] == pytest.approx(round(3 * 730 * 0.02, 2))
+    assert api["components"][0]["monthly_cost"] == pytest.approx(round(3 * 730 * 0.02, 2))
     assert lb["components"][1]["unit_price"] == 0.01
     assert doc["catalog"]["layers"] == ["aws-us-east-1", "discount", "pricing.overrides"]
 

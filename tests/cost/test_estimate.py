@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import pytest
 
+from opskit.capacity.growth import demand_at
 from opskit.cost.catalog import load_catalog
 from opskit.cost.diff import diff_plans
 from opskit.cost.economics import unit_economics
 from opskit.cost.estimate import check_stated, estimate_plan, estimate_resource
 from opskit.errors import ConfigError
-from opskit.spec.schema import Growth, Plan, PlanResource
+from opskit.spec.schema import Growth, Plan, PlanResource, Usage
 
 CAT = load_catalog()
 
@@ -20,12 +21,19 @@ def costs(r) -> dict[str, float]:
     return {c.name: c.monthly_cost for c in estimate_resource(r, CAT).components}
 
 
-def test_compute_three_t3_medium_is_91_10():
+def test_compute_three_t3_medium_is_91_10_plus_root_volumes():
     est = estimate_resource(res(kind="compute", instance="t3.medium", count=3), CAT)
-    (c,) = est.components
+    c, root = est.components
     assert (c.unit, c.monthly_quantity, c.unit_price) == ("hour", 3 * 730, 0.0416)
-    assert est.monthly_cost == 91.10
+    assert c.monthly_cost == pytest.approx(91.104)
     assert c.source and c.date and c.price_key == "ec2/t3.medium"
+    # every instance has a root volume: 8 GB gp3 unless the spec says otherwise
+    assert (root.unit, root.monthly_quantity, root.unit_price, root.price_key) == ("GB-month", 24, 0.08, "ebs/gp3")
+    assert est.monthly_cost == 93.02
+    assert [(a.name, a.value, a.origin) for a in est.assumptions] == [("root_volume_gb", 8, "default"),
+                                                                      ("transfer_gb", 0, "resource")]
+    bare = estimate_resource(res(kind="compute", instance="t3.medium", count=3, usage={"root_volume_gb": 0}), CAT)
+    assert bare.monthly_cost == 91.10 and bare.assumptions[0].origin == "resource usage"
 
 
 def test_compute_with_ebs_volume():
@@ -86,20 +94,21 @@ def test_stated_figures_off_by_more_than_25_percent_are_flagged():
 def test_plan_total_mismatches_and_hours_per_month():
     plan = Plan.model_validate({"stated_monthly": 850, "resources": [
         {"name": "api", "kind": "compute", "instance": "t3.medium", "count": 3, "stated_monthly": 500}]})
-    est = estimate_plan("p", plan, CAT)
+    est = estimate_plan("p", plan, CAT, usage=Usage(root_volume_gb=0))
     assert est.total_monthly == 91.10
     assert [m.where for m in est.mismatches] == ["plans.p.resources[0] (api)", "plans.p"]
-    assert estimate_plan("p", plan, CAT, hours_per_month=720).total_monthly == pytest.approx(round(2160 * 0.0416, 2))
+    assert estimate_plan("p", plan, CAT, hours_per_month=720, usage=Usage(root_volume_gb=0)).total_monthly \
+        == pytest.approx(round(2160 * 0.0416, 2))
 
 
 def test_unit_economics_from_growth():
     g = Growth.model_validate({"horizons_months": [0, 12], "metrics": {"daily_requests": [1_000_000, 4_000_000],
                                                                         "mau": [10_000, 40_000]}})
-    ue = unit_economics(1000.0, g, 12)
+    ue = unit_economics(1000.0, demand_at(g, 12), 12)
     assert ue.monthly_requests == pytest.approx(4_000_000 * 730 / 24)
     assert ue.per_million_requests == pytest.approx(1000 / (4_000_000 * 730 / 24 / 1e6), rel=1e-4)
     assert ue.per_mau == pytest.approx(0.025)
-    assert unit_economics(1000.0, None, 0) is None
+    assert unit_economics(1000.0, demand_at(None, 0), 0) is None
 
 
 def test_diff_per_resource_and_total():
@@ -107,7 +116,8 @@ def test_diff_per_resource_and_total():
                                            {"name": "old", "kind": "custom", "monthly_cost": 10}]})
     b = Plan.model_validate({"resources": [{"name": "api", "kind": "compute", "instance": "t3.medium", "count": 4},
                                            {"name": "new", "kind": "custom", "monthly_cost": 25}]})
-    d = diff_plans(estimate_plan("a", a, CAT), estimate_plan("b", b, CAT))
+    no_root = Usage(root_volume_gb=0)
+    d = diff_plans(estimate_plan("a", a, CAT, usage=no_root), estimate_plan("b", b, CAT, usage=no_root))
     rows = {r.resource: r for r in d.rows}
     # resources are rounded to cents first: 121.47 - 60.74 (from 121.472 and 60.736)
     assert rows["api"].delta == pytest.approx(60.73) and rows["api"].percent == pytest.approx(100.0, abs=0.05)
