@@ -202,8 +202,7 @@ class Supervisor:
                 continue
             self._retired_cpu += usage.ru_utime + usage.ru_stime
             self._forget(pid)
-            if os.waitstatus_to_exitcode(status) != 0:
-                self._discard_uploads(pid)
+            self._discard_uploads(pid)  # also after a clean exit: a drain can end mid-upload
             if worker.retiring:
                 continue
             code = os.waitstatus_to_exitcode(status)
