@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
 import logging
 import os
@@ -23,38 +21,22 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from opskit.assetsvc.config import ServiceConfig
 from opskit.assetsvc.errors import ApiError
 from opskit.assetsvc.metrics import Metrics, read_int_file
-from opskit.assetsvc.ratelimit import RateLimiter
+from opskit.assetsvc.pagecache import PageCache
+from opskit.assetsvc.params import decode_cursor, encode_cursor, parse_id, parse_json, parse_limit
+from opskit.assetsvc.ratelimit import Decision, RateLimiter
 from opskit.assetsvc.storage import KeyRecord, Storage
-from opskit.assetsvc.upload_http import handle_upload
+from opskit.assetsvc.upload_http import body_chunks, handle_upload
 from opskit.assetsvc.validation import FieldError, validate_object
 
 log = logging.getLogger("assetsvc")
 
 T = TypeVar("T")
-MAX_LIMIT = 500
-DEFAULT_LIMIT = 50
-_CACHE_MAX = 4096
 OPERATIONS = {
     ("GET", "/api/assets"): "list", ("GET", "/api/assets/{id}"): "get", ("POST", "/api/assets"): "create",
     ("POST", "/api/assets/upload"): "upload", ("DELETE", "/api/assets/delete"): "delete",
     ("GET", "/api/companies/{id}/stats"): "stats",
 }
 JSON = "application/json"
-
-
-def encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(f"a:{last_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, _, value = text.partition(":")
-        if kind == "a" and value.isdigit():
-            return int(value)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        pass
-    raise ApiError(400, "cursor is invalid (use next_cursor from the previous page)")
 
 
 class Service:
@@ -65,14 +47,22 @@ class Service:
         self.storage = storage
         self.metrics = metrics
         self.limiter = RateLimiter(config.ratelimit_db, config.rate_limits, config.rate_window_s)
-        self.keys: dict[str, KeyRecord] = {}
+        # key -> (record, monotonic time it must be read again): a revoked key is refused by every worker
+        # within key_cache_ttl_s, at one indexed lookup per key and TTL rather than one per request
+        self.keys: dict[str, tuple[KeyRecord, float]] = {}
         # pages as ready-to-send bytes; dropped whenever the store changed (PRAGMA data_version), so every
         # worker sees every write without any coordination
-        self.pages: dict[tuple[str, int, int], bytes] = {}
+        self.pages = PageCache(config.page_cache_bytes)
         self._totals: tuple[float, tuple[int, int]] = (0.0, (0, 0))
         # SQLite has one writer at a time anyway: one thread (one warm connection) per worker does the
         # small writes, off the event loop, so a write waiting for the lock never stalls reads
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="writes")
+        # one bounded pool per class of slow work, so none can take the threads another needs: stalled
+        # uploads used to fill the shared default pool and hang /metrics and company stats
+        self.uploads = ThreadPoolExecutor(max_workers=config.max_uploads, thread_name_prefix="uploads")
+        self.upload_slots = config.max_uploads
+        self.stats_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="stats")
+        self.metrics_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metrics")
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
@@ -84,21 +74,24 @@ class Service:
             raise ApiError(401, "missing API key: send 'Authorization: Bearer KEY'",
                            headers={"WWW-Authenticate": "Bearer"})
         key = key.strip()
-        record = self.keys.get(key)
-        if record is None:
+        cached = self.keys.get(key)
+        if cached is None or cached[1] < time.monotonic():
             record = self.storage.lookup_key(key)
             if record is None:
+                self.keys.pop(key, None)
                 raise ApiError(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
             if len(self.keys) > 10_000:
                 self.keys.clear()
-            self.keys[key] = record
+            self.keys[key] = (record, time.monotonic() + self.config.key_cache_ttl_s)
+        else:
+            record = cached[0]
         decision = self.limiter.check(record.key_id, record.tier, time.time())
         if decision is not None:
-            request.state.rate = decision
+            request.scope["ratelimit"] = decision  # Observe puts the X-RateLimit-* headers on the answer
             if not decision.allowed:
                 raise ApiError(
                     429, f"rate limit of the {record.tier} tier ({decision.limit} requests per hour) exceeded",
-                    headers={"Retry-After": str(decision.retry_after_s), **_rate_headers(decision)},
+                    headers={"Retry-After": str(decision.retry_after_s)},
                 )
         request.scope["company_id"] = record.company_id
         return record
@@ -115,32 +108,29 @@ class Service:
         return value
 
 
-def _rate_headers(decision: Any) -> dict[str, str]:
-    return {"X-RateLimit-Limit": str(decision.limit), "X-RateLimit-Remaining": str(decision.remaining)}
+def _rate_headers(decision: Decision) -> list[tuple[bytes, bytes]]:
+    return [(b"x-ratelimit-limit", str(decision.limit).encode()),
+            (b"x-ratelimit-remaining", str(decision.remaining).encode()),
+            (b"x-ratelimit-reset", str(decision.reset_s).encode())]
 
 
 def _json(body: Any, status: int = 200) -> Response:
     return Response(json.dumps(body, separators=(",", ":")), status_code=status, media_type=JSON)
 
 
-async def read_json(request: Request, limit: int) -> Any:
+async def read_json(request: Request, limit: int, timeout_s: float) -> Any:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != JSON:
         raise ApiError(415, f"expected Content-Type: application/json, got {ctype or '(none)'!r}")
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"the body is larger than the limit of {limit} bytes")
     body = bytearray()
-    async for chunk in request.stream():
+    async for chunk in body_chunks(request, timeout_s):
         body += chunk
         if len(body) > limit:
             raise ApiError(413, f"the body is larger than the limit of {limit} bytes")
-    try:
-        return json.loads(body.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ApiError(400, "the body is not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise ApiError(400, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    return parse_json(bytes(body))
 
 
 def build_routes(svc: Service) -> list[Route]:
@@ -149,10 +139,7 @@ def build_routes(svc: Service) -> list[Route]:
     async def list_assets(request: Request) -> Response:
         record = svc.authenticate(request)
         q = request.query_params
-        raw_limit = q.get("limit", str(DEFAULT_LIMIT))
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
-            raise ApiError(400, f"limit must be an integer from 1 to {MAX_LIMIT}, got {raw_limit!r}")
-        limit = int(raw_limit)
+        limit = parse_limit(q.get("limit"))
         after = decode_cursor(q["cursor"]) if q.get("cursor") else 0
         svc.fresh()
         cache_key = (record.company_id, after, limit)
@@ -161,22 +148,22 @@ def build_routes(svc: Service) -> list[Route]:
             data, last = storage.list_json(record.company_id, after, limit)
             cursor = json.dumps(encode_cursor(last) if last is not None else None)
             body = f'{{"data":{data},"next_cursor":{cursor}}}'.encode()
-            if len(svc.pages) >= _CACHE_MAX:
-                svc.pages.clear()
-            svc.pages[cache_key] = body
+            if config.page_cache:
+                svc.pages.put(cache_key, body)
         return Response(body, media_type=JSON)
 
     async def get_asset(request: Request) -> Response:
         record = svc.authenticate(request)
         raw = request.path_params["id"]
-        found = storage.get_json(record.company_id, int(raw)) if raw.isdigit() and len(raw) < 19 else None
+        asset_id = parse_id(raw)
+        found = storage.get_json(record.company_id, asset_id) if asset_id is not None else None
         if found is None:  # another company's asset is indistinguishable from a missing one
-            raise ApiError(404, f"asset {raw!r} not found")
+            raise ApiError(404, f"asset {raw[:40]!r} not found")
         return Response(found, media_type=JSON)
 
     async def create_assets(request: Request) -> Response:
         record = svc.authenticate(request)
-        payload = await read_json(request, config.max_body_bytes)
+        payload = await read_json(request, config.max_body_bytes, config.body_timeout_s)
         items = payload if isinstance(payload, list) else [payload]
         if not items:
             raise ApiError(400, "the array is empty: send at least one asset")
@@ -196,11 +183,18 @@ def build_routes(svc: Service) -> list[Route]:
 
     async def upload(request: Request) -> Response:
         record = svc.authenticate(request)
-        return _json(await handle_upload(request, record.company_id, storage, config, svc.metrics))
+        if svc.upload_slots <= 0:  # each upload holds a thread until its body ends: refuse, do not queue
+            raise ApiError(503, f"{config.max_uploads} uploads are in progress on this worker; retry",
+                           headers={"Retry-After": "1"})
+        svc.upload_slots -= 1
+        try:
+            return _json(await handle_upload(request, record.company_id, storage, config, svc.metrics, svc.uploads))
+        finally:
+            svc.upload_slots += 1
 
     async def delete_assets(request: Request) -> Response:
         record = svc.authenticate(request)
-        payload = await read_json(request, config.max_body_bytes)
+        payload = await read_json(request, config.max_body_bytes, config.body_timeout_s)
         if not isinstance(payload, dict) or "ids" not in payload:
             raise ApiError(400, 'expected a JSON object {"ids": [...]}')
         unknown = sorted(set(payload) - {"ids"})
@@ -220,9 +214,9 @@ def build_routes(svc: Service) -> list[Route]:
     async def company_stats(request: Request) -> Response:
         record = svc.authenticate(request)
         if request.path_params["id"] != record.company_id:
-            raise ApiError(404, f"company {request.path_params['id']!r} not found")
+            raise ApiError(404, f"company {request.path_params['id'][:100]!r} not found")
         # counting a big tenant's rows takes tens of ms: in a thread, not on the event loop
-        stats = await asyncio.get_running_loop().run_in_executor(None, storage.stats, record.company_id)
+        stats = await asyncio.get_running_loop().run_in_executor(svc.stats_pool, storage.stats, record.company_id)
         return _json(stats.__dict__)
 
     async def health(request: Request) -> Response:
@@ -241,7 +235,7 @@ def build_routes(svc: Service) -> list[Route]:
         return _json({"ready": True, "worker_pid": os.getpid()})
 
     async def metrics(request: Request) -> Response:
-        text = await asyncio.get_running_loop().run_in_executor(None, svc.metrics.render, svc.totals)
+        text = await asyncio.get_running_loop().run_in_executor(svc.metrics_pool, svc.metrics.render, svc.totals)
         return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return [
@@ -282,8 +276,12 @@ class Observe:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 started = True
-                if self.draining:
-                    message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+                rate = scope.get("ratelimit")
+                if rate is not None or self.draining:
+                    extra = _rate_headers(rate) if rate is not None else []
+                    if self.draining:
+                        extra.append((b"connection", b"close"))
+                    message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
         try:
@@ -306,11 +304,7 @@ class Observe:
 
 def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    headers = dict(exc.headers)
-    rate = getattr(request.state, "rate", None)
-    if rate is not None:
-        headers.update(_rate_headers(rate))
-    return JSONResponse({"error": exc.message, **exc.extra}, status_code=exc.status, headers=headers)
+    return JSONResponse({"error": exc.message, **exc.extra}, status_code=exc.status, headers=exc.headers)
 
 
 def _busy(request: Request, exc: Exception) -> Response:

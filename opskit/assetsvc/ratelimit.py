@@ -18,6 +18,7 @@ class Decision:
     limit: int
     remaining: int
     retry_after_s: int  # 0 when allowed
+    reset_s: int  # seconds until the bucket is full again (X-RateLimit-Reset)
 
 
 def take(tokens: float, last: float, now: float, capacity: int, window_s: float) -> tuple[Decision, float]:
@@ -25,11 +26,14 @@ def take(tokens: float, last: float, now: float, capacity: int, window_s: float)
     tokens left. A full bucket holds `capacity` requests; it refills at capacity per window."""
     rate = capacity / window_s
     tokens = min(float(capacity), tokens + max(0.0, now - last) * rate)
-    if tokens >= 1.0:
+    allowed = tokens >= 1.0
+    if allowed:
         tokens -= 1.0
-        return Decision(True, capacity, int(tokens), 0), tokens
+    reset = math.ceil((capacity - tokens) / rate) if rate > 0 else int(window_s)
+    if allowed:
+        return Decision(True, capacity, int(tokens), 0, reset), tokens
     wait = math.ceil((1.0 - tokens) / rate) if rate > 0 else int(window_s)
-    return Decision(False, capacity, 0, max(1, wait)), tokens
+    return Decision(False, capacity, 0, max(1, wait), reset), tokens
 
 
 class RateLimiter:

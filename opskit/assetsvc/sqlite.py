@@ -31,6 +31,15 @@ CREATE TABLE IF NOT EXISTS api_keys (
     tier TEXT NOT NULL,
     created_at TEXT NOT NULL
 );
+-- the id ranges an upload in progress has committed, so a failed upload can delete them and a crashed
+-- one is cleaned up when the service starts again (see SQLiteBulkWriter)
+CREATE TABLE IF NOT EXISTS upload_batches (
+    upload_id TEXT NOT NULL,
+    company_id TEXT NOT NULL,
+    first_id INTEGER NOT NULL,
+    last_id INTEGER NOT NULL,
+    pid INTEGER NOT NULL
+);
 """
 
 # the page is built as JSON text inside SQLite: no Python work per row on the hottest endpoint
@@ -81,9 +90,22 @@ BULK_CACHE_KIB = 16 * 1024
 
 
 class SQLiteBulkWriter:
+    """One upload as a series of short transactions, one per batch the parser hands over.
+
+    A batch is written only once it has arrived and been parsed, so the write lock is held for the few
+    milliseconds of one INSERT, never while the client sends (or stalls sending) the next bytes: other
+    tenants' writes wait at most one batch. The upload stays all-or-nothing for the service's answers:
+    every committed batch records its id range in upload_batches, commit() forgets the ranges and
+    rollback() deletes those rows. A worker killed mid-upload leaves ranges behind; the supervisor
+    deletes them (discard_unfinished_uploads) when it starts and when it reaps that worker.
+    The uploading company can see the rows of its own upload while it is in progress.
+    """
+
     def __init__(self, conn: sqlite3.Connection, company_id: str, path: str) -> None:
         self._conn = conn
         self._path = path
+        self._company = company_id
+        self._upload_id = secrets.token_hex(8)
         conn.execute("PRAGMA wal_autocheckpoint=0")
         # an append-only load needs only the right-hand edge of two b-trees in cache; the shared 64 MiB would
         # be most of the upload's memory (measured: no CPU difference between 4 MiB and 64 MiB here)
@@ -96,7 +118,7 @@ class SQLiteBulkWriter:
         self._per = max(1, min(ROWS_PER_INSERT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 3))
         self._many = self._values(self._per)
         self._count = 0
-        conn.execute("BEGIN")
+        self._batches = 0
 
     def _values(self, rows: int) -> str:
         return self._head + ",".join([self._row] * rows)
@@ -104,25 +126,59 @@ class SQLiteBulkWriter:
     def add(self, flat: FlatAssets) -> None:
         if len(flat) % 3:
             raise ValueError("a flat batch holds 3 values per asset")
+        if not flat:
+            return
         width = 3 * self._per
         whole = len(flat) - len(flat) % width
-        if whole:
-            self._conn.executemany(self._many, [flat[i:i + width] for i in range(0, whole, width)])
-        if whole < len(flat):
-            self._conn.execute(self._values((len(flat) - whole) // 3), flat[whole:])
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # without AUTOINCREMENT a new rowid is max(rowid) + 1, and the lock keeps other writers out:
+            # this transaction's rows are exactly the ids after the current maximum
+            (first,) = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM assets").fetchone()
+            if whole:
+                conn.executemany(self._many, [flat[i:i + width] for i in range(0, whole, width)])
+            if whole < len(flat):
+                conn.execute(self._values((len(flat) - whole) // 3), flat[whole:])
+            conn.execute("INSERT INTO upload_batches (upload_id, company_id, first_id, last_id, pid) "
+                          "VALUES (?, ?, ?, ?, ?)",
+                          (self._upload_id, self._company, first, first + len(flat) // 3 - 1, os.getpid()))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
         self._count += len(flat) // 3
+        self._batches += 1
 
     def commit(self) -> int:
-        self._conn.execute("COMMIT")
+        if self._batches:
+            self._conn.execute("DELETE FROM upload_batches WHERE upload_id = ?", (self._upload_id,))
         self._conn.close()
         # copying a big upload's WAL into the database takes seconds: do it after the answer, not before
         threading.Thread(target=_checkpoint, args=(self._path,), name="wal-checkpoint", daemon=True).start()
         return self._count
 
     def rollback(self) -> None:
-        with contextlib.suppress(sqlite3.Error):  # nothing was begun, or it rolled back already
-            self._conn.execute("ROLLBACK")
-        self._conn.close()
+        try:
+            if self._batches:
+                _discard(self._conn, "upload_id = ?", (self._upload_id,))
+        finally:
+            self._conn.close()
+
+
+def _discard(conn: sqlite3.Connection, where: str, args: tuple[object, ...]) -> int:
+    """Delete the rows of the unfinished uploads matching `where` (on upload_batches) and their ranges."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        cur = conn.execute(
+            "DELETE FROM assets WHERE id IN (SELECT a.id FROM upload_batches b JOIN assets a "
+            f"ON a.company_id = b.company_id AND a.id BETWEEN b.first_id AND b.last_id WHERE b.{where})", args)
+        conn.execute(f"DELETE FROM upload_batches WHERE {where}", args)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return cur.rowcount
 
 
 class SQLiteStorage:
@@ -236,6 +292,12 @@ class SQLiteStorage:
             raise
         return conn.total_changes - before
 
+    def discard_unfinished_uploads(self, pid: int | None = None) -> int:
+        """Delete what uploads of a dead worker (`pid`, or every worker) committed; returns the rows."""
+        if pid is None:
+            return _discard(self._conn, "pid >= 0", ())
+        return _discard(self._conn, "pid = ?", (pid,))
+
     # keys
     def lookup_key(self, key: str) -> KeyRecord | None:
         row = self._conn.execute(
@@ -250,6 +312,15 @@ class SQLiteStorage:
             (hash_key(key), "k_" + secrets.token_hex(6), company_id, tier, utc_now()),
         )
         return key
+
+    def revoke_key(self, key_id: str) -> KeyRecord | None:
+        """Delete the key with this id; its record, or None when there is none."""
+        row = self._conn.execute("SELECT company_id, tier, key_id FROM api_keys WHERE key_id = ?",
+                                 (key_id,)).fetchone()
+        if row is None:
+            return None
+        self._conn.execute("DELETE FROM api_keys WHERE key_id = ?", (key_id,))
+        return KeyRecord(*row)
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -34,7 +34,8 @@ class CompanyStats:
 
 
 class BulkWriter(Protocol):
-    """One upload: rows go in batches inside one transaction, committed or rolled back as a whole."""
+    """One upload: rows go in batches (each its own short transaction, so a slow client never holds the
+    write lock); commit() keeps them all, rollback() removes every batch already written."""
 
     def add(self, flat: FlatAssets) -> None:
         """Insert a batch given as FlatAssets (its length is a multiple of 3)."""
@@ -60,6 +61,15 @@ class Storage(Protocol):
 
     def lookup_key(self, key: str) -> KeyRecord | None: ...
     def create_key(self, company_id: str, tier: str) -> str: ...
+    def revoke_key(self, key_id: str) -> KeyRecord | None:
+        """Delete a key by its id; the revoked key's record, or None when no key has that id."""
+        ...
+
+    def discard_unfinished_uploads(self, pid: int | None = None) -> int:
+        """Delete rows committed by uploads that never finished (of worker `pid`, or all when None: call
+        only while no worker serves). Returns the rows deleted."""
+        ...
+
     def seed(self, rows: Iterable[tuple[str, str, float, float, str]]) -> int: ...
     def changed(self) -> bool:
         """True when another process may have written since the last call (drop read caches)."""

@@ -59,7 +59,11 @@ class Supervisor:
     def run(self) -> None:
         from opskit.assetsvc.sqlite import SQLiteStorage
 
-        SQLiteStorage(self.config.db_path).close()  # create the schema once, before workers race for it
+        store = SQLiteStorage(self.config.db_path)  # create the schema once, before workers race for it
+        try:
+            store.discard_unfinished_uploads()  # rows of uploads a killed worker left half done
+        finally:
+            store.close()
         remove_stale_run_dirs()
         run_dir = tempfile.mkdtemp(prefix="assetsvc-")
         try:
@@ -198,6 +202,7 @@ class Supervisor:
                 continue
             self._retired_cpu += usage.ru_utime + usage.ru_stime
             self._forget(pid)
+            self._discard_uploads(pid)  # also after a clean exit: a drain can end mid-upload
             if worker.retiring:
                 continue
             code = os.waitstatus_to_exitcode(status)
@@ -209,6 +214,23 @@ class Supervisor:
                     self._event("workers keep dying at start; stopping")
                     return
             self._spawn()
+
+    def _discard_uploads(self, pid: int) -> None:
+        import sqlite3
+
+        from opskit.assetsvc.sqlite import SQLiteStorage
+
+        try:
+            store = SQLiteStorage(self.config.db_path)
+            try:
+                rows = store.discard_unfinished_uploads(pid)
+            finally:
+                store.close()
+        except sqlite3.Error as exc:  # busy: the next start cleans up instead
+            self._event(f"could not remove the unfinished uploads of worker {pid}: {exc}")
+            return
+        if rows:
+            self._event(f"removed {rows} rows of unfinished uploads of worker {pid}")
 
     def _forget(self, pid: int) -> None:
         from prometheus_client import multiprocess

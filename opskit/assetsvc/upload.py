@@ -248,6 +248,10 @@ def _json_array(texts: Iterator[str]) -> Iterator[object]:
                 if more():
                     continue
                 raise UploadError(f"malformed JSON at character {consumed + exc.pos}: {exc.msg}") from None
+            except RecursionError:
+                raise UploadError(f"the JSON element at character {consumed + pos} is nested too deeply") from None
+            except ValueError as exc:  # an integer with more digits than Python reads (3.11+)
+                raise UploadError(f"the JSON element at character {consumed + pos} cannot be read: {exc}") from None
             # an element that ends exactly at the end of the text so far may be a number cut in two
             if end == len(buf) and more():
                 continue

@@ -12,9 +12,10 @@ import contextlib
 import queue
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Executor
 from typing import Any
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 
 from opskit.assetsvc.config import ServiceConfig
 from opskit.assetsvc.errors import ApiError
@@ -80,13 +81,13 @@ def _run_parser(storage: Storage, company_id: str, file_type: str, chunks: Itera
 
 
 class _Upload:
-    def __init__(self, storage: Storage, company_id: str, file_type: str, limit: int) -> None:
+    def __init__(self, storage: Storage, company_id: str, file_type: str, limit: int, pool: Executor) -> None:
         self.pipe = _Pipe()
         self.file_type = file_type
         self.limit = limit
         self.size = 0
         loop = asyncio.get_running_loop()
-        self.future = loop.run_in_executor(None, _run_parser, storage, company_id, file_type, self.pipe.chunks())
+        self.future = loop.run_in_executor(pool, _run_parser, storage, company_id, file_type, self.pipe.chunks())
 
     async def feed(self, data: bytes) -> None:
         self.size += len(data)
@@ -109,23 +110,24 @@ class _Upload:
 
 
 async def handle_upload(request: Request, company_id: str, storage: Storage, config: ServiceConfig,
-                        metrics: Metrics) -> dict[str, object]:
+                        metrics: Metrics, pool: Executor) -> dict[str, object]:
     started = time.perf_counter()
     content_type = request.headers.get("content-type", "")
     limits = {"csv": config.max_csv_bytes, "json": config.max_json_bytes}
     declared = request.headers.get("content-length")
     if content_type.lower().startswith("multipart/form-data"):
-        upload = await _multipart(request, content_type, lambda ft: _Upload(storage, company_id, ft, limits[ft]))
+        upload = await _multipart(request, content_type, config.body_timeout_s,
+                                  lambda ft: _Upload(storage, company_id, ft, limits[ft], pool))
     else:
         file_type = file_type_of(content_type)
         if file_type is None:
             raise ApiError(415, f"unsupported content type {content_type or '(none)'!r}: send text/csv, "
                                 "application/json or a multipart/form-data 'file'")
-        if declared and declared.isdigit() and int(declared) > limits[file_type]:
+        if declared and declared.isascii() and declared.isdigit() and int(declared) > limits[file_type]:
             raise ApiError(413, f"the {file_type.upper()} file is larger than the limit of {limits[file_type]} bytes")
-        upload = _Upload(storage, company_id, file_type, limits[file_type])
+        upload = _Upload(storage, company_id, file_type, limits[file_type], pool)
         try:
-            async for chunk in _stream(request):
+            async for chunk in body_chunks(request, config.body_timeout_s):
                 await upload.feed(chunk)
         except BaseException:
             await upload.abort()
@@ -139,16 +141,28 @@ async def handle_upload(request: Request, company_id: str, storage: Storage, con
             "file_type": upload.file_type, "bytes": upload.size}
 
 
-async def _stream(request: Request) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in request.stream():
-            if chunk:
-                yield chunk
-    except ClientDisconnect:
-        raise ApiError(400, "the client closed the connection before the upload ended") from None
+async def body_chunks(request: Request, timeout_s: float) -> AsyncIterator[bytes]:
+    """The request body as it arrives; 408 when no bytes come for timeout_s (a stalled client would
+    otherwise hold its upload slot, thread and connection for as long as it likes)."""
+    receive = request.receive
+    while True:
+        try:
+            async with asyncio.timeout(timeout_s):
+                message = await receive()
+        except TimeoutError:
+            raise ApiError(408, f"no body bytes arrived for {timeout_s:g} s: the request timed out",
+                           headers={"Connection": "close"}) from None
+        if message["type"] == "http.disconnect":
+            raise ApiError(400, "the client closed the connection before the body ended")
+        chunk = message.get("body", b"")
+        if chunk:
+            yield chunk
+        if not message.get("more_body", False):
+            return
 
 
-async def _multipart(request: Request, content_type: str, start: Callable[[str], _Upload]) -> _Upload:
+async def _multipart(request: Request, content_type: str, timeout_s: float,
+                     start: Callable[[str], _Upload]) -> _Upload:
     from python_multipart.multipart import MultipartParser, parse_options_header
 
     _, params = parse_options_header(content_type)
@@ -197,7 +211,7 @@ async def _multipart(request: Request, content_type: str, start: Callable[[str],
         "on_part_data": on_part_data, "on_part_end": on_part_end,
     })
     try:
-        async for chunk in _stream(request):
+        async for chunk in body_chunks(request, timeout_s):
             try:
                 parser.write(chunk)
             except Exception as exc:  # python-multipart raises its own errors for malformed bodies

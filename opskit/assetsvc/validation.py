@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from opskit.assetsvc.storage import NewAsset
@@ -10,6 +11,8 @@ from opskit.assetsvc.storage import NewAsset
 MAX_ADDRESS = 500
 INPUT_FIELDS = ("address", "latitude", "longitude", "company_id")
 READ_ONLY = ("id", "created_at", "updated_at")
+# JSON may escape a lone surrogate ("\ud800"): a Python str can hold it, UTF-8 (and so the store) cannot
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class FieldError(ValueError):
@@ -27,13 +30,19 @@ def check_address(value: Any) -> str:
         raise FieldError("address", "must not be empty")
     if len(value) > MAX_ADDRESS:
         raise FieldError("address", f"longer than {MAX_ADDRESS} characters")
+    if _SURROGATE.search(value):
+        raise FieldError("address", "holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text")
     return value
 
 
 def check_coordinate(field: str, value: Any, bound: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise FieldError(field, f"expected a number, got {_kind(value)}")
-    return check_range(field, float(value), bound)
+    try:
+        number = float(value)
+    except OverflowError:  # a JSON integer with hundreds of digits
+        raise FieldError(field, "is far outside the range of a coordinate") from None
+    return check_range(field, number, bound)
 
 
 def check_range(field: str, value: float, bound: float) -> float:
@@ -62,7 +71,9 @@ def validate_object(obj: Any, company_id: str) -> NewAsset:
         if name in READ_ONLY:
             raise FieldError(name, "is set by the service and cannot be given")
         if name not in INPUT_FIELDS:
-            raise FieldError(name, f"unknown field (expected {', '.join(INPUT_FIELDS[:3])})")
+            # the name is the client's text: quoted when empty or odd, cut short when long
+            shown = name if name.isidentifier() and len(name) <= 40 else repr(name[:40])
+            raise FieldError(shown, f"unknown field (expected {', '.join(INPUT_FIELDS[:3])})")
     check_company(obj.get("company_id"), company_id)
     missing = [f for f in INPUT_FIELDS[:3] if f not in obj]
     if missing:
@@ -77,7 +88,9 @@ def validate_object(obj: Any, company_id: str) -> NewAsset:
 def check_company(value: Any, company_id: str) -> None:
     # the key decides the company; a company_id is accepted only when it agrees
     if value is not None and value != "" and value != company_id:
-        raise FieldError("company_id", f"{value!r} does not match the API key's company")
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:60] + "..."
+        raise FieldError("company_id", f"{shown} does not match the API key's company")
 
 
 def _kind(value: Any) -> str:

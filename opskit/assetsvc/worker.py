@@ -110,6 +110,7 @@ def main() -> None:
     import uvicorn
 
     from opskit.assetsvc.app import create_app
+    from opskit.assetsvc.httpguard import guarded_protocol
     from opskit.assetsvc.metrics import Metrics
     from opskit.assetsvc.sqlite import SQLiteStorage
 
@@ -144,7 +145,9 @@ def main() -> None:
             await super().shutdown(sockets=sockets)
 
     uconfig = uvicorn.Config(
-        app, loop="uvloop", http="httptools", lifespan="off", access_log=False, log_level="warning",
+        app, loop="uvloop", lifespan="off",
+        http=guarded_protocol(config.max_header_bytes, config.max_headers),
+        access_log=False, log_level="warning",
         timeout_graceful_shutdown=30, server_header=False, date_header=True,
     )
     Server(uconfig).run(sockets=[sock])

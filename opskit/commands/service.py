@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import sys
 import time
 from typing import Any
 
@@ -50,9 +51,18 @@ def service() -> None:
               help="Keep list pages in each worker until the store changes (benchmarks turn it off).")
 @click.option("--label-company", is_flag=True,
               help="Label asset_operations_total by company_id (one series per tenant: cardinality hazard).")
+@click.option("--page-cache-mb", type=FiniteFloatRange(min=0), default=64.0, show_default=True,
+              help="Most MiB of list pages each worker keeps (oldest dropped first).")
+@click.option("--body-timeout", type=FiniteFloatRange(min=0, min_open=True), default=30.0, show_default=True,
+              help="Seconds to wait for the next bytes of a request body; 408 and rollback beyond.")
+@click.option("--max-uploads", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="Uploads in progress per worker; 503 with Retry-After beyond.")
+@click.option("--key-cache-ttl", type=FiniteFloatRange(min=0), default=5.0, show_default=True,
+              help="Seconds a worker trusts a cached API key: a revoked key is refused within it.")
 def run(spec_file: str | None, host: str, port: int, db: str, workers: int, ready_file: str | None,
         rate_limits: str, max_csv_mb: float, max_json_mb: float, graceful_timeout: float,
-        page_cache: bool, label_company: bool) -> None:
+        page_cache: bool, label_company: bool, page_cache_mb: float, body_timeout: float, max_uploads: int,
+        key_cache_ttl: float) -> None:
     """Serve the asset API in the foreground until SIGTERM/Ctrl-C (which drain and stop)."""
     import json
     import os
@@ -68,7 +78,8 @@ def run(spec_file: str | None, host: str, port: int, db: str, workers: int, read
     config = ServiceConfig(
         db_path=os.path.abspath(db), max_csv_bytes=int(max_csv_mb * MB), max_json_bytes=int(max_json_mb * MB),
         rate_limits=limits, buckets=_buckets(spec_file), label_company=label_company,
-        page_cache=page_cache,
+        page_cache=page_cache, page_cache_bytes=int(page_cache_mb * MB), body_timeout_s=body_timeout,
+        max_uploads=max_uploads, key_cache_ttl_s=key_cache_ttl,
     )
 
     def ready(url: str, count: int) -> None:
@@ -155,12 +166,43 @@ def keys_create(spec_file: str | None, company: str, tier: str, db: str, output:
     storage = _open(db, SQLiteStorage)
     try:
         key = storage.create_key(company, tier)
+        found = storage.lookup_key(key)
     finally:
         storage.close()
+    key_id = found.key_id if found is not None else ""  # not secret: what `keys revoke` takes
     if output == "json":
-        out.emit_json({"key": key, "company_id": company, "tier": tier})
+        out.emit_json({"key": key, "company_id": company, "tier": tier, "key_id": key_id})
     else:
-        out.table(["key", "company_id", "tier"], [[key, company, tier]])
+        out.table(["key", "company_id", "tier", "key_id"], [[key, company, tier, key_id]])
+
+
+@keys.command("revoke")
+@click.argument("key_id", metavar="KEY_ID")
+@db_option
+def keys_revoke(key_id: str, db: str) -> None:
+    """Revoke a key by its id (k_..., shown by `keys create`), or '-' to read the key itself from stdin
+    (a key is a secret: never on the command line). Running workers refuse it within their key cache TTL
+    (`service run --key-cache-ttl`, 5 s by default)."""
+    from opskit.assetsvc.sqlite import SQLiteStorage
+
+    if key_id.startswith("ak_"):
+        raise UsageError("KEY_ID: that is a key, not a key id; pass '-' and the key on stdin "
+                         "(keys never go on the command line)")
+    storage = _open(db, SQLiteStorage)
+    try:
+        if key_id == "-":
+            secret = sys.stdin.readline().strip()
+            found = storage.lookup_key(secret) if secret else None
+            if found is None:
+                raise UsageError("the key read from stdin is not a key of this store")
+            key_id = found.key_id
+        record = storage.revoke_key(key_id)
+    finally:
+        storage.close()
+    if record is None:
+        raise UsageError(f"KEY_ID {key_id!r}: no key with that id in {db}")
+    out.echo(f"revoked key {record.key_id} of {record.company_id} ({record.tier}); running workers refuse it "
+             "within their key cache TTL (5 s by default)")
 
 
 def _open(db: str, factory: Any) -> Any:

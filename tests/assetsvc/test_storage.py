@@ -96,3 +96,47 @@ def test_run_dirs_of_dead_supervisors_are_removed(tmp_path, monkeypatch):
     (tmp_path / "assetsvc-starting").mkdir()  # no pids file yet: left alone
     remove_stale_run_dirs()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["assetsvc-live", "assetsvc-starting"]
+
+
+def test_an_upload_between_batches_leaves_the_write_lock_free_and_rollback_removes_its_batches(store, tmp_path):
+    other = SQLiteStorage(store.path, busy_timeout_s=0.2)  # another worker: 200 ms for the lock, no more
+    try:
+        other.create("acme", [("kept", 1.0, 1.0)])
+        w = store.bulk("acme")
+        w.add(["x", 1.0, 1.0] * 10)
+        w.add(["y", 2.0, 2.0] * 5)
+        # the upload is waiting for its next bytes: another tenant writes without waiting for it
+        created = other.create("beta", [("b", 3.0, 3.0)])
+        assert other.delete("beta", [created[0]["id"]]) == 1
+        assert other.stats("acme").assets == 16  # the uploader's own rows are visible meanwhile
+        other.create("acme", [("during", 1.0, 1.0)])  # an id between two batches of the upload
+        w.add(["z", 1.0, 1.0] * 3)
+        w.rollback()
+        page = json.loads(other.list_json("acme", 0, 100)[0])
+        assert [a["address"] for a in page] == ["kept", "during"]
+    finally:
+        other.close()
+
+
+def test_unfinished_uploads_of_a_dead_worker_are_discarded(store):
+    import os
+
+    w = store.bulk("acme")
+    w.add(["x", 1.0, 1.0] * 7)  # the worker dies here: neither commit nor rollback
+    done = store.bulk("acme")
+    done.add(["y", 1.0, 1.0] * 2)
+    assert done.commit() == 2
+    assert store.discard_unfinished_uploads(os.getpid() + 1) == 0  # another worker's: not these
+    assert store.discard_unfinished_uploads(os.getpid()) == 7
+    assert store.stats("acme").assets == 2
+    w.add(["x", 1.0, 1.0] * 3)
+    assert store.discard_unfinished_uploads() == 3  # at start: every unfinished upload
+
+
+def test_a_revoked_key_no_longer_resolves(store):
+    key = store.create_key("acme", "pro")
+    record = store.lookup_key(key)
+    assert record is not None
+    assert store.revoke_key(record.key_id) == record
+    assert store.lookup_key(key) is None
+    assert store.revoke_key(record.key_id) is None
