@@ -3,6 +3,7 @@ run (pure), a dry run (the provider's own, e.g. `kubectl --dry-run=server`), and
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -42,6 +43,9 @@ class StepResult:
     stdout: str = ""
     stderr: str = ""
     timed_out: bool = False
+    # False only when the provider can prove the system is as it was (nothing was sent, the change was
+    # refused, or a read-back equals the snapshot); None: unknown, so a failed step is compensated
+    changed: bool | None = None
 
     @staticmethod
     def from_proc(proc: ProcResult, command: str, captures: dict[str, Any] | None = None,
@@ -58,7 +62,10 @@ class StepResult:
             summary = f"exit {proc.returncode}" + (f": {last[0][:300]}" if last[0] else "")
         caps = {"stdout": proc.stdout.strip(), "returncode": proc.returncode}
         caps.update(captures or {})
-        return StepResult(ok, summary, command, caps, proc.returncode, proc.stdout, proc.stderr, proc.timed_out)
+        # a program that never started changed nothing
+        never_ran = proc.returncode is None and proc.error is not None and not proc.cancelled and not proc.timed_out
+        return StepResult(ok, summary, command, caps, proc.returncode, proc.stdout, proc.stderr, proc.timed_out,
+                          changed=False if never_ran else None)
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,11 @@ class Context:
     interrupted: Callable[[], bool] = lambda: False
     cancelled: Callable[[], bool] = lambda: False  # a second Ctrl-C: stop what is in flight
     run: Callable[..., ProcResult] = run_argv
+    # opskit's own environment, read only for the names an exec step lists in pass_env
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    # False for `plan` without --dry-run-commands: a dry run that is a command (exec's dry_run_argv) is
+    # shown, not run; providers' read-only API dry runs still run
+    dry_run_commands: bool = True
 
 
 def _sleep(seconds: float) -> bool:
@@ -109,7 +121,12 @@ class Action:
     def dry_run(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> DryRun:
         return DryRun(False, True)
 
-    def run(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> StepResult:
+    def snapshot(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> tuple[dict[str, Any], str | None]:
+        """What the action is about to change, read once before its first attempt (the compensation's
+        "previous" values); (captures, None) or ({}, why it could not be read)."""
+        return {}, None
+
+    def run(self, args: Mapping[str, Any], ctx: Context, timeout: float, before: Mapping[str, Any]) -> StepResult:
         raise NotImplementedError
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from opskit.playbooks.providers.base import (
@@ -70,15 +71,26 @@ class _Kubectl(Action):
         proc = ctx.run(argv, timeout=timeout, env=dict(ctx.env))
         return DryRun(True, proc.ok, quote_argv(argv), proc.output)
 
-    def run(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> StepResult:
-        start = ctx.monotonic()
+    def snapshot(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> tuple[dict[str, Any], str | None]:
+        return self.read_current(args, ctx, timeout)
+
+    def read_back(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> dict[str, Any] | None:
+        """The state as read from the cluster now, in the snapshot's terms; None when unreadable."""
         current, err = self.read_current(args, ctx, timeout)
-        if err:
-            return StepResult(False, f"cannot read the current state: {err}")
-        argv = self.argv(args, current)
-        left = max(1.0, timeout - (ctx.monotonic() - start))
-        proc = ctx.run(argv, timeout=left, env=dict(ctx.env))
-        return StepResult.from_proc(proc, quote_argv(argv), captures=current)
+        return None if err else current
+
+    def run(self, args: Mapping[str, Any], ctx: Context, timeout: float, before: Mapping[str, Any]) -> StepResult:
+        start = ctx.monotonic()
+        argv = self.argv(args, before)
+        proc = ctx.run(argv, timeout=timeout, env=dict(ctx.env))
+        result = StepResult.from_proc(proc, quote_argv(argv), captures=dict(before))
+        if result.ok or result.changed is False or not before:
+            return result
+        # did the failed command change anything? Proven only when a read-back equals the snapshot
+        now = self.read_back(args, ctx, max(1.0, timeout - (ctx.monotonic() - start)))
+        if now is not None and all(now.get(k) == v for k, v in before.items() if k.startswith("previous_")):
+            return replace(result, changed=False)
+        return result
 
 
 class Scale(_Kubectl):
@@ -93,6 +105,14 @@ class Scale(_Kubectl):
     def read_current(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> tuple[dict[str, Any], str | None]:
         if args.get("current_replicas") is not None and not isinstance(args["current_replicas"], Deferred):
             return {"previous_replicas": args["current_replicas"], "replicas": args["replicas"]}, None
+        return self.read_back_replicas(args, ctx, timeout)
+
+    def read_back(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> dict[str, Any] | None:
+        current, err = self.read_back_replicas(args, ctx, timeout)  # from the cluster even if current_replicas is given
+        return None if err else current
+
+    def read_back_replicas(self, args: Mapping[str, Any], ctx: Context,
+                           timeout: float) -> tuple[dict[str, Any], str | None]:
         obj, err = _get(args, args["resource"], ctx, timeout)
         if err:
             return {}, err
@@ -222,6 +242,9 @@ class RolloutStatus(_Kubectl):
 
     def dry_run(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> DryRun:
         return DryRun(False, True)  # read-only: waits for the rollout the earlier steps start
+
+    def run(self, args: Mapping[str, Any], ctx: Context, timeout: float, before: Mapping[str, Any]) -> StepResult:
+        return replace(super().run(args, ctx, timeout, before), changed=False)  # it only reads
 
 
 def _intish(v: Any) -> Any:

@@ -64,15 +64,21 @@ class LocalScale(Action):
         return DryRun(True, True, command,
                       f"{now} worker(s) now -> {want}: {abs(want - now)} x {sig} to supervisor pid {pid}")
 
-    def run(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> StepResult:
+    def snapshot(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> tuple[dict[str, Any], str | None]:
+        health, err = read_health(str(args["target"]), min(timeout, 5.0))
+        if health is None:
+            return {}, err or "no answer"
+        return {"previous_workers": health["workers"], "supervisor_pid": health["supervisor_pid"]}, None
+
+    def run(self, args: Mapping[str, Any], ctx: Context, timeout: float, before: Mapping[str, Any]) -> StepResult:
         target, want = str(args["target"]), int(args["workers"])
         deadline = ctx.monotonic() + timeout
         command = f"local.scale {target} workers={want}"
         health, err = read_health(target, min(timeout, 5.0))
         if health is None:
-            return StepResult(False, err or "no answer", command)
+            return StepResult(False, err or "no answer", command, changed=False)  # no signal was sent
         previous, pid = health["workers"], health["supervisor_pid"]
-        captures: dict[str, Any] = {"previous_workers": previous, "supervisor_pid": pid}
+        captures: dict[str, Any] = {**before, "supervisor_pid": pid}
         current = previous
         sent = 0
         while current != want:
@@ -80,9 +86,11 @@ class LocalScale(Action):
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
-                return StepResult(False, f"supervisor pid {pid} is not running", command, captures)
+                return StepResult(False, f"supervisor pid {pid} is not running", command, captures,
+                                  changed=False if sent == 0 else None)
             except PermissionError:
-                return StepResult(False, f"not allowed to signal supervisor pid {pid}", command, captures)
+                return StepResult(False, f"not allowed to signal supervisor pid {pid}", command, captures,
+                                  changed=False if sent == 0 else None)
             sent += 1
             before = current
             while current == before:
