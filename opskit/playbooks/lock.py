@@ -1,9 +1,14 @@
-"""One lock file per `lock:` key under STATE_DIR/locks/. Created with O_EXCL (atomic), holding who
-has it. A holder on this host whose process is gone (or whose pid now belongs to another process)
-is stale and the lock is taken over; a holder on another host cannot be checked and is refused."""
+"""One lock file per `lock:` key under STATE_DIR/locks/, holding who has it. It appears atomically with
+its whole content: written and fsynced under a temporary name, then hard-linked to its real name
+(link fails if the name exists, like O_EXCL), so no one ever reads a half-written lock. A holder on
+this host whose process is gone (or whose pid now belongs to another process) is stale and the lock is
+taken over; a holder on another host cannot be checked and is refused; a lock file that cannot be read
+or is not a holder record was not written by opskit this way, so its holder is unknown: refused, with
+how to clear it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -71,47 +76,90 @@ def acquire(state_dir: Path, key: str, *, run_id: str, playbook: str, started: s
               "pid_started": _process_start(os.getpid()), "host": socket.gethostname(),
               "started": started, "token": os.urandom(8).hex()}
     taken_over = None
-    for _ in range(3):
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            current = _read(path)
-            if current is None:
-                continue  # removed or half-written between our calls: try again
-            alive = holder_alive(current)
-            if alive is False:
-                taken_over = current
-                _remove_if_same(path, current)
-                continue
-            raise LockHeld(
-                f"lock {key!r} is held by run {current.get('run_id')} ({current.get('playbook')}, "
-                f"pid {current.get('pid')} on {current.get('host')}, since {current.get('started')})"
-                + ("" if alive else "; it is on another host, so opskit cannot tell whether it is stale: "
-                   f"remove {path} once you are sure it is not running")) from None
+    tmp = _write_temp(locks, key, holder)
+    try:
+        for _ in range(3):
+            try:
+                os.link(tmp, path)  # atomic, and fails if the lock exists: the content arrives with the name
+            except FileExistsError:
+                current = _read(path)
+                if current is None:
+                    continue  # released between our calls: try again
+                alive = holder_alive(current)
+                if alive is False:
+                    taken_over = current
+                    _remove_if_same(path, current)
+                    continue
+                raise LockHeld(
+                    f"lock {key!r} is held by run {current.get('run_id')} ({current.get('playbook')}, "
+                    f"pid {current.get('pid')} on {current.get('host')}, since {current.get('started')})"
+                    + ("" if alive else "; it is on another host, so opskit cannot tell whether it is stale: "
+                       f"remove {path} once you are sure it is not running")) from None
+            return Lock(path, holder, taken_over)
+        raise LockHeld(f"lock {key!r}: could not take {path} (it keeps changing)")
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_temp(locks: Path, key: str, holder: dict[str, Any]) -> Path:
+    tmp = locks / f".{key}.{holder['token']}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
         with os.fdopen(fd, "w") as fh:
             json.dump(holder, fh)
             fh.flush()
             os.fsync(fh.fileno())
-        return Lock(path, holder, taken_over)
-    raise LockHeld(f"lock {key!r}: could not take {path} (it keeps changing)")
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a disk that fills up mid-write leaves nothing behind
+        raise
+    return tmp
+
+
+class UnknownHolder(LockHeld):
+    pass
 
 
 def _read(path: Path) -> dict[str, Any] | None:
-    # a lock file that is not a JSON object was left by a crash mid-write: treat as stale, dead holder
-    corrupt = {"run_id": "?", "host": socket.gethostname(), "pid": -1, "token": "corrupt"}
+    """The holder record; None when the lock is gone. A lock that cannot be read, is empty or is not a
+    holder record is never taken for a dead holder: locks appear whole, so something else made it."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
     except IsADirectoryError:
         # not something a crash leaves: a person put it there; never delete a folder to take a lock
         raise RuntimeFailure(f"{path} is a folder, not a lock file; remove it if no run is using it") from None
-    except (OSError, ValueError):
-        return corrupt
-    return data if isinstance(data, dict) else corrupt
+    except (OSError, ValueError) as exc:
+        raise UnknownHolder(_unknown(path, f"cannot be read ({getattr(exc, 'strerror', None) or exc})")) from None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or not isinstance(data.get("token"), str):
+        raise UnknownHolder(_unknown(path, "is empty" if not text.strip() else "is not an opskit lock record"))
+    return data
+
+
+def _unknown(path: Path, what: str) -> str:
+    return (f"lock {path} {what}: held by an unknown holder; if no run is using it, "
+            f"clear it with: rm {path}")
 
 
 def _remove_if_same(path: Path, holder: dict[str, Any]) -> None:
-    again = _read(path)
-    if again is not None and again.get("token") == holder.get("token"):
-        path.unlink(missing_ok=True)
+    """Take over a stale lock: move it aside (atomic, only one taker wins), then check that what was moved
+    is the stale holder's and not a lock someone else took meanwhile (that one is put back)."""
+    aside = path.with_name(f".{path.name}.{os.urandom(4).hex()}.stale")
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return
+    try:
+        try:
+            moved = _read(aside)
+        except LockHeld:
+            moved = None
+        if moved is None or moved.get("token") != holder.get("token"):
+            with contextlib.suppress(FileExistsError):
+                os.link(aside, path)
+    finally:
+        aside.unlink(missing_ok=True)

@@ -1,0 +1,208 @@
+"""Issue 17's playbook hardening: failed steps compensated unless proven unchanged, children with a
+minimal environment, locks that appear whole; and issue 11's rule that playbook cores print nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from opskit.playbooks import engine
+from opskit.playbooks.executor import Runtime
+from opskit.playbooks.report import LineReporter
+
+from .conftest import Steady
+
+PY = sys.executable
+APPEND = "import sys; open(sys.argv[1], 'a').write(sys.argv[2] + chr(10))"
+
+
+def lines(log: Path) -> list[str]:
+    return log.read_text().split() if log.exists() else []
+
+
+def one_step(log: Path, argv: list[str], *, timeout: str = "20s", extra: str = "") -> str:
+    undo = [PY, "-c", APPEND, str(log), "undo:s"]
+    first = [PY, "-c", APPEND, str(log), "do:first"]
+    first_undo = [PY, "-c", APPEND, str(log), "undo:first"]
+    return f"""apiVersion: opskit/v1
+kind: Playbook
+metadata: {{name: hardening, description: hardening tests, risk: low}}
+steps:
+  - id: first
+    action: exec
+    with: {{argv: {json.dumps(first)}}}
+    compensate: {{action: exec, with: {{argv: {json.dumps(first_undo)}}}}}
+  - id: s
+    action: exec
+    with: {{argv: {json.dumps(argv)}}}
+    timeout: {timeout}
+{extra}    compensate: {{action: exec, with: {{argv: {json.dumps(undo)}}}}}
+on_failure: compensate
+"""
+
+
+def test_a_timed_out_step_is_compensated(kit):
+    log = kit.tmp / "log"
+    slow = [PY, "-c", f"import time; open({str(log)!r}, 'a').write('do:s' + chr(10)); time.sleep(30)"]
+    res = kit.run("apply", str(kit.write("pb", one_step(log, slow, timeout="1s"))), "--yes")
+    assert res.exit_code == 1, res.output
+    assert lines(log) == ["do:first", "do:s", "undo:s", "undo:first"]
+    assert kit.end()["compensated"] == ["s", "first"]
+
+
+def test_a_step_whose_program_never_started_is_not_compensated(kit):
+    """exec proves it changed nothing when its program could not be started."""
+    log = kit.tmp / "log"
+    res = kit.run("apply", str(kit.write("pb", one_step(log, [str(kit.tmp / "no-such-program")]))), "--yes")
+    assert res.exit_code == 1, res.output
+    assert lines(log) == ["do:first", "undo:first"]
+    assert not kit.events("step_in_doubt")
+    assert [e["changed"] for e in kit.events("step_end") if e["step"] == "s"] == [False]
+
+
+SCALE = """apiVersion: opskit/v1
+kind: Playbook
+metadata: {name: k8s-scale, description: scale, risk: low}
+steps:
+  - id: scale
+    action: kubernetes.scale
+    with: {resource: deployment/api, replicas: 5}
+    compensate:
+      action: kubernetes.scale
+      with: {resource: deployment/api, replicas: "${capture.scale.previous_replicas}"}
+on_failure: compensate
+"""
+
+
+def _deploy(replicas: int) -> str:
+    return json.dumps({"spec": {"replicas": replicas}})
+
+
+def test_kubectl_failure_with_the_state_read_back_unchanged_is_not_compensated(kit, standin):
+    standin.rules([{"match": ["get deployment/api"], "stdout": _deploy(2)},
+                   {"match": ["scale", "--replicas=5"], "exit": 1,
+                    "stderr": "error: Expected replicas to be 2, was 3"}])
+    res = kit.run("apply", str(kit.write("pb", SCALE)), "--yes", "--no-dry-run")
+    assert res.exit_code == 1, res.output
+    calls = standin.calls("kubectl")
+    assert calls == [["get", "deployment/api", "-o", "json"],
+                     ["scale", "deployment/api", "--current-replicas=2", "--replicas=5"],
+                     ["get", "deployment/api", "-o", "json"]]  # the read-back that proves nothing changed
+    assert kit.end()["compensated"] == []
+
+
+def test_kubectl_failure_that_changed_the_count_is_compensated_to_the_snapshot(kit, standin):
+    """The scale took effect (read back: 5) but kubectl still failed: the step is undone, back to 2."""
+    standin.rules([{"match": ["get deployment/api"], "stdout": _deploy(2), "once": True},
+                   {"match": ["get deployment/api"], "stdout": _deploy(5)},
+                   {"match": ["scale", "--replicas=5"], "exit": 1, "stderr": "error: the server was unable to"}])
+    res = kit.run("apply", str(kit.write("pb", SCALE)), "--yes", "--no-dry-run")
+    assert res.exit_code == 1, res.output
+    scales = [c for c in standin.calls("kubectl") if "scale" in c]
+    assert scales == [["scale", "deployment/api", "--current-replicas=2", "--replicas=5"],
+                      ["scale", "deployment/api", "--current-replicas=5", "--replicas=2"]]
+    assert kit.end()["compensated"] == ["scale"]
+
+
+HTTP = """apiVersion: opskit/v1
+kind: Playbook
+metadata: {name: http-create, description: create, risk: low}
+params:
+  url: {type: string}
+steps:
+  - id: create
+    action: http.request
+    with: {method: POST, url: "${params.url}/things", expect_status: [201]}
+    compensate:
+      action: http.request
+      with: {method: DELETE, url: "${params.url}/things/new", expect_status: [200, 204, 404]}
+on_failure: compensate
+"""
+
+
+@pytest.mark.parametrize("status, undone", [(409, False), (502, True)])
+def test_http_4xx_proves_nothing_changed_5xx_does_not(kit, recorder, status, undone):
+    recorder.route("POST", "/things", (status, {"error": "no"}))
+    recorder.route("DELETE", "/things/new", (204, ""))
+    res = kit.run("apply", str(kit.write("pb", HTTP)), "--yes", "-p", f"url={recorder.url}")
+    assert res.exit_code == 1, res.output
+    seen = [(r["method"], r["path"]) for r in recorder.requests]
+    assert seen == [("POST", "/things")] + ([("DELETE", "/things/new")] if undone else [])
+
+
+def test_exec_children_get_a_minimal_environment_plus_what_the_step_declares(kit, monkeypatch):
+    monkeypatch.setenv("OPSKIT_TEST_DB_PASSWORD", "hunter2-not-for-children")
+    monkeypatch.setenv("OPSKIT_TEST_PROFILE", "staging")
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    dump = kit.tmp / "env.json"
+    argv = [PY, "-c", "import json, os, sys; json.dump(dict(os.environ), open(sys.argv[1], 'w'))", str(dump)]
+    text = f"""apiVersion: opskit/v1
+kind: Playbook
+metadata: {{name: env, description: env, risk: low}}
+steps:
+  - id: s
+    action: exec
+    with: {{argv: {json.dumps(argv)}, env: {{STEP_VALUE: "42"}}, pass_env: [OPSKIT_TEST_PROFILE, NOT_SET_ANYWHERE]}}
+"""
+    res = kit.run("apply", str(kit.write("pb", text)), "--yes")
+    assert res.exit_code == 0, res.output
+    seen = json.loads(dump.read_text())
+    assert "OPSKIT_TEST_DB_PASSWORD" not in seen and "hunter2" not in json.dumps(seen)
+    assert seen["STEP_VALUE"] == "42" and seen["OPSKIT_TEST_PROFILE"] == "staging"
+    assert seen["PATH"] == os.environ["PATH"] and seen["HOME"] == os.environ["HOME"] and seen["LANG"] == "C.UTF-8"
+    # nothing else of opskit's environment (Python itself may add a variable or two, e.g. LC_CTYPE)
+    assert set(seen) - {"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "STEP_VALUE", "OPSKIT_TEST_PROFILE",
+                        "LC_CTYPE"} == set()
+
+
+def test_a_lock_whose_write_fails_leaves_no_lock_behind(tmp_path):
+    """The disk fills up while the holder record is written: no empty lock file is left to block (or,
+    worse, be taken over) later. Run with a 0-byte file size limit in a child process."""
+    code = f"""
+import resource, signal
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+from pathlib import Path
+from opskit.playbooks import lock
+try:
+    lock.acquire(Path({str(tmp_path)!r}), "k", run_id="r", playbook="p", started="now")
+except OSError as exc:
+    print("write failed:", exc.errno)
+"""
+    done = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "write failed" in done.stdout, done.stdout + done.stderr
+    assert list((tmp_path / "locks").iterdir()) == []
+
+
+def test_executor_reports_through_the_reporter_and_prints_nothing(kit, capfd):
+    log = kit.tmp / "log"
+    prep = engine.prepare(str(kit.write("pb", one_step(log, [PY, "-c", APPEND, str(log), "do:s"]))), {})
+    said: list[str] = []
+    outcome = engine.apply(prep, Runtime(state_dir=kit.state, sources=lambda kind, loc: Steady(1.0),
+                                         reporter=LineReporter(said.append)))
+    assert outcome.status == "succeeded" and outcome.compensated == ()
+    assert [line for line in said if line.startswith("==>")] == [
+        f"==> step first (exec): {PY} -c {_q(APPEND)} {log} do:first",
+        f"==> step s (exec): {PY} -c {_q(APPEND)} {log} do:s"]
+    assert capfd.readouterr() == ("", "")
+
+
+def _q(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
+
+
+def test_no_module_under_opskit_playbooks_prints():
+    root = Path(__file__).parents[2] / "opskit" / "playbooks"
+    banned = re.compile(r"\bprint\(|click\.echo|click\.secho|sys\.stdout|sys\.stderr"
+                        r"|from opskit\.output import (echo|table|emit_json)|\bout\.(echo|table|emit_json|write)")
+    offenders = [f"{p.relative_to(root)}:{n}" for p in sorted(root.rglob("*.py"))
+                 for n, line in enumerate(p.read_text().splitlines(), 1) if banned.search(line)]
+    assert offenders == []
