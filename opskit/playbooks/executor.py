@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from opskit.errors import OpskitError
 from opskit.exitcodes import ExitCode
+from opskit.metrics.base import MetricsSource
 from opskit.playbooks import lock as locks
 from opskit.playbooks.checks import in_window, parse_comparison
 from opskit.playbooks.journal import Journal, Masker
@@ -68,7 +69,7 @@ class _Attempted:
     result: StepResult
     # the provider's captures with the snapshot taken before the first attempt laid over them: a retry
     # must not replace "what was there" with what the failed attempt left behind
-    captures: dict[str, Any]
+    captures: dict[str, object]
     interrupted: bool = False  # stopped between attempts
 
 
@@ -80,7 +81,7 @@ class Executor:
     def __init__(self, loaded: LoadedPlaybook, values: ParamValues, plan: Plan, rt: Runtime) -> None:
         self.loaded, self.pb, self.values, self.plan, self.rt = loaded, loaded.playbook, values, plan, rt
         self.masker = Masker(values.secrets)
-        self._sources: dict[str, Any] = {}
+        self._sources: dict[str, MetricsSource] = {}
         self.ctx = Context(env=dict(rt.env), monotonic=rt.monotonic, wait=self._wait,
                            interrupted=rt.interrupt.is_set, cancelled=rt.hard_interrupt.is_set,
                            run=functools.partial(run_argv, cancel=rt.hard_interrupt.is_set))
@@ -128,7 +129,7 @@ class Executor:
             if held.taken_over:
                 journal.write("lock_stale", previous=held.taken_over)
                 self.rt.reporter.note(f"lock {self.pb.lock!r}: took over a stale lock of run "
-                                      f"{held.taken_over.get('run_id')} (pid {held.taken_over.get('pid')} is gone)")
+                                      f"{held.taken_over.run_id} (pid {held.taken_over.pid} is gone)")
             journal.write("lock", key=self.pb.lock, path=str(held.path))
         try:
             with _signals(self.rt.interrupt, self.rt.hard_interrupt, self.rt.reporter.note):
@@ -195,7 +196,7 @@ class Executor:
         assert action is not None  # the loader checked every action name
         delay = retries.backoff
         result = StepResult(False, "not run", changed=False)
-        before: dict[str, Any] | None = None  # taken once, before the first attempt that gets that far
+        before: dict[str, object] | None = None  # taken once, before the first attempt that gets that far
         for attempt in range(1, retries.attempts + 1):
             resolver = Resolver(self.values.values, self.values.secret_names, captures)
             shown = Resolver(self.values.values, self.values.secret_names, captures, mask=True)
@@ -215,13 +216,14 @@ class Executor:
             began = self.rt.monotonic()
             try:
                 if before is None:
-                    snap, err = action.snapshot(args, self.ctx, timeout)
-                    if err is None:
-                        before = snap
+                    snap = action.snapshot(args, self.ctx, timeout)
+                    if snap.error is None:
+                        before = dict(snap.values)
                         if before:
                             journal.write(f"{kind}_snapshot", step=step_id, captures=before)
                 if before is None:
-                    result = StepResult(False, f"cannot read the current state: {err}", command, changed=False)
+                    result = StepResult(False, f"cannot read the current state: {snap.error}", command,
+                                        changed=False)
                 else:
                     left = max(1.0, timeout - (self.rt.monotonic() - began))
                     result = action.run(args, self.ctx, left, before)

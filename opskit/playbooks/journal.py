@@ -10,7 +10,7 @@ import datetime as dt
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ class Masker:
         return value
 
 
-def line_hash(prev: str, event: dict[str, Any]) -> str:
+def line_hash(prev: str, event: Mapping[str, object]) -> str:
     body = json.dumps(event, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256((prev + body).encode()).hexdigest()
 
@@ -93,7 +93,7 @@ def _write_index(path: Path, records: int, last_hash: str) -> None:
     os.replace(tmp, path)
 
 
-def _check_index(path: Path, events: list[dict[str, Any]]) -> None:
+def _check_index(path: Path, events: Sequence[Mapping[str, object]]) -> None:
     """The journal holds every record the index counts. One record more is a crash between writing a
     line and the index; fewer, or a different last hash, is a journal that lost its end."""
     index = index_path(path)

@@ -109,7 +109,7 @@ def run_view(summary: RunSummary, events: list[dict[str, Any]]) -> View:
             Table(["#", "time", "event", "detail"], rows, "journal")]
 
 
-def _brief(fields: dict[str, Any]) -> str:
+def _brief(fields: Mapping[str, object]) -> str:
     parts = []
     for k, v in fields.items():
         if v in (None, "", [], {}):

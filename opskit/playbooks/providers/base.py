@@ -48,7 +48,7 @@ class StepResult:
     changed: bool | None = None
 
     @staticmethod
-    def from_proc(proc: ProcResult, command: str, captures: dict[str, Any] | None = None,
+    def from_proc(proc: ProcResult, command: str, captures: Mapping[str, object] | None = None,
                   ok_codes: tuple[int, ...] = (0,)) -> StepResult:
         ok = proc.error is None and not proc.timed_out and proc.returncode in ok_codes
         if proc.error:
@@ -60,12 +60,20 @@ class StepResult:
         else:
             last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or [""]
             summary = f"exit {proc.returncode}" + (f": {last[0][:300]}" if last[0] else "")
-        caps = {"stdout": proc.stdout.strip(), "returncode": proc.returncode}
-        caps.update(captures or {})
+        caps: dict[str, object] = {"stdout": proc.stdout.strip(), "returncode": proc.returncode, **(captures or {})}
         # a program that never started changed nothing
         never_ran = proc.returncode is None and proc.error is not None and not proc.cancelled and not proc.timed_out
         return StepResult(ok, summary, command, caps, proc.returncode, proc.stdout, proc.stderr, proc.timed_out,
                           changed=False if never_ran else None)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What an action is about to change, read once before its first attempt: the values its
+    compensation puts back (`previous_*`), or why they could not be read (then nothing ran)."""
+
+    values: Mapping[str, object] = field(default_factory=dict)
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,12 +129,11 @@ class Action:
     def dry_run(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> DryRun:
         return DryRun(False, True)
 
-    def snapshot(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> tuple[dict[str, Any], str | None]:
-        """What the action is about to change, read once before its first attempt (the compensation's
-        "previous" values); (captures, None) or ({}, why it could not be read)."""
-        return {}, None
+    def snapshot(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> Snapshot:
+        """What the action is about to change, read once before its first attempt (see Snapshot)."""
+        return Snapshot()
 
-    def run(self, args: Mapping[str, Any], ctx: Context, timeout: float, before: Mapping[str, Any]) -> StepResult:
+    def run(self, args: Mapping[str, Any], ctx: Context, timeout: float, before: Mapping[str, object]) -> StepResult:
         raise NotImplementedError
 
 

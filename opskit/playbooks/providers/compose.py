@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from opskit.playbooks.providers.base import Action, Arg, Context, DryRun, StepResult, quote_argv
+from opskit.playbooks.providers.base import Action, Arg, Context, DryRun, Snapshot, StepResult, quote_argv
 
 SERVICE = r"[a-zA-Z0-9][a-zA-Z0-9_.-]*"
 FILE = r"[A-Za-z0-9_./~][A-Za-z0-9_./~ -]*"
@@ -65,13 +65,13 @@ class ComposeScale(Action):
         proc = ctx.run(argv, timeout=timeout, env=dict(ctx.env))
         return DryRun(True, proc.ok, quote_argv(argv), proc.output)
 
-    def snapshot(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> tuple[dict[str, Any], str | None]:
+    def snapshot(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> Snapshot:
         previous, err = self._count(args, ctx, timeout)
         if previous is None:
-            return {}, f"cannot read the current count: {err}"
-        return {"previous_replicas": previous, "replicas": args["replicas"]}, None
+            return Snapshot(error=f"cannot read the current count: {err}")
+        return Snapshot({"previous_replicas": previous, "replicas": args["replicas"]})
 
-    def run(self, args: Mapping[str, Any], ctx: Context, timeout: float, before: Mapping[str, Any]) -> StepResult:
+    def run(self, args: Mapping[str, Any], ctx: Context, timeout: float, before: Mapping[str, object]) -> StepResult:
         start = ctx.monotonic()
         argv = self._up(args)
         proc = ctx.run(argv, timeout=timeout, env=dict(ctx.env))

@@ -99,11 +99,11 @@ class Exec(Action):
                        stdin=args.get("stdin"), cwd=args.get("cwd"), inherit_env=False)
         return DryRun(True, proc.ok, quote_argv([str(a) for a in argv]), proc.output)
 
-    def run(self, args: Mapping[str, Any], ctx: Context, timeout: float, before: Mapping[str, Any]) -> StepResult:
+    def run(self, args: Mapping[str, Any], ctx: Context, timeout: float, before: Mapping[str, object]) -> StepResult:
         argv = [str(a) for a in args["argv"]]
         proc = ctx.run(argv, timeout=timeout, env=_child_env(args, ctx), stdin=args.get("stdin"),
                        cwd=args.get("cwd"), inherit_env=False)
-        captures: dict[str, Any] = {}
+        captures: dict[str, object] = {}
         result = StepResult.from_proc(proc, quote_argv(argv), ok_codes=tuple(args["ok_codes"]))
         if result.ok and args["capture_json"]:
             try:

@@ -47,7 +47,7 @@ class HttpRequest(Action):
             text += "  json " + json.dumps(args["json"], default=str, separators=(",", ":"))
         return text + f"  expect {'/'.join(map(str, args['expect_status']))}"
 
-    def run(self, args: Mapping[str, Any], ctx: Context, timeout: float, before: Mapping[str, Any]) -> StepResult:
+    def run(self, args: Mapping[str, Any], ctx: Context, timeout: float, before: Mapping[str, object]) -> StepResult:
         import httpx
 
         command = f"{args['method']} {args['url']}"
@@ -65,7 +65,7 @@ class HttpRequest(Action):
         except httpx.HTTPError as exc:
             return StepResult(False, f"request failed: {type(exc).__name__}: {exc}", command)
         body_text = resp.text[-65536:]
-        captures: dict[str, Any] = {"status": resp.status_code, "body": body_text}
+        captures: dict[str, object] = {"status": resp.status_code, "body": body_text}
         with contextlib.suppress(ValueError):
             captures["json"] = resp.json()
         if resp.status_code not in args["expect_status"]:
