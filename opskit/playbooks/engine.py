@@ -113,7 +113,8 @@ def resume(state_dir: Path, run_id: str, rt_factory: Callable[[], Runtime],
     step_ids = [s.id for s in loaded.playbook.steps]
     index = resume_point(summary, step_ids)
     done = [sid for sid in step_ids[:index]]
-    return Executor(loaded, values, plan, rt_factory()).resume(run_id, summary.captures, done, index)
+    return Executor(loaded, values, plan, rt_factory()).resume(run_id, summary.captures, done, index,
+                                                               summary.snapshots)
 
 
 def runtime(state_dir: Path, spec: Spec | None, reporter: Reporter) -> Runtime:

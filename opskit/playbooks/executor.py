@@ -62,6 +62,8 @@ class _State:
     completed: list[Step] = field(default_factory=list)
     # the step that failed but may have changed something: compensated first, before the completed ones
     in_doubt: Step | None = None
+    # snapshots from the journal for steps a resumed run runs again (see runs.RunSummary.snapshots)
+    snapshots: dict[str, dict[str, object]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -96,10 +98,11 @@ class Executor:
                       lock=self.pb.lock, user=os.environ.get("USER", ""), pid=os.getpid())
         return self._locked(run_id, journal, lambda: self._from(run_id, journal, _State(), 0, True), True)
 
-    def resume(self, run_id: str, state: dict[str, dict[str, Any]], done: list[str],
-               from_index: int) -> RunOutcome:
+    def resume(self, run_id: str, state: dict[str, dict[str, Any]], done: list[str], from_index: int,
+               snapshots: Mapping[str, dict[str, object]] | None = None) -> RunOutcome:
         journal = self._journal(run_id)
-        st = _State(captures=dict(state), completed=[s for s in self.pb.steps if s.id in done])
+        st = _State(captures=dict(state), completed=[s for s in self.pb.steps if s.id in done],
+                    snapshots=dict(snapshots or {}))
         journal.write("run_resume", from_step=self.pb.steps[from_index].id if from_index < len(self.pb.steps)
                       else "(verify)", playbook_sha=self.loaded.sha, skipped=done)
         self.rt.reporter.note(f"resuming run {run_id} at "
@@ -173,7 +176,7 @@ class Executor:
             if self.rt.interrupt.is_set():
                 return self._interrupted(run_id, journal, st)
             done = self._attempts(journal, "step", step.id, step.action, step.with_, step.timeout, step.retries,
-                                  st.captures)
+                                  st.captures, st.snapshots.get(step.id))
             result = done.result
             if result.ok:
                 st.completed.append(step)
@@ -191,12 +194,13 @@ class Executor:
         return self._verify(run_id, journal, st)
 
     def _attempts(self, journal: Journal, kind: str, step_id: str, action_name: str, raw: Mapping[str, Any],
-                  timeout: float, retries: Retries, captures: Mapping[str, Any]) -> _Attempted:
+                  timeout: float, retries: Retries, captures: Mapping[str, Any],
+                  snapshot: dict[str, object] | None = None) -> _Attempted:
         action = get_action(action_name)
         assert action is not None  # the loader checked every action name
         delay = retries.backoff
         result = StepResult(False, "not run", changed=False)
-        before: dict[str, object] | None = None  # taken once, before the first attempt that gets that far
+        before = snapshot  # taken once, before the first attempt that gets that far (or by the resumed run)
         for attempt in range(1, retries.attempts + 1):
             resolver = Resolver(self.values.values, self.values.secret_names, captures)
             shown = Resolver(self.values.values, self.values.secret_names, captures, mask=True)

@@ -97,17 +97,92 @@ def test_kubectl_failure_with_the_state_read_back_unchanged_is_not_compensated(k
     assert kit.end()["compensated"] == []
 
 
-def test_kubectl_failure_that_changed_the_count_is_compensated_to_the_snapshot(kit, standin):
-    """The scale took effect (read back: 5) but kubectl still failed: the step is undone, back to 2."""
+def test_kubectl_scale_that_failed_after_taking_effect_is_in_effect_not_compensated(kit, standin):
+    """kubectl failed, but the count read back is the one asked for: the step is done."""
     standin.rules([{"match": ["get deployment/api"], "stdout": _deploy(2), "once": True},
                    {"match": ["get deployment/api"], "stdout": _deploy(5)},
                    {"match": ["scale", "--replicas=5"], "exit": 1, "stderr": "error: the server was unable to"}])
     res = kit.run("apply", str(kit.write("pb", SCALE)), "--yes", "--no-dry-run")
+    assert res.exit_code == 0, res.output
+    assert [c for c in standin.calls("kubectl") if "scale" in c] == [
+        ["scale", "deployment/api", "--current-replicas=2", "--replicas=5"]]
+    assert kit.events("step_end")[0]["summary"].startswith("already in effect")
+
+
+HPA_KUBECTL = """#!{py}
+import json, os, sys
+state_path = {state!r}
+argv = sys.argv[1:]
+with open(os.environ["STANDIN_LOG"], "a") as fh:
+    fh.write(json.dumps({{"tool": "kubectl", "argv": argv}}) + chr(10))
+state = json.load(open(state_path))
+if "get" in argv:
+    print(json.dumps({{"spec": state["spec"]}}))
+elif "patch" in argv:
+    state["spec"].update(json.loads(argv[argv.index("-p") + 1])["spec"])
+    fails = state["fail_patches"]
+    state["fail_patches"] = max(0, fails - 1)
+    json.dump(state, open(state_path, "w"))
+    if fails:  # the change is made, then the answer is lost
+        sys.exit("error: the server was unable to return a response in the time allotted")
+"""
+
+
+def hpa_cluster(kit, standin, fail_patches: int) -> Path:
+    """A stand-in kubectl with state: an HPA (min 2, max 10) in a file; a patch takes effect, and the
+    first `fail_patches` of them still fail."""
+    state = kit.tmp / "hpa.json"
+    state.write_text(json.dumps({"spec": {"minReplicas": 2, "maxReplicas": 10}, "fail_patches": fail_patches}))
+    (standin.bindir / "kubectl").write_text(HPA_KUBECTL.format(py=PY, state=str(state)))
+    return state
+
+
+def hpa_playbook(*, attempts: int = 1, then_fail: bool = False, on_failure: str = "compensate") -> str:
+    after = f"""
+  - id: after
+    action: exec
+    with: {{argv: {json.dumps([PY, "-c", "raise SystemExit(1)"])}}}""" if then_fail else ""
+    return f"""apiVersion: opskit/v1
+kind: Playbook
+metadata: {{name: hpa, description: hpa, risk: low}}
+steps:
+  - id: hpa
+    action: kubernetes.patch_hpa
+    with: {{hpa: api, min_replicas: 6}}
+    retries: {{attempts: {attempts}, backoff: 0s}}
+    compensate:
+      action: kubernetes.patch_hpa
+      with: {{hpa: api, min_replicas: "${{capture.hpa.previous_min_replicas}}",
+              max_replicas: "${{capture.hpa.previous_max_replicas}}"}}{after}
+on_failure: {on_failure}
+"""
+
+
+def spec(state: Path) -> dict[str, int]:
+    return json.loads(state.read_text())["spec"]
+
+
+def test_a_retried_step_keeps_the_first_snapshot_for_its_compensation(kit, standin):
+    """Attempt 1 takes effect (min 2 -> 6) but fails; attempt 2 succeeds; a later step fails. The
+    compensation puts back min 2, read before the first attempt, not the 6 attempt 2 would read."""
+    state = hpa_cluster(kit, standin, fail_patches=1)
+    res = kit.run("apply", str(kit.write("pb", hpa_playbook(attempts=2, then_fail=True))), "--yes", "--no-dry-run")
     assert res.exit_code == 1, res.output
-    scales = [c for c in standin.calls("kubectl") if "scale" in c]
-    assert scales == [["scale", "deployment/api", "--current-replicas=2", "--replicas=5"],
-                      ["scale", "deployment/api", "--current-replicas=5", "--replicas=2"]]
-    assert kit.end()["compensated"] == ["scale"]
+    assert [e["outcome"] for e in kit.events("step_end") if e["step"] == "hpa"] == ["failed", "ok"]
+    assert spec(state) == {"minReplicas": 2, "maxReplicas": 10}
+    assert kit.end()["compensated"] == ["hpa"]
+    assert [c for c in standin.calls("kubectl") if "get" in c] == [["get", "hpa/api", "-o", "json"]] * 3
+    # once for the snapshot, once to read back after attempt 1 failed, once by the compensation
+
+
+def test_a_failed_step_that_changed_something_is_compensated_to_its_snapshot(kit, standin):
+    state = hpa_cluster(kit, standin, fail_patches=1)
+    res = kit.run("apply", str(kit.write("pb", hpa_playbook())), "--yes", "--no-dry-run")
+    assert res.exit_code == 1, res.output
+    assert spec(state) == {"minReplicas": 2, "maxReplicas": 10}
+    end = kit.end()
+    assert end["status"] == "compensated" and end["failed_step"] == "hpa" and end["compensated"] == ["hpa"]
+    assert kit.events("step_in_doubt")[0]["captures"]["previous_min_replicas"] == 2
 
 
 HTTP = """apiVersion: opskit/v1
@@ -206,3 +281,21 @@ def test_no_module_under_opskit_playbooks_prints():
     offenders = [f"{p.relative_to(root)}:{n}" for p in sorted(root.rglob("*.py"))
                  for n, line in enumerate(p.read_text().splitlines(), 1) if banned.search(line)]
     assert offenders == []
+
+
+def test_a_resumed_step_keeps_the_snapshot_from_before_its_first_run(kit, standin):
+    """The patch took effect (min 2 -> 6) but failed and the run halted; resumed, the step runs again
+    with the snapshot from the journal: its compensation values are still min 2, not 6."""
+    hpa_cluster(kit, standin, fail_patches=1)
+    path = kit.write("pb", hpa_playbook(on_failure="halt"))
+    assert kit.run("apply", str(path), "--yes", "--no-dry-run").exit_code == 1
+    rid = kit.run_ids()[-1]
+    assert kit.end(rid)["status"] == "halted"
+    res = kit.run("resume", rid, "--yes")
+    assert res.exit_code == 0, res.output
+    ends = [e for e in kit.events("step_end", rid) if e["step"] == "hpa"]
+    assert [e["outcome"] for e in ends] == ["failed", "ok"]
+    assert ends[-1]["captures"]["previous_min_replicas"] == 2
+    assert len(kit.events("step_snapshot", rid)) == 1  # the resumed attempt did not take a new one
+    summary = json.loads(kit.run("runs", rid, "-o", "json").stdout)["run"]
+    assert summary["captures"]["hpa"]["previous_min_replicas"] == 2

@@ -90,7 +90,14 @@ class _Kubectl(Action):
         now = self.read_back(args, ctx, max(1.0, timeout - (ctx.monotonic() - start)))
         if now.error is None and all(now.values.get(k) == v for k, v in before.items() if k.startswith("previous_")):
             return replace(result, changed=False)
+        if now.error is None and self.in_effect(args, now):
+            # e.g. an earlier attempt (or a resumed run's first try) took effect and this one was refused
+            return replace(result, ok=True, summary=f"already in effect ({result.summary})")
         return result
+
+    def in_effect(self, args: Mapping[str, Any], now: Snapshot) -> bool:
+        """Whether the state read back is the one this step asks for."""
+        return False
 
 
 class Scale(_Kubectl):
@@ -116,6 +123,9 @@ class Scale(_Kubectl):
         if not isinstance(replicas, int):
             return Snapshot(error=f"{args['resource']} has no spec.replicas")
         return Snapshot({"previous_replicas": replicas, "replicas": args["replicas"]})
+
+    def in_effect(self, args: Mapping[str, Any], now: Snapshot) -> bool:
+        return now.values.get("previous_replicas") == args["replicas"]
 
     def describe(self, args: Mapping[str, Any]) -> str:
         # the count it was is read from the cluster when the step runs
