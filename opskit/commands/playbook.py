@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from opskit.commands.common import output_option, spec_option
+
+if TYPE_CHECKING:
+    from opskit.playbooks.engine import Prepared
+    from opskit.playbooks.outcome import RunOutcome
+    from opskit.playbooks.providers.base import DryRun
+    from opskit.playbooks.render import View
+    from opskit.playbooks.report import LineReporter
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -203,7 +210,7 @@ def _show_run(state_dir: Path, run_id: str, output: str) -> None:
         _show(run_view(summary, events))
 
 
-def _show_plan(prep: Any, dry: Any, output: str, *, err: bool = False) -> None:
+def _show_plan(prep: Prepared, dry: Mapping[str, DryRun], output: str, *, err: bool = False) -> None:
     """The plan for a person (on stderr when stdout carries a JSON outcome), or as JSON."""
     from opskit import output as out
     from opskit.playbooks.render import plan_json
@@ -215,7 +222,7 @@ def _show_plan(prep: Any, dry: Any, output: str, *, err: bool = False) -> None:
         _show(plan_lines(prep.plan, dry), err=err)
 
 
-def _show(view: Sequence[Any], *, err: bool = False) -> None:
+def _show(view: View | Sequence[str], *, err: bool = False) -> None:
     from opskit import output as out
     from opskit.playbooks.render import Table
 
@@ -226,7 +233,7 @@ def _show(view: Sequence[Any], *, err: bool = False) -> None:
             out.echo(item, err=err)
 
 
-def _reporter(output: str) -> Any:
+def _reporter(output: str) -> LineReporter:
     """Progress lines: stdout for people, stderr when stdout carries the JSON outcome."""
     from opskit import output as out
     from opskit.playbooks.report import LineReporter
@@ -244,7 +251,7 @@ def _spec(spec_file: str | None) -> Any:
     return load(spec_file)
 
 
-def _finish(ctx: click.Context, outcome: Any, output: str) -> None:
+def _finish(ctx: click.Context, outcome: RunOutcome, output: str) -> None:
     """The run's ending, and the exit code it means (opskit.playbooks.outcome.EXIT_CODES)."""
     from opskit import output as out
     from opskit.exitcodes import ExitCode

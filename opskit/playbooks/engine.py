@@ -14,10 +14,10 @@ from opskit.playbooks.checks import parse_comparison
 from opskit.playbooks.executor import Executor, Runtime
 from opskit.playbooks.loader import LoadedPlaybook, find_playbook, load_playbook
 from opskit.playbooks.outcome import RunOutcome
-from opskit.playbooks.params import ParamValues, resolve_params
+from opskit.playbooks.params import ParamValues, resolve_params, secret_env_names
 from opskit.playbooks.planner import Plan, build_plan, resolve_args
 from opskit.playbooks.providers import get_action
-from opskit.playbooks.providers.base import Context, DryRun
+from opskit.playbooks.providers.base import Context, DryRun, scrubbed_run
 from opskit.playbooks.providers.local import LocalScale
 from opskit.playbooks.refs import Resolver, find_refs, has_deferred
 from opskit.playbooks.report import Reporter
@@ -72,7 +72,8 @@ def dry_runs(prep: Prepared, env: Mapping[str, str] | None = None, *, commands: 
     from opskit.playbooks.journal import Masker
 
     masker = Masker(prep.values.secrets)
-    ctx = Context(env=dict(env or {}), dry_run_commands=commands)
+    ctx = Context(env=dict(env or {}), dry_run_commands=commands,
+                  run=scrubbed_run(secret_env_names(prep.loaded.playbook), prep.values.secrets))
     resolver = Resolver(prep.values.values, prep.values.secret_names, defer_captures=True)
     out: dict[str, DryRun] = {}
     for step in prep.loaded.playbook.steps:

@@ -6,7 +6,6 @@ Everything goes to the journal as it happens."""
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import os
 import secrets
 import signal
@@ -25,16 +24,15 @@ from opskit.playbooks.checks import in_window, parse_comparison
 from opskit.playbooks.journal import Journal, Masker
 from opskit.playbooks.loader import LoadedPlaybook
 from opskit.playbooks.outcome import RunOutcome, exit_code_for
-from opskit.playbooks.params import ParamValues
+from opskit.playbooks.params import ParamValues, secret_env_names
 from opskit.playbooks.planner import Plan, resolve_args
 from opskit.playbooks.providers import get_action
-from opskit.playbooks.providers.base import ArgError, Context, StepResult
+from opskit.playbooks.providers.base import ArgError, Context, StepResult, scrubbed_run
 from opskit.playbooks.refs import RefError, Resolver
 from opskit.playbooks.report import NullReporter, Reporter
 from opskit.playbooks.schema import Compensate, Retries, Step
 from opskit.playbooks.sources import SourceFactory, query_for
 from opskit.playbooks.verify import Sampled, run_check
-from opskit.proc import run_argv
 
 if TYPE_CHECKING:
     from opskit.spec import Spec
@@ -86,7 +84,7 @@ class Executor:
         self._sources: dict[str, MetricsSource] = {}
         self.ctx = Context(env=dict(rt.env), monotonic=rt.monotonic, wait=self._wait,
                            interrupted=rt.interrupt.is_set, cancelled=rt.hard_interrupt.is_set,
-                           run=functools.partial(run_argv, cancel=rt.hard_interrupt.is_set))
+                           run=scrubbed_run(secret_env_names(self.pb), values.secrets, rt.hard_interrupt.is_set))
 
     # -- entry points ---------------------------------------------------------------------------
 

@@ -299,3 +299,44 @@ def test_a_resumed_step_keeps_the_snapshot_from_before_its_first_run(kit, standi
     assert len(kit.events("step_snapshot", rid)) == 1  # the resumed attempt did not take a new one
     summary = json.loads(kit.run("runs", rid, "-o", "json").stdout)["run"]
     assert summary["captures"]["hpa"]["previous_min_replicas"] == 2
+
+
+def test_kubectl_keeps_its_environment_but_not_the_playbooks_secrets(kit, standin, monkeypatch):
+    """kubectl needs KUBECONFIG and its credential plugins' variables; it never needs the playbook's
+    secrets: neither the variable a secret is read from nor another variable holding the same value."""
+    token = "tok-7f3a9c-not-for-kubectl"
+    monkeypatch.setenv("OPSKIT_TEST_TOKEN", token)
+    monkeypatch.setenv("SOME_COPY_OF_IT", token)
+    monkeypatch.setenv("KUBECONFIG", str(kit.tmp / "kubeconfig"))
+    dump = kit.tmp / "kubectl-env.jsonl"
+    (standin.bindir / "kubectl").write_text(f"""#!{PY}
+import json, os, sys
+with open({str(dump)!r}, "a") as fh:
+    fh.write(json.dumps(dict(os.environ)) + chr(10))
+if "get" in sys.argv:
+    print(json.dumps({{"spec": {{"replicas": 2}}}}))
+""")
+    marker = kit.tmp / "used"
+    text = f"""apiVersion: opskit/v1
+kind: Playbook
+metadata: {{name: k8s-secret, description: secret elsewhere, risk: low}}
+params:
+  token: {{type: string, secret: true, from_env: OPSKIT_TEST_TOKEN}}
+steps:
+  - id: scale
+    action: kubernetes.scale
+    with: {{resource: deployment/api, replicas: 3}}
+  - id: notify
+    action: exec
+    with: {{argv: {json.dumps([PY, "-c", APPEND, str(marker), "used"])}, env: {{TOKEN: "${{params.token}}"}}}}
+"""
+    path = kit.write("pb", text)
+    assert kit.run("plan", str(path)).exit_code == 0  # the server dry run
+    res = kit.run("apply", str(path), "--yes")
+    assert res.exit_code == 0, res.output
+    seen = [json.loads(line) for line in dump.read_text().splitlines()]
+    assert len(seen) == 6  # plan: get + dry run; apply: get + dry run, then get + scale
+    for env in seen:
+        assert env["KUBECONFIG"] == str(kit.tmp / "kubeconfig") and env["PATH"] == os.environ["PATH"]
+        assert "OPSKIT_TEST_TOKEN" not in env and token not in env.values()
+    assert lines(marker) == ["used"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -100,6 +100,23 @@ class Context:
     # False for `plan` without --dry-run-commands: a dry run that is a command (exec's dry_run_argv) is
     # shown, not run; providers' read-only API dry runs still run
     dry_run_commands: bool = True
+
+
+def scrubbed_run(hide_names: Collection[str], hide_values: Collection[str],
+                 cancel: Callable[[], bool] | None = None) -> Callable[..., ProcResult]:
+    """run_argv for the commands that need opskit's environment (kubectl, docker: KUBECONFIG, cloud
+    credential plugins, DOCKER_*), minus the playbook's secrets: the variables they are read from and
+    any variable holding one. Commands that ask for a minimal environment (exec) get just that."""
+    hidden_values = {v for v in hide_values if v}
+
+    def run(argv: Sequence[str], *, timeout: float, env: Mapping[str, str] | None = None,
+            inherit_env: bool = True, **kw: Any) -> ProcResult:
+        if inherit_env:
+            base = {k: v for k, v in os.environ.items() if k not in hide_names and v not in hidden_values}
+            env = {**base, **(env or {})}
+        return run_argv(argv, timeout=timeout, env=env, inherit_env=False, cancel=cancel, **kw)
+
+    return run
 
 
 def _sleep(seconds: float) -> bool:
