@@ -26,6 +26,8 @@ from typing import IO
 POLL_S = 0.1
 OUTPUT_LIMIT = 64 * 1024  # what a step keeps of stdout/stderr (the tail); enough for any CLI's JSON
 PIPE_GRACE_S = 2.0  # after exit, how long to wait for the pipes to drain
+# what a child started with inherit_env=False sees of opskit's environment (secrets live in the rest)
+MINIMAL_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 
 
 @dataclass(frozen=True)
@@ -57,12 +59,14 @@ def run_argv(
     stdin: str | None = None,
     cwd: str | Path | None = None,
     cancel: Callable[[], bool] | None = None,
+    inherit_env: bool = True,
 ) -> ProcResult:
-    """Run argv (no shell) with env = os.environ + env; stdin text is how secrets reach a command.
+    """Run argv (no shell) with env = os.environ + env (inherit_env=False: only MINIMAL_ENV of it);
+    stdin text is how secrets reach a command.
     `cancel` is polled while the command runs (a second Ctrl-C): when it says so the command is killed."""
     if isinstance(argv, str | bytes) or not argv or not all(isinstance(a, str) for a in argv):
         raise ValueError(f"argv must be a non-empty list of strings, got {argv!r}")
-    full_env = dict(os.environ)
+    full_env = dict(os.environ) if inherit_env else {k: os.environ[k] for k in MINIMAL_ENV if k in os.environ}
     full_env.update(env or {})
     started = time.monotonic()
     try:

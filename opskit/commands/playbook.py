@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from opskit.commands.common import output_option, spec_option
+
+if TYPE_CHECKING:
+    from opskit.playbooks.engine import Prepared
+    from opskit.playbooks.outcome import RunOutcome
+    from opskit.playbooks.providers.base import DryRun
+    from opskit.playbooks.render import View
+    from opskit.playbooks.report import LineReporter
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,9 +53,10 @@ def playbook() -> None:
 @output_option("table", "json")
 def list_(state_dir: Path, output: str) -> None:
     """The playbooks available."""
+    from opskit import output as out
     from opskit.errors import ConfigError
     from opskit.playbooks.loader import list_playbook_files, load_playbook
-    from opskit.playbooks.render import playbook_row, show_list
+    from opskit.playbooks.render import list_view, playbook_row
 
     rows, bad = [], []
     for path in list_playbook_files():
@@ -57,7 +65,10 @@ def list_(state_dir: Path, output: str) -> None:
         except ConfigError as exc:
             rows.append({"name": path.stem, "path": str(path), "error": exc.message, "details": exc.details})
             bad.append(exc)
-    show_list(rows, output)
+    if output == "json":
+        out.emit_json({"playbooks": rows})
+    else:
+        _show(list_view(rows))
     if bad:
         raise ConfigError(f"{len(bad)} playbook(s) are invalid", details=[d for e in bad for d in
                                                                             [e.message, *e.details]])
@@ -69,9 +80,10 @@ def list_(state_dir: Path, output: str) -> None:
 @output_option("table", "json")
 def show(name: str, state_dir: Path, output: str) -> None:
     """A playbook's parameters, steps, compensations and checks (or, given a run id, that run)."""
+    from opskit import output as out
     from opskit.errors import ConfigError
     from opskit.playbooks.loader import load_playbook
-    from opskit.playbooks.render import show_playbook
+    from opskit.playbooks.render import playbook_json, playbook_view
 
     try:
         loaded = load_playbook(name)
@@ -80,27 +92,31 @@ def show(name: str, state_dir: Path, output: str) -> None:
             _show_run(state_dir, name, output)
             return
         raise
-    show_playbook(loaded, output)
+    if output == "json":
+        out.emit_json(playbook_json(loaded))
+    else:
+        _show(playbook_view(loaded))
 
 
 @playbook.command()
 @click.argument("name")
 @params_option
 @click.option("--no-dry-run", is_flag=True, help="Do not run the providers' own dry runs.")
+@click.option("--dry-run-commands", is_flag=True,
+              help="Also run the exec steps' dry_run_argv commands (not run by default: plan runs no command).")
 @state_dir_option
 @spec_option
 @output_option("table", "json")
-def plan(name: str, params: tuple[str, ...], no_dry_run: bool, state_dir: Path, spec_file: str | None,
-         output: str) -> None:
+def plan(name: str, params: tuple[str, ...], no_dry_run: bool, dry_run_commands: bool, state_dir: Path,
+         spec_file: str | None, output: str) -> None:
     """Show exactly what apply would run (secrets masked) and what the providers' dry runs say."""
     from opskit.errors import Refused
     from opskit.playbooks import engine
     from opskit.playbooks.params import parse_pairs
-    from opskit.playbooks.render import show_plan
 
     prep = engine.prepare(name, parse_pairs(params))
-    dry = {} if no_dry_run else engine.dry_runs(prep)
-    show_plan(prep.plan, dry, output)
+    dry = {} if no_dry_run else engine.dry_runs(prep, commands=dry_run_commands)
+    _show_plan(prep, dry, output)
     failed = [sid for sid, d in dry.items() if d.ran and not d.ok]
     if failed:
         raise Refused(f"dry run failed for step(s) {', '.join(failed)}: apply would fail")
@@ -124,21 +140,20 @@ def apply(ctx: click.Context, name: str, params: tuple[str, ...], yes: bool, pla
     from opskit.errors import Refused
     from opskit.playbooks import engine
     from opskit.playbooks.params import parse_pairs
-    from opskit.playbooks.render import show_plan
 
     prep = engine.prepare(name, parse_pairs(params))
     if plan_hash is not None and plan_hash.strip().lower() != prep.plan.hash:
         raise Refused(f"the plan is {prep.plan.hash}, not the reviewed {plan_hash}: the playbook or its "
                       "parameters changed; nothing was run")
     dry = {} if no_dry_run else engine.dry_runs(prep)
-    show_plan(prep.plan, dry, "table", err=output == "json")
+    _show_plan(prep, dry, "table", err=output == "json")
     failed = [sid for sid, d in dry.items() if d.ran and not d.ok]
     if failed:
         raise Refused(f"dry run failed for step(s) {', '.join(failed)}; nothing was run")
     if not yes and not click.confirm(f"Apply {prep.plan.playbook} (risk {prep.plan.risk})?", default=False,
                                      err=True):
         raise Refused("not applied")
-    outcome = engine.apply(prep, engine.runtime(state_dir, _spec(spec_file), _emitter(output)))
+    outcome = engine.apply(prep, engine.runtime(state_dir, _spec(spec_file), _reporter(output)))
     _finish(ctx, outcome, output)
 
 
@@ -161,7 +176,7 @@ def resume(ctx: click.Context, run_id: str, yes: bool, state_dir: Path, spec_fil
                                      default=False, err=True):
         raise Refused("not resumed")
     outcome = engine.resume(state_dir, run_id,
-                            lambda: engine.runtime(state_dir, _spec(spec_file), _emitter(output)))
+                            lambda: engine.runtime(state_dir, _spec(spec_file), _reporter(output)))
     _finish(ctx, outcome, output)
 
 
@@ -171,28 +186,59 @@ def resume(ctx: click.Context, run_id: str, yes: bool, state_dir: Path, spec_fil
 @output_option("table", "json")
 def runs(run_id: str | None, state_dir: Path, output: str) -> None:
     """The runs in the state dir, or one run's journal."""
-    from opskit.playbooks.render import show_runs
+    from opskit import output as out
+    from opskit.playbooks.render import runs_view
     from opskit.playbooks.runs import list_runs
 
     if run_id:
         _show_run(state_dir, run_id, output)
+    elif output == "json":
+        out.emit_json({"runs": out.to_jsonable(list_runs(state_dir))})
     else:
-        show_runs(list_runs(state_dir), output)
+        _show(runs_view(list_runs(state_dir)))
 
 
 def _show_run(state_dir: Path, run_id: str, output: str) -> None:
-    from opskit.playbooks.render import show_run
+    from opskit import output as out
+    from opskit.playbooks.render import run_view
     from opskit.playbooks.runs import summarize
 
     summary, events = summarize(state_dir, run_id)
-    show_run(summary, events, output)
+    if output == "json":
+        out.emit_json({"run": out.to_jsonable(summary), "events": events})
+    else:
+        _show(run_view(summary, events))
 
 
-def _emitter(output: str) -> Callable[[str], None]:
+def _show_plan(prep: Prepared, dry: Mapping[str, DryRun], output: str, *, err: bool = False) -> None:
+    """The plan for a person (on stderr when stdout carries a JSON outcome), or as JSON."""
+    from opskit import output as out
+    from opskit.playbooks.render import plan_json
+    from opskit.playbooks.report import plan_lines
+
+    if output == "json":
+        out.emit_json(plan_json(prep.plan, dry))
+    else:
+        _show(plan_lines(prep.plan, dry), err=err)
+
+
+def _show(view: View | Sequence[str], *, err: bool = False) -> None:
+    from opskit import output as out
+    from opskit.playbooks.render import Table
+
+    for item in view:
+        if isinstance(item, Table):
+            out.table(item.columns, item.rows, title=item.title)
+        else:
+            out.echo(item, err=err)
+
+
+def _reporter(output: str) -> LineReporter:
     """Progress lines: stdout for people, stderr when stdout carries the JSON outcome."""
     from opskit import output as out
+    from opskit.playbooks.report import LineReporter
 
-    return lambda line: out.echo(line, err=output == "json")
+    return LineReporter(lambda line: out.echo(line, err=output == "json"))
 
 
 def _spec(spec_file: str | None) -> Any:
@@ -205,17 +251,20 @@ def _spec(spec_file: str | None) -> Any:
     return load(spec_file)
 
 
-def _finish(ctx: click.Context, outcome: Any, output: str) -> None:
+def _finish(ctx: click.Context, outcome: RunOutcome, output: str) -> None:
+    """The run's ending, and the exit code it means (opskit.playbooks.outcome.EXIT_CODES)."""
     from opskit import output as out
     from opskit.exitcodes import ExitCode
+    from opskit.playbooks.outcome import exit_code_for
 
+    code = exit_code_for(outcome.status)
     if output == "json":
-        out.emit_json({"run_id": outcome.run_id, "status": outcome.status, "exit_code": int(outcome.exit_code),
+        out.emit_json({"run_id": outcome.run_id, "status": outcome.status, "exit_code": int(code),
                        "message": outcome.message, "failed_step": outcome.failed_step,
-                       "journal": str(outcome.journal)})
+                       "compensated": list(outcome.compensated), "journal": str(outcome.journal)})
     else:
         out.echo(f"run {outcome.run_id}: {outcome.status}: {outcome.message}")
         out.echo(f"journal: {outcome.journal}")
-    if outcome.exit_code != ExitCode.OK:
+    if code != ExitCode.OK:
         out.echo(f"opskit: {outcome.status}: {outcome.message}", err=True)
-        ctx.exit(int(outcome.exit_code))
+        ctx.exit(int(code))

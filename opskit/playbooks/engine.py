@@ -11,14 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 from opskit.errors import UsageError
 from opskit.playbooks.checks import parse_comparison
-from opskit.playbooks.executor import Executor, Outcome, Runtime
+from opskit.playbooks.executor import Executor, Runtime
 from opskit.playbooks.loader import LoadedPlaybook, find_playbook, load_playbook
-from opskit.playbooks.params import ParamValues, resolve_params
+from opskit.playbooks.outcome import RunOutcome
+from opskit.playbooks.params import ParamValues, resolve_params, secret_env_names
 from opskit.playbooks.planner import Plan, build_plan, resolve_args
 from opskit.playbooks.providers import get_action
-from opskit.playbooks.providers.base import Context, DryRun
+from opskit.playbooks.providers.base import Context, DryRun, scrubbed_run
 from opskit.playbooks.providers.local import LocalScale
 from opskit.playbooks.refs import Resolver, find_refs, has_deferred
+from opskit.playbooks.report import Reporter
 from opskit.playbooks.runs import resume_point, summarize
 from opskit.playbooks.sources import default_factory
 from opskit.spec.loader import file_hash, format_loc
@@ -63,13 +65,15 @@ def _check_conditions(loaded: LoadedPlaybook, values: ParamValues) -> None:
             raise UsageError(f"{loaded.path}:{line}: {format_loc(loc)}: {exc}") from None
 
 
-def dry_runs(prep: Prepared, env: Mapping[str, str] | None = None) -> dict[str, DryRun]:
+def dry_runs(prep: Prepared, env: Mapping[str, str] | None = None, *, commands: bool = True) -> dict[str, DryRun]:
     """Each step's provider dry run (kubectl --dry-run=server, compose --dry-run, /health...). Steps
-    whose arguments depend on an earlier step's capture are checked as far as they can be."""
+    whose arguments depend on an earlier step's capture are checked as far as they can be. With
+    commands=False a dry run that is a playbook-written command (exec's dry_run_argv) is not run."""
     from opskit.playbooks.journal import Masker
 
     masker = Masker(prep.values.secrets)
-    ctx = Context(env=dict(env or {}))
+    ctx = Context(env=dict(env or {}), dry_run_commands=commands,
+                  run=scrubbed_run(secret_env_names(prep.loaded.playbook), prep.values.secrets))
     resolver = Resolver(prep.values.values, prep.values.secret_names, defer_captures=True)
     out: dict[str, DryRun] = {}
     for step in prep.loaded.playbook.steps:
@@ -88,12 +92,12 @@ def dry_runs(prep: Prepared, env: Mapping[str, str] | None = None) -> dict[str, 
     return out
 
 
-def apply(prep: Prepared, rt: Runtime) -> Outcome:
+def apply(prep: Prepared, rt: Runtime) -> RunOutcome:
     return Executor(prep.loaded, prep.values, prep.plan, rt).start()
 
 
 def resume(state_dir: Path, run_id: str, rt_factory: Callable[[], Runtime],
-           env: Mapping[str, str] | None = None) -> Outcome:
+           env: Mapping[str, str] | None = None) -> RunOutcome:
     summary, _ = summarize(state_dir, run_id)
     path = find_playbook(summary.path or summary.playbook)
     now_sha = file_hash(path)
@@ -110,8 +114,9 @@ def resume(state_dir: Path, run_id: str, rt_factory: Callable[[], Runtime],
     step_ids = [s.id for s in loaded.playbook.steps]
     index = resume_point(summary, step_ids)
     done = [sid for sid in step_ids[:index]]
-    return Executor(loaded, values, plan, rt_factory()).resume(run_id, summary.captures, done, index)
+    return Executor(loaded, values, plan, rt_factory()).resume(run_id, summary.captures, done, index,
+                                                               summary.snapshots)
 
 
-def runtime(state_dir: Path, spec: Spec | None, emit: Callable[[str], None]) -> Runtime:
-    return Runtime(state_dir=state_dir, sources=default_factory(spec), spec=spec, emit=emit)
+def runtime(state_dir: Path, spec: Spec | None, reporter: Reporter) -> Runtime:
+    return Runtime(state_dir=state_dir, sources=default_factory(spec), spec=spec, reporter=reporter)

@@ -6,7 +6,6 @@ Everything goes to the journal as it happens."""
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import os
 import secrets
 import signal
@@ -19,19 +18,21 @@ from typing import TYPE_CHECKING, Any
 
 from opskit.errors import OpskitError
 from opskit.exitcodes import ExitCode
+from opskit.metrics.base import MetricsSource
 from opskit.playbooks import lock as locks
 from opskit.playbooks.checks import in_window, parse_comparison
 from opskit.playbooks.journal import Journal, Masker
 from opskit.playbooks.loader import LoadedPlaybook
-from opskit.playbooks.params import ParamValues
+from opskit.playbooks.outcome import RunOutcome, exit_code_for
+from opskit.playbooks.params import ParamValues, secret_env_names
 from opskit.playbooks.planner import Plan, resolve_args
 from opskit.playbooks.providers import get_action
-from opskit.playbooks.providers.base import ArgError, Context, StepResult
+from opskit.playbooks.providers.base import ArgError, Context, StepResult, scrubbed_run
 from opskit.playbooks.refs import RefError, Resolver
+from opskit.playbooks.report import NullReporter, Reporter
 from opskit.playbooks.schema import Compensate, Retries, Step
 from opskit.playbooks.sources import SourceFactory, query_for
 from opskit.playbooks.verify import Sampled, run_check
-from opskit.proc import run_argv
 
 if TYPE_CHECKING:
     from opskit.spec import Spec
@@ -44,7 +45,7 @@ class Runtime:
     spec: Spec | None = None
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
     monotonic: Callable[[], float] = time.monotonic
-    emit: Callable[[str], None] = lambda line: None
+    reporter: Reporter = field(default_factory=NullReporter)
     interrupt: threading.Event = field(default_factory=threading.Event)
     # a second Ctrl-C: the step in flight is stopped too (its command killed), then compensation
     hard_interrupt: threading.Event = field(default_factory=threading.Event)
@@ -53,20 +54,23 @@ class Runtime:
     wait: Callable[[float], bool] | None = None
 
 
-@dataclass(frozen=True)
-class Outcome:
-    run_id: str
-    status: str  # succeeded | compensated | halted | inconclusive | interrupted | precondition_failed | ...
-    exit_code: ExitCode
-    message: str
-    journal: Path
-    failed_step: str | None = None
-
-
 @dataclass
 class _State:
     captures: dict[str, dict[str, Any]] = field(default_factory=dict)
     completed: list[Step] = field(default_factory=list)
+    # the step that failed but may have changed something: compensated first, before the completed ones
+    in_doubt: Step | None = None
+    # snapshots from the journal for steps a resumed run runs again (see runs.RunSummary.snapshots)
+    snapshots: dict[str, dict[str, object]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Attempted:
+    result: StepResult
+    # the provider's captures with the snapshot taken before the first attempt laid over them: a retry
+    # must not replace "what was there" with what the failed attempt left behind
+    captures: dict[str, object]
+    interrupted: bool = False  # stopped between attempts
 
 
 def new_run_id(name: str, now: dt.datetime) -> str:
@@ -77,14 +81,14 @@ class Executor:
     def __init__(self, loaded: LoadedPlaybook, values: ParamValues, plan: Plan, rt: Runtime) -> None:
         self.loaded, self.pb, self.values, self.plan, self.rt = loaded, loaded.playbook, values, plan, rt
         self.masker = Masker(values.secrets)
-        self._sources: dict[str, Any] = {}
+        self._sources: dict[str, MetricsSource] = {}
         self.ctx = Context(env=dict(rt.env), monotonic=rt.monotonic, wait=self._wait,
                            interrupted=rt.interrupt.is_set, cancelled=rt.hard_interrupt.is_set,
-                           run=functools.partial(run_argv, cancel=rt.hard_interrupt.is_set))
+                           run=scrubbed_run(secret_env_names(self.pb), values.secrets, rt.hard_interrupt.is_set))
 
     # -- entry points ---------------------------------------------------------------------------
 
-    def start(self, run_id: str | None = None) -> Outcome:
+    def start(self, run_id: str | None = None) -> RunOutcome:
         run_id = run_id or new_run_id(self.pb.metadata.name, self.rt.clock())
         journal = self._journal(run_id)
         journal.write("run_start", run_id=run_id, playbook=self.pb.metadata.name, path=str(self.loaded.path),
@@ -92,13 +96,15 @@ class Executor:
                       lock=self.pb.lock, user=os.environ.get("USER", ""), pid=os.getpid())
         return self._locked(run_id, journal, lambda: self._from(run_id, journal, _State(), 0, True), True)
 
-    def resume(self, run_id: str, state: dict[str, dict[str, Any]], done: list[str], from_index: int) -> Outcome:
+    def resume(self, run_id: str, state: dict[str, dict[str, Any]], done: list[str], from_index: int,
+               snapshots: Mapping[str, dict[str, object]] | None = None) -> RunOutcome:
         journal = self._journal(run_id)
-        st = _State(captures=dict(state), completed=[s for s in self.pb.steps if s.id in done])
+        st = _State(captures=dict(state), completed=[s for s in self.pb.steps if s.id in done],
+                    snapshots=dict(snapshots or {}))
         journal.write("run_resume", from_step=self.pb.steps[from_index].id if from_index < len(self.pb.steps)
                       else "(verify)", playbook_sha=self.loaded.sha, skipped=done)
-        self.rt.emit(f"resuming run {run_id} at "
-                     f"{self.pb.steps[from_index].id if from_index < len(self.pb.steps) else 'verification'}")
+        self.rt.reporter.note(f"resuming run {run_id} at "
+                              f"{self.pb.steps[from_index].id if from_index < len(self.pb.steps) else 'verification'}")
         # metric preconditions describe the moment before the first step; a window still applies
         return self._locked(run_id, journal, lambda: self._from(run_id, journal, st, from_index, not done),
                             False)
@@ -108,7 +114,7 @@ class Executor:
     def _journal(self, run_id: str) -> Journal:
         return Journal(self.rt.state_dir / "runs" / run_id / "journal.jsonl", self.masker, self.rt.clock)
 
-    def _locked(self, run_id: str, journal: Journal, body: Callable[[], Outcome], new: bool) -> Outcome:
+    def _locked(self, run_id: str, journal: Journal, body: Callable[[], RunOutcome], new: bool) -> RunOutcome:
         held = None
         if self.pb.lock:
             try:
@@ -116,32 +122,34 @@ class Executor:
                                      playbook=self.pb.metadata.name, started=self.rt.clock().isoformat())
             except locks.LockHeld as exc:
                 if new:
-                    journal.write("run_end", status="locked", exit_code=int(ExitCode.RUNTIME), message=exc.message)
+                    journal.write("run_end", status="locked", exit_code=int(exit_code_for("locked")),
+                                  message=exc.message)
                 else:  # a resume that must wait leaves the run resumable
                     journal.write("lock_busy", message=exc.message)
                 raise
             if held.taken_over:
                 journal.write("lock_stale", previous=held.taken_over)
-                self.rt.emit(f"lock {self.pb.lock!r}: took over a stale lock of run "
-                             f"{held.taken_over.get('run_id')} (pid {held.taken_over.get('pid')} is gone)")
+                self.rt.reporter.note(f"lock {self.pb.lock!r}: took over a stale lock of run "
+                                      f"{held.taken_over.run_id} (pid {held.taken_over.pid} is gone)")
             journal.write("lock", key=self.pb.lock, path=str(held.path))
         try:
-            with _signals(self.rt.interrupt, self.rt.hard_interrupt, self.rt.emit):
+            with _signals(self.rt.interrupt, self.rt.hard_interrupt, self.rt.reporter.note):
                 try:
                     return body()
                 except KeyboardInterrupt:  # raised where no handler could be installed
                     self.rt.interrupt.set()
-                    return self._end(run_id, journal, "interrupted", ExitCode.INTERRUPTED, "interrupted")
+                    return self._end(run_id, journal, "interrupted", "interrupted")
         finally:
             if held:
                 held.release()
 
-    def _from(self, run_id: str, journal: Journal, st: _State, index: int, metric_pre: bool) -> Outcome:
+    def _from(self, run_id: str, journal: Journal, st: _State, index: int, metric_pre: bool) -> RunOutcome:
         # every metrics source is built before anything runs: a bad one must not surface after step 3
         try:
             self._build_sources()
         except OpskitError as exc:
-            return self._end(run_id, journal, "error", exc.exit_code, f"metrics source: {exc.message}")
+            status = "invalid" if exc.exit_code == ExitCode.USAGE else "error"
+            return self._end(run_id, journal, status, f"metrics source: {exc.message}")
         try:
             return self._steps_and_verify(run_id, journal, st, index, metric_pre)
         finally:
@@ -157,34 +165,40 @@ class Executor:
             self._sources[name] = self.rt.sources(ref.kind, location)
 
     def _steps_and_verify(self, run_id: str, journal: Journal, st: _State, index: int,
-                          metric_pre: bool) -> Outcome:
+                          metric_pre: bool) -> RunOutcome:
         verdict = self._preconditions(journal, metric_pre)
         if verdict is not None:
             status, message = verdict
-            return self._end(run_id, journal, status, ExitCode.NO, message)
+            return self._end(run_id, journal, status, message)
         for step in self.pb.steps[index:]:
             if self.rt.interrupt.is_set():
                 return self._interrupted(run_id, journal, st)
-            result = self._run_step(journal, step, st)
-            if result is not None and result.ok:
+            done = self._attempts(journal, "step", step.id, step.action, step.with_, step.timeout, step.retries,
+                                  st.captures, st.snapshots.get(step.id))
+            result = done.result
+            if result.ok:
                 st.completed.append(step)
-                st.captures[step.id] = result.captures
-            if result is None or self.rt.interrupt.is_set():
+                st.captures[step.id] = done.captures
+            elif result.changed is not False:
+                # failed or timed out part-way: unless the provider proves nothing changed, undo it too
+                st.in_doubt = step
+                st.captures[step.id] = done.captures
+                journal.write("step_in_doubt", step=step.id, captures=done.captures,
+                              why="failed, and the provider cannot prove it changed nothing")
+            if done.interrupted or self.rt.interrupt.is_set():
                 return self._interrupted(run_id, journal, st)
             if not result.ok:
                 return self._failed(run_id, journal, st, f"step {step.id} failed: {result.summary}", step.id)
         return self._verify(run_id, journal, st)
 
-    def _run_step(self, journal: Journal, step: Step, st: _State) -> StepResult | None:
-        return self._attempts(journal, "step", step.id, step.action, step.with_, step.timeout, step.retries,
-                              st.captures)
-
     def _attempts(self, journal: Journal, kind: str, step_id: str, action_name: str, raw: Mapping[str, Any],
-                  timeout: float, retries: Retries, captures: Mapping[str, Any]) -> StepResult | None:
+                  timeout: float, retries: Retries, captures: Mapping[str, Any],
+                  snapshot: dict[str, object] | None = None) -> _Attempted:
         action = get_action(action_name)
         assert action is not None  # the loader checked every action name
         delay = retries.backoff
-        result: StepResult | None = None
+        result = StepResult(False, "not run", changed=False)
+        before = snapshot  # taken once, before the first attempt that gets that far (or by the resumed run)
         for attempt in range(1, retries.attempts + 1):
             resolver = Resolver(self.values.values, self.values.secret_names, captures)
             shown = Resolver(self.values.values, self.values.secret_names, captures, mask=True)
@@ -192,33 +206,44 @@ class Executor:
                 args = resolve_args(action, raw, resolver)
                 command = action.describe(resolve_args(action, raw, shown))
             except (RefError, ArgError) as exc:
-                result = StepResult(False, f"{'.'.join(map(str, exc.path))}: {exc}")
+                result = StepResult(False, f"{'.'.join(map(str, exc.path))}: {exc}", changed=False)
                 journal.write(f"{kind}_end", step=step_id, attempt=attempt, outcome="invalid",
                               error=result.summary, duration_s=0)
-                self.rt.emit(self.masker.text(f"    {kind} {step_id}: {result.summary}"))
-                return result  # retrying cannot fix arguments
+                self.rt.reporter.step_done(kind, step_id, "invalid", self.masker.text(result.summary), None)
+                return _Attempted(result, {})  # retrying cannot fix arguments
             journal.write(f"{kind}_start", step=step_id, action=action_name, attempt=attempt,
                           attempts=retries.attempts, command=command, timeout_s=timeout)
-            self.rt.emit(self.masker.text(f"==> {kind} {step_id} ({action_name})"
-                                          f"{f' attempt {attempt}/{retries.attempts}' if retries.attempts > 1 else ''}"
-                                          f": {command}"))
+            self.rt.reporter.step_started(kind, step_id, action_name, attempt, retries.attempts,
+                                          self.masker.text(command))
             began = self.rt.monotonic()
             try:
-                result = action.run(args, self.ctx, timeout)
+                if before is None:
+                    snap = action.snapshot(args, self.ctx, timeout)
+                    if snap.error is None:
+                        before = dict(snap.values)
+                        if before:
+                            journal.write(f"{kind}_snapshot", step=step_id, captures=before)
+                if before is None:
+                    result = StepResult(False, f"cannot read the current state: {snap.error}", command,
+                                        changed=False)
+                else:
+                    left = max(1.0, timeout - (self.rt.monotonic() - began))
+                    result = action.run(args, self.ctx, left, before)
             except Exception as exc:  # a provider bug is this step's failure, not a crash mid-run
                 result = StepResult(False, f"{type(exc).__name__}: {exc}", command)
             took = self.rt.monotonic() - began
             outcome = "ok" if result.ok else ("timeout" if result.timed_out else "failed")
             journal.write(f"{kind}_end", step=step_id, attempt=attempt, outcome=outcome, duration_s=round(took, 3),
-                          summary=result.summary, returncode=result.returncode, captures=result.captures,
+                          summary=result.summary, returncode=result.returncode,
+                          captures={**result.captures, **(before or {})}, changed=result.changed,
                           stdout=result.stdout[-4000:], stderr=result.stderr[-4000:])
-            self.rt.emit(self.masker.text(f"    {outcome}: {result.summary} ({took:.1f}s)"))
+            self.rt.reporter.step_done(kind, step_id, outcome, self.masker.text(result.summary), took)
             if result.ok or attempt == retries.attempts:
                 break
             if self.rt.interrupt.is_set() or self._wait(delay):
-                return None
+                return _Attempted(result, {**result.captures, **(before or {})}, interrupted=True)
             delay *= retries.factor
-        return result
+        return _Attempted(result, {**result.captures, **(before or {})})
 
     def _preconditions(self, journal: Journal, metric_pre: bool) -> tuple[str, str] | None:
         resolver = Resolver(self.values.values, self.values.secret_names)
@@ -227,7 +252,7 @@ class Executor:
                 ok, detail = in_window(pre.window, self.rt.clock())
                 journal.write("precondition", name=pre.name, kind="window", result="pass" if ok else "fail",
                               detail=detail)
-                self.rt.emit(f"precondition {pre.name}: {'pass' if ok else 'fail'} ({detail})")
+                self.rt.reporter.precondition(pre.name, "pass" if ok else "fail", detail)
                 if not ok:
                     return "precondition_failed", f"precondition {pre.name}: outside the maintenance window ({detail})"
                 continue
@@ -241,8 +266,8 @@ class Executor:
             verdict = comparison.judge(value)
             journal.write("precondition", name=pre.name, kind="metric", metric=pre.metric, query=query,
                           value=value, condition=comparison.text, result=verdict, detail=detail)
-            self.rt.emit(f"precondition {pre.name}: {verdict} ({pre.metric} = "
-                         f"{'no data' if value is None else f'{value:g}'}, wanted {comparison.text})")
+            self.rt.reporter.precondition(pre.name, verdict, f"{pre.metric} = "
+                                          f"{'no data' if value is None else f'{value:g}'}, wanted {comparison.text}")
             if verdict == "fail":
                 return ("precondition_failed",
                         f"precondition {pre.name}: {pre.metric} = {value:g}, not {comparison.text}")
@@ -255,22 +280,22 @@ class Executor:
         q = resolver.resolve(query) if query else None
         return self._sources[name], query_for(metric, ref.kind, q, self.rt.spec)
 
-    def _verify(self, run_id: str, journal: Journal, st: _State) -> Outcome:
+    def _verify(self, run_id: str, journal: Journal, st: _State) -> RunOutcome:
         resolver = Resolver(self.values.values, self.values.secret_names, st.captures)
         for check in self.pb.verify:
             source, query = self._source(check.source, check.metric, check.query, resolver)
             try:
                 comparison = parse_comparison(check.success, resolver)
             except ValueError as exc:  # e.g. a capture that is not a number
-                return self._end(run_id, journal, "inconclusive", ExitCode.NO,
+                return self._end(run_id, journal, "inconclusive",
                                  f"verification {check.name}: {exc}; halted without compensating")
             journal.write("verify_start", check=check.name, metric=check.metric, query=query,
                           success=comparison.text, count=check.count, interval_s=check.interval)
-            self.rt.emit(f"==> verify {check.name}: {check.metric} {comparison.text}, {check.count} reading(s)")
+            self.rt.reporter.verify_started(check.name, check.metric, comparison.text, check.count)
 
             def record(s: Sampled, name: str = check.name) -> None:
                 journal.write("verify_sample", check=name, n=s.n, value=s.value, result=s.verdict, detail=s.detail)
-                self.rt.emit(f"    #{s.n}: {'no data' if s.value is None else f'{s.value:g}'} -> {s.verdict}")
+                self.rt.reporter.verify_sample(name, s)
 
             verdict, detail = run_check(check, source, comparison, query, clock=self.rt.clock,
                                         wait=self._wait, record=record)
@@ -279,48 +304,52 @@ class Executor:
                 return self._interrupted(run_id, journal, st)
             if verdict == "inconclusive":
                 # not known to be bad, not known to be good: stop and leave it for a person (or resume)
-                return self._end(run_id, journal, "inconclusive", ExitCode.NO,
+                return self._end(run_id, journal, "inconclusive",
                                  f"verification {check.name} inconclusive: {detail}; halted without compensating")
             if verdict == "fail":
                 return self._failed(run_id, journal, st, f"verification {check.name} failed: {detail}", None)
-        return self._end(run_id, journal, "succeeded", ExitCode.OK, "applied and verified")
+        return self._end(run_id, journal, "succeeded", "applied and verified")
 
     # -- endings ---------------------------------------------------------------------------------
 
-    def _failed(self, run_id: str, journal: Journal, st: _State, why: str, step_id: str | None) -> Outcome:
+    def _failed(self, run_id: str, journal: Journal, st: _State, why: str, step_id: str | None) -> RunOutcome:
         if self.pb.on_failure == "halt":
-            return self._end(run_id, journal, "halted", ExitCode.NO, f"{why}; halted (on_failure: halt)", step_id)
-        ok = self._compensate(journal, st)
+            return self._end(run_id, journal, "halted", f"{why}; halted (on_failure: halt)", step_id)
+        ok, undone = self._compensate(journal, st)
         if not ok:
-            return self._end(run_id, journal, "compensation_failed", ExitCode.RUNTIME,
-                             f"{why}; compensation FAILED too: check the system by hand", step_id)
-        return self._end(run_id, journal, "compensated", ExitCode.NO,
-                         f"{why}; {len(st.completed)} completed step(s) compensated", step_id)
+            return self._end(run_id, journal, "compensation_failed",
+                             f"{why}; compensation FAILED too: check the system by hand", step_id, undone)
+        return self._end(run_id, journal, "compensated", f"{why}; {len(undone)} step(s) compensated",
+                         step_id, undone)
 
-    def _interrupted(self, run_id: str, journal: Journal, st: _State) -> Outcome:
+    def _interrupted(self, run_id: str, journal: Journal, st: _State) -> RunOutcome:
         journal.write("interrupted", completed=[s.id for s in st.completed])
-        self.rt.emit("interrupted: compensating the completed steps")
-        ok = self._compensate(journal, st)
+        self.rt.reporter.note("interrupted: compensating the completed steps")
+        ok, undone = self._compensate(journal, st)
         msg = "interrupted; completed steps compensated" if ok else "interrupted; compensation FAILED"
-        return self._end(run_id, journal, "interrupted", ExitCode.INTERRUPTED, msg)
+        return self._end(run_id, journal, "interrupted", msg, None, undone)
 
-    def _compensate(self, journal: Journal, st: _State) -> bool:
-        ok = True
-        for step in reversed(st.completed):
+    def _compensate(self, journal: Journal, st: _State) -> tuple[bool, tuple[str, ...]]:
+        """The step in doubt first, then the completed steps in reverse. (all ok, the steps undone)"""
+        ok, undone = True, []
+        for step in ([st.in_doubt] if st.in_doubt else []) + list(reversed(st.completed)):
             comp: Compensate | None = step.compensate
             if comp is None:
                 journal.write("compensate_skip", step=step.id, why="no compensate: given")
                 continue
-            result = self._attempts(journal, "compensate", step.id, comp.action, comp.with_, comp.timeout,
-                                    comp.retries, st.captures)
-            ok = ok and result is not None and result.ok
-        return ok
+            done = self._attempts(journal, "compensate", step.id, comp.action, comp.with_, comp.timeout,
+                                  comp.retries, st.captures)
+            ok = ok and done.result.ok and not done.interrupted
+            if done.result.ok:
+                undone.append(step.id)
+        return ok, tuple(undone)
 
-    def _end(self, run_id: str, journal: Journal, status: str, code: ExitCode, message: str,
-             failed_step: str | None = None) -> Outcome:
+    def _end(self, run_id: str, journal: Journal, status: str, message: str, failed_step: str | None = None,
+             compensated: tuple[str, ...] = ()) -> RunOutcome:
         message = self.masker.text(message)
-        journal.write("run_end", status=status, exit_code=int(code), message=message, failed_step=failed_step)
-        return Outcome(run_id, status, code, message, journal.path, failed_step)
+        journal.write("run_end", status=status, exit_code=int(exit_code_for(status)), message=message,
+                      failed_step=failed_step, compensated=list(compensated))
+        return RunOutcome(run_id, status, message, journal.path, failed_step, compensated)
 
     def _wait(self, seconds: float) -> bool:
         """Sleep, unless interrupted; True when interrupted."""

@@ -1,6 +1,8 @@
 """The run journal: STATE_DIR/runs/RUN_ID/journal.jsonl, append-only, one JSON event per line,
 flushed and fsynced as it goes, each line carrying the hash of the one before it (an edited or
-truncated-in-the-middle journal is detected). Every string is masked before it is written."""
+truncated-in-the-middle journal is detected). After each line the run index (index.json beside it)
+is replaced atomically with the record count and the last hash, so a journal cut short at the end (its
+last lines deleted) is detected too. Every string is masked before it is written."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import datetime as dt
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,7 @@ class Masker:
         return value
 
 
-def line_hash(prev: str, event: dict[str, Any]) -> str:
+def line_hash(prev: str, event: Mapping[str, object]) -> str:
     body = json.dumps(event, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256((prev + body).encode()).hexdigest()
 
@@ -74,7 +76,38 @@ class Journal:
         finally:
             os.close(fd)
         self.prev = record["hash"]
+        _write_index(index_path(self.path), self.seq, self.prev)
         return record
+
+
+def index_path(journal: Path) -> Path:
+    return journal.with_name("index.json")
+
+
+def _write_index(path: Path, records: int, last_hash: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump({"records": records, "last_hash": last_hash}, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _check_index(path: Path, events: Sequence[Mapping[str, object]]) -> None:
+    """The journal holds every record the index counts. One record more is a crash between writing a
+    line and the index; fewer, or a different last hash, is a journal that lost its end."""
+    index = index_path(path)
+    try:
+        data = json.loads(index.read_text(encoding="utf-8"))
+        records, last = int(data["records"]), str(data["last_hash"])
+    except FileNotFoundError:
+        raise RuntimeFailure(f"{index}: no run index, so {path} cannot be checked for lost records; "
+                             "the journal is damaged") from None
+    except (OSError, ValueError, KeyError, TypeError):
+        raise RuntimeFailure(f"{index}: not a run index; the journal is damaged") from None
+    if len(events) < records or len(events) > records + 1 or (records and events[records - 1].get("hash") != last):
+        raise RuntimeFailure(f"{path}: truncated: the run index counts {records} record(s), the journal has "
+                             f"{len(events)}; the journal was altered")
 
 
 def _drop_torn_tail(path: Path) -> None:
@@ -117,4 +150,6 @@ def read_journal(path: Path, *, verify: bool = True) -> list[dict[str, Any]]:
                 raise RuntimeFailure(f"{path}:{n}: hash chain broken; the journal was altered")
             prev = claimed
         events.append(record)
+    if verify:
+        _check_index(path, events)
     return events

@@ -105,6 +105,12 @@ def _value_for(name: str, spec: ParamSpec, given: Mapping[str, object], env: Map
     return spec.default
 
 
+def secret_env_names(playbook: Playbook) -> frozenset[str]:
+    """The environment variables the secret parameters are read from (NAME and NAME_FILE)."""
+    names = [spec.from_env for spec in playbook.params.values() if spec.secret and spec.from_env]
+    return frozenset(names + [f"{n}_FILE" for n in names])
+
+
 def _read_secret_file(name: str, path: Path) -> str:
     try:
         text = path.read_text(encoding="utf-8")

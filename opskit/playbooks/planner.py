@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from opskit.errors import ConfigError, UsageError
@@ -52,7 +52,6 @@ class Plan:
     steps: list[PlannedStep]
     verify: list[PlannedCheck]
     hash: str = ""
-    dry_runs: dict[str, Any] = field(default_factory=dict)
 
 
 def build_plan(loaded: LoadedPlaybook, values: ParamValues) -> Plan:

@@ -1,7 +1,10 @@
-"""Turning playbooks, plans and runs into tables and JSON (through opskit.output, the only printing)."""
+"""Turning playbooks, plans and runs into views: lines and tables for people, plain data for JSON.
+Prints nothing; the command shows a view through opskit.output."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from opskit import output as out
@@ -12,6 +15,16 @@ from opskit.playbooks.runs import RunSummary
 from opskit.playbooks.schema import ParamSpec
 
 
+@dataclass(frozen=True)
+class Table:
+    columns: list[str]
+    rows: list[list[Any]]
+    title: str
+
+
+View = list[str | Table]  # shown in order: a str is one line
+
+
 def playbook_row(lp: LoadedPlaybook) -> dict[str, Any]:
     pb = lp.playbook
     return {"name": pb.metadata.name, "description": pb.metadata.description, "risk": pb.metadata.risk,
@@ -19,13 +32,10 @@ def playbook_row(lp: LoadedPlaybook) -> dict[str, Any]:
             "verify": [v.name for v in pb.verify], "path": str(lp.path)}
 
 
-def show_list(rows: list[dict[str, Any]], fmt: str) -> None:
-    if fmt == "json":
-        out.emit_json({"playbooks": rows})
-        return
-    out.table(["name", "risk", "lock", "params", "description"],
-              [[r["name"], r.get("risk", ""), r.get("lock") or "", ", ".join(r.get("params", [])),
-                r.get("description") or r.get("error", "")] for r in rows], title="playbooks")
+def list_view(rows: list[dict[str, Any]]) -> View:
+    return [Table(["name", "risk", "lock", "params", "description"],
+                  [[r["name"], r.get("risk", ""), r.get("lock") or "", ", ".join(r.get("params", [])),
+                    r.get("description") or r.get("error", "")] for r in rows], "playbooks")]
 
 
 def describe_param(spec: ParamSpec) -> str:
@@ -49,88 +59,57 @@ def describe_param(spec: ParamSpec) -> str:
     return ", ".join(bits)
 
 
-def show_playbook(lp: LoadedPlaybook, fmt: str) -> None:
+def playbook_json(lp: LoadedPlaybook) -> dict[str, object]:
+    return {"path": str(lp.path), "sha": lp.sha,
+            "playbook": lp.playbook.model_dump(mode="json", by_alias=True, exclude_none=True)}
+
+
+def playbook_view(lp: LoadedPlaybook) -> View:
     pb = lp.playbook
-    if fmt == "json":
-        out.emit_json({"path": str(lp.path), "sha": lp.sha,
-                       "playbook": pb.model_dump(mode="json", by_alias=True, exclude_none=True)})
-        return
-    out.echo(f"{pb.metadata.name} ({lp.path}): {pb.metadata.description}")
-    out.echo(f"risk {pb.metadata.risk}, lock {pb.lock or 'none'}, on failure: {pb.on_failure}")
-    out.table(["param", "type", "required", "default", "description"],
-              [[n, describe_param(s), "yes" if s.is_required and not s.from_env else "no",
-                "" if s.default is None else s.default, s.description or ""] for n, s in pb.params.items()],
-              title="parameters")
+    view: View = [f"{pb.metadata.name} ({lp.path}): {pb.metadata.description}",
+                  f"risk {pb.metadata.risk}, lock {pb.lock or 'none'}, on failure: {pb.on_failure}",
+                  Table(["param", "type", "required", "default", "description"],
+                        [[n, describe_param(s), "yes" if s.is_required and not s.from_env else "no",
+                          "" if s.default is None else s.default, s.description or ""]
+                         for n, s in pb.params.items()], "parameters")]
     if pb.preconditions:
-        out.table(["precondition", "check"],
-                  [[c.name, (f"window {'/'.join(c.window.days)} {c.window.start}-{c.window.end} {c.window.tz}"
-                             if c.window else f"{c.metric} {c.condition} [{c.source}]")] for c in pb.preconditions],
-                  title="preconditions")
-    out.table(["#", "step", "action", "timeout", "retries", "compensate"],
-              [[i + 1, s.id, s.action, f"{s.timeout:g}s", s.retries.attempts,
-                s.compensate.action if s.compensate else ""] for i, s in enumerate(pb.steps)], title="steps")
+        view.append(Table(["precondition", "check"],
+                          [[c.name, (f"window {'/'.join(c.window.days)} {c.window.start}-{c.window.end} {c.window.tz}"
+                                     if c.window else f"{c.metric} {c.condition} [{c.source}]")]
+                           for c in pb.preconditions], "preconditions"))
+    view.append(Table(["#", "step", "action", "timeout", "retries", "compensate"],
+                      [[i + 1, s.id, s.action, f"{s.timeout:g}s", s.retries.attempts,
+                        s.compensate.action if s.compensate else ""] for i, s in enumerate(pb.steps)], "steps"))
     if pb.verify:
-        out.table(["check", "metric", "success", "readings", "failure limit"],
-                  [[v.name, v.metric, v.success, f"{v.count} x {v.interval:g}s", v.failure_limit]
-                   for v in pb.verify], title="verification")
+        view.append(Table(["check", "metric", "success", "readings", "failure limit"],
+                          [[v.name, v.metric, v.success, f"{v.count} x {v.interval:g}s", v.failure_limit]
+                           for v in pb.verify], "verification"))
+    return view
 
 
-def show_plan(plan: Plan, dry: dict[str, DryRun], fmt: str, *, err: bool = False) -> None:
-    """The plan for a person (on stderr when stdout carries a JSON outcome)."""
-    if fmt == "json":
-        out.emit_json({**out.to_jsonable(plan), "dry_runs": out.to_jsonable(dry)})
-        return
-    _echo(err, f"plan {plan.hash} for {plan.playbook} ({plan.path}), risk {plan.risk}, lock {plan.lock or 'none'}")
-    _echo(err, "params: " + ", ".join(f"{k}={v!r}" for k, v in plan.params.items()))
-    for c in plan.preconditions:
-        _echo(err, f"  precondition {c.name}: {c.text}")
-    for i, s in enumerate(plan.steps, 1):
-        _echo(err, f"  {i}. {s.id} [{s.action}] timeout {s.timeout_s:g}s"
-                 + (f", {s.attempts} attempts" if s.attempts > 1 else ""))
-        _echo(err, f"       run: {s.command}")
-        if s.compensate:
-            _echo(err, f"       undo: {s.compensate}")
-        d = dry.get(s.id)
-        if d is not None and d.ran:
-            status = "ok" if d.ok else "FAILED"
-            _echo(err, f"       dry run {status}: {d.command}".rstrip(": "))
-            for line in d.output.splitlines()[:8]:
-                _echo(err, f"         | {line}")
-    for c in plan.verify:
-        _echo(err, f"  verify {c.name}: {c.text}")
-    _echo(err, f"on failure: {plan.on_failure}. Apply exactly this plan with: "
-             f"opskit playbook apply {plan.playbook} ... --plan-hash {plan.hash}")
-
-
-def _echo(err: bool, text: str) -> None:
-    out.echo(text, err=err)
+def plan_json(plan: Plan, dry: Mapping[str, DryRun]) -> dict[str, object]:
+    return {**out.to_jsonable(plan), "dry_runs": out.to_jsonable(dict(dry))}
 
 
 def run_row(r: RunSummary) -> list[Any]:
     return [r.run_id, r.playbook, r.status, r.started, r.ended or "", r.failed_step or "", r.message]
 
 
-def show_runs(runs: list[RunSummary], fmt: str) -> None:
-    if fmt == "json":
-        out.emit_json({"runs": out.to_jsonable(runs)})
-        return
-    out.table(["run", "playbook", "status", "started", "ended", "failed step", "message"],
-              [run_row(r) for r in runs], title="playbook runs")
+def runs_view(runs: list[RunSummary]) -> View:
+    return [Table(["run", "playbook", "status", "started", "ended", "failed step", "message"],
+                  [run_row(r) for r in runs], "playbook runs")]
 
 
-def show_run(summary: RunSummary, events: list[dict[str, Any]], fmt: str) -> None:
-    if fmt == "json":
-        out.emit_json({"run": out.to_jsonable(summary), "events": events})
-        return
-    out.echo(f"run {summary.run_id}: {summary.playbook}, {summary.status}: {summary.message}")
+def run_view(summary: RunSummary, events: list[dict[str, Any]]) -> View:
     rows = []
     for e in events:
         what = {k: v for k, v in e.items() if k not in ("seq", "ts", "event", "prev", "hash", "stdout", "stderr")}
         rows.append([e["seq"], e["ts"], e["event"], _brief(what)])
-    out.table(["#", "time", "event", "detail"], rows, title="journal")
+    return [f"run {summary.run_id}: {summary.playbook}, {summary.status}: {summary.message}",
+            Table(["#", "time", "event", "detail"], rows, "journal")]
 
 
-def _brief(fields: dict[str, Any]) -> str:
+def _brief(fields: Mapping[str, object]) -> str:
     parts = []
     for k, v in fields.items():
         if v in (None, "", [], {}):

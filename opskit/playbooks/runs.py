@@ -28,6 +28,9 @@ class RunSummary:
     completed: list[str] = field(default_factory=list)
     captures: dict[str, dict[str, Any]] = field(default_factory=dict)
     compensated: list[str] = field(default_factory=list)
+    # the first snapshot of each step not put back since: a resumed step compensates to what was
+    # there before it first ran, not to what its failed attempt left
+    snapshots: dict[str, dict[str, object]] = field(default_factory=dict)
 
 
 def run_dir(state_dir: Path, run_id: str) -> Path:
@@ -48,14 +51,18 @@ def summarize(state_dir: Path, run_id: str) -> tuple[RunSummary, list[dict[str, 
     completed: list[str] = []
     captures: dict[str, dict[str, Any]] = {}
     compensated: list[str] = []
+    snapshots: dict[str, dict[str, object]] = {}
     for e in events:
         kind = e.get("event")
+        if kind == "step_snapshot" and e["step"] not in snapshots:
+            snapshots[e["step"]] = e.get("captures") or {}
         if kind == "step_end" and e.get("outcome") == "ok":
             if e["step"] not in completed:
                 completed.append(e["step"])
             captures[e["step"]] = e.get("captures") or {}
         elif kind == "compensate_end" and e.get("outcome") == "ok":
             compensated.append(e["step"])
+            snapshots.pop(e["step"], None)  # put back: a new run of it starts from the state now
             if e["step"] in completed:  # undone: no longer in effect
                 completed.remove(e["step"])
         elif kind == "run_resume":
@@ -64,7 +71,7 @@ def summarize(state_dir: Path, run_id: str) -> tuple[RunSummary, list[dict[str, 
             status, ended, message, failed = e["status"], e["ts"], e.get("message", ""), e.get("failed_step")
     summary = RunSummary(run_id, start.get("playbook", "?"), status, start["ts"], ended, message, failed,
                          start.get("path", ""), start.get("playbook_sha", ""), start.get("params") or {},
-                         completed, captures, compensated)
+                         completed, captures, compensated, snapshots)
     return summary, events
 
 

@@ -48,8 +48,11 @@ def declared_params(playbook: str) -> set[str]:
 
 
 def hand_over(plan: Handoff, *, apply: bool, state_dir: Path, quiet_stdout: bool = False) -> Handoff:
+    from opskit import output as out
     from opskit.errors import OpskitError
     from opskit.playbooks.handoff import run_for_decision
+    from opskit.playbooks.outcome import exit_code_for
+    from opskit.playbooks.report import LineReporter
 
     # the playbook prints its plan; with --output json that goes to stderr so stdout stays one document
     redirect = contextlib.redirect_stdout(sys.stderr) if quiet_stdout else contextlib.nullcontext()
@@ -58,7 +61,11 @@ def hand_over(plan: Handoff, *, apply: bool, state_dir: Path, quiet_stdout: bool
             declared = declared_params(plan.playbook)
             params = {k: v for k, v in plan.params.items() if k in declared}
             plan = replace(plan, params=params)
-            code = int(run_for_decision(plan.playbook, dict(params), apply=apply, state_dir=state_dir))
+            result = run_for_decision(plan.playbook, dict(params), apply=apply, state_dir=state_dir,
+                                      reporter=LineReporter(out.echo))
+            for line in result.lines():
+                out.echo(line)
+            code = int(exit_code_for(result.status))
     except OpskitError as exc:
         note = "; ".join([exc.message, *exc.details])  # e.g. which parameter was wrong, not just how many
         return replace(plan, status="failed", exit_code=int(exc.exit_code), note=note)

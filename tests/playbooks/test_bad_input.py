@@ -72,12 +72,22 @@ def test_a_damaged_journal_names_the_line(kit, tail, words):
     assert "internal error" not in res.stderr
 
 
-def test_a_lock_file_holding_json_that_is_not_an_object_is_stale(kit):
-    (kit.state / "locks").mkdir(parents=True)
-    (kit.state / "locks" / "mylock.lock").write_text("[1]")
+@pytest.mark.parametrize("content", [b"", b"[1]", b'{"run_id": "20261205T", "pi', b"\x00\xff", b'{"pid": 1}'],
+                         ids=["empty", "not-an-object", "half-written", "not-utf8", "no-token"])
+def test_a_lock_file_opskit_did_not_write_whole_is_held_by_an_unknown_holder(kit, content):
+    """Locks appear whole (written aside, then linked), so an empty or half-written one is not a dead
+    run's leftover: it is refused with how to clear it, never taken over (two runs could hold it)."""
+    lockfile = kit.state / "locks" / "mylock.lock"
+    lockfile.parent.mkdir(parents=True)
+    lockfile.write_bytes(content)
     res = kit.run("apply", str(kit.write("lk", LOCKED)), "--yes")
-    assert res.exit_code == 0, res.output
-    assert kit.events("lock_stale")
+    assert res.exit_code == 3, res.output
+    assert "held by an unknown holder" in res.stderr and f"clear it with: rm {lockfile}" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.output
+    assert lockfile.read_bytes() == content  # kept as it was
+    assert kit.end()["status"] == "locked" and not kit.events("step_start")
+    lockfile.unlink()
+    assert kit.run("apply", str(kit.write("lk", LOCKED)), "--yes").exit_code == 0
 
 
 def test_a_folder_where_the_lock_file_goes_is_refused_and_kept(kit):

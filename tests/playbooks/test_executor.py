@@ -69,16 +69,21 @@ def test_all_steps_run_in_order_and_journal_records_each(kit):
 
 
 @pytest.mark.parametrize("failing", ["a", "b", "c"])
-def test_failure_at_each_step_compensates_completed_steps_in_reverse(kit, failing):
+def test_failure_at_each_step_compensates_it_then_completed_steps_in_reverse(kit, failing):
+    """The failing command ran (and wrote its line before exiting 3): an exec step cannot prove it
+    changed nothing, so it is undone first, then the completed steps in reverse."""
     log = kit.tmp / "log"
     steps = "".join(step(s, log, fail=(s == failing)) for s in "abc")
     res = kit.run("apply", str(kit.write("pb", playbook(steps))), "--yes")
     assert res.exit_code == 1, res.output
     done = "abc"[: "abc".index(failing)]
-    assert lines(log) == [f"do:{s}" for s in done] + [f"do:{failing}"] + [f"undo:{s}" for s in reversed(done)]
+    undone = [failing, *reversed(done)]
+    assert lines(log) == [f"do:{s}" for s in done] + [f"do:{failing}"] + [f"undo:{s}" for s in undone]
     end = kit.end()
     assert end["status"] == "compensated" and end["failed_step"] == failing and end["exit_code"] == 1
-    assert [e["step"] for e in kit.events("compensate_end")] == list(reversed(done))
+    assert end["compensated"] == undone
+    assert [e["step"] for e in kit.events("compensate_end")] == undone
+    assert kit.events("step_in_doubt")[0]["step"] == failing
     assert f"step {failing} failed" in res.stderr
 
 
@@ -98,7 +103,7 @@ def test_retries_attempt_the_step_again_then_compensate(kit):
     steps = step("a", log) + step("b", log, fail=True, extra=extra)
     res = kit.run("apply", str(kit.write("pb", playbook(steps))), "--yes")
     assert res.exit_code == 1
-    assert lines(log) == ["do:a", "do:b", "do:b", "do:b", "undo:a"]
+    assert lines(log) == ["do:a", "do:b", "do:b", "do:b", "undo:b", "undo:a"]
     assert [e["attempt"] for e in kit.events("step_end") if e["step"] == "b"] == [1, 2, 3]
 
 
@@ -141,7 +146,7 @@ def test_failing_compensation_is_exit_3_and_recorded(kit):
     res = kit.run("apply", str(kit.write("pb", playbook(steps))), "--yes")
     assert res.exit_code == 3
     assert kit.end()["status"] == "compensation_failed"
-    assert [e["outcome"] for e in kit.events("compensate_end")] == ["failed"]
+    assert [(e["step"], e["outcome"]) for e in kit.events("compensate_end")] == [("b", "ok"), ("a", "failed")]
 
 
 def test_interrupt_stops_at_a_safe_point_compensates_and_exits_130(kit):
@@ -238,13 +243,30 @@ def test_apply_json_output_is_one_document_on_stdout(kit):
 
 
 @pytest.mark.parametrize("code, rc", [(0, 0), (4, 1)])
-def test_exec_dry_run_argv_runs_at_plan_time_and_gates_apply(kit, code, rc):
+def test_exec_dry_run_argv_runs_with_dry_run_commands_and_gates_apply(kit, code, rc):
     log = kit.tmp / "log"
     check = [PY, "-c", f"print('would change 3 things'); raise SystemExit({code})"]
     text = playbook(step("a", log).replace("with: {argv:", f"with: {{dry_run_argv: {json.dumps(check)}, argv:"))
     path = kit.write("pb", text)
-    res = kit.run("plan", str(path))
+    res = kit.run("plan", str(path), "--dry-run-commands")
     assert res.exit_code == rc
     assert "would change 3 things" in res.stdout and not log.exists()
     applied = kit.run("apply", str(path), "--yes")
     assert applied.exit_code == rc and log.exists() == (rc == 0)
+
+
+def test_plan_runs_no_command_without_dry_run_commands(kit):
+    """dry_run_argv is a command the playbook's author wrote: `plan` shows it and runs it only when asked."""
+    log, ran = kit.tmp / "log", kit.tmp / "ran"
+    check = [PY, "-c", APPEND, str(ran), "dry-run"]
+    text = playbook(step("a", log).replace("with: {argv:", f"with: {{dry_run_argv: {json.dumps(check)}, argv:"))
+    path = kit.write("pb", text)
+    res = kit.run("plan", str(path))
+    assert res.exit_code == 0, res.output
+    assert not ran.exists() and not log.exists()
+    assert "dry run not run" in res.stdout and "--dry-run-commands" in res.stdout
+    doc = json.loads(kit.run("plan", str(path), "-o", "json").stdout)
+    assert doc["dry_runs"]["a"]["ran"] is False and not ran.exists()
+    assert kit.run("plan", str(path), "--dry-run-commands").exit_code == 0
+    assert lines(ran) == ["dry-run"]
+

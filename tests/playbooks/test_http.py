@@ -8,6 +8,7 @@ import datetime as dt
 from opskit.exitcodes import ExitCode
 from opskit.playbooks import engine
 from opskit.playbooks.executor import Runtime
+from opskit.playbooks.outcome import exit_code_for
 
 from .conftest import Steady
 
@@ -30,7 +31,7 @@ def test_add_read_replica_calls_the_api_and_keeps_the_token_out_of_the_journal(k
     recorder.route("PUT", "/v1/services/api-svc/env-vars/DATABASE_READ_REPLICA", (200, {"ok": True}))
     out = run(kit, "db-add-read-replica", {"database_id": "db-main", "service_id": "api-svc", "reason": REASON,
                                            "api_url": f"{recorder.url}/v1"})
-    assert out.exit_code == ExitCode.OK, out.message
+    assert exit_code_for(out.status) == ExitCode.OK, out.message
     seen = [(r["method"], r["path"]) for r in recorder.requests]
     assert seen == [("POST", "/v1/postgres/db-main/replicas"), ("GET", "/v1/postgres/db-main/replicas/rep-7"),
                     ("GET", "/v1/postgres/db-main/replicas/rep-7"),
@@ -75,7 +76,7 @@ MONDAY_3AM = dt.datetime(2026, 11, 23, 3, 0, tzinfo=dt.UTC)
 def test_increase_size_outside_the_maintenance_window_runs_nothing(kit, recorder):
     out = run(kit, "db-increase-size", {"database_id": "db-main", "plan": "standard-2", "reason": REASON,
                                         "api_url": f"{recorder.url}/v1"}, now=MONDAY_3AM)
-    assert out.status == "precondition_failed" and out.exit_code == ExitCode.NO
+    assert out.status == "precondition_failed" and exit_code_for(out.status) == ExitCode.NO
     assert "maintenance window" in out.message and recorder.requests == []
 
 
@@ -107,7 +108,7 @@ def test_increase_size_succeeds_inside_the_window(kit, recorder):
     recorder.route("PATCH", "/v1/postgres/db-main", (202, {}))
     out = run(kit, "db-increase-size", {"database_id": "db-main", "plan": "standard-2", "reason": REASON,
                                         "api_url": f"{recorder.url}/v1"}, now=SATURDAY_3AM)
-    assert out.exit_code == ExitCode.OK, out.message
+    assert exit_code_for(out.status) == ExitCode.OK, out.message
 
 
 def test_verify_api_health_cli_against_a_live_endpoint(kit, recorder, monkeypatch):

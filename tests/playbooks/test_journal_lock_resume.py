@@ -151,25 +151,73 @@ def test_resume_of_an_unknown_run(kit):
 
 
 def test_resume_after_a_crash_mid_run(kit):
-    """A run whose process died (no run_end, a lock left by a dead pid) resumes where it stopped."""
+    """opskit is killed (SIGKILL) while step b runs: no run_end, a lock left by a dead pid, a journal and
+    index that agree. The run resumes at b and finishes."""
     log, flag = kit.tmp / "log", kit.tmp / "flag"
-    flag.touch()
-    path = kit.write("r", resumable(log, flag))
-    assert kit.run("apply", str(path), "--yes").exit_code == 0
+    a = [PY, "-c", APPEND, str(log), "do:a"]
+    b = [PY, "-c", WAIT_FOR, str(flag)]
+    c = [PY, "-c", APPEND, str(log), "${capture.a.stdout}"]
+    path = kit.write("r", f"""apiVersion: opskit/v1
+kind: Playbook
+metadata: {{name: resumable, description: resume tests}}
+lock: resumable
+steps:
+  - {{id: a, action: exec, with: {{argv: {json.dumps(a)}}}}}
+  - {{id: b, action: exec, with: {{argv: {json.dumps(b)}}}, timeout: 90s}}
+  - {{id: c, action: exec, with: {{argv: {json.dumps(c)}}}}}
+on_failure: halt
+""")
+    opskit = str(Path(sys.executable).parent / "opskit")
+    first = subprocess.Popen([opskit, "playbook", "apply", str(path), "--yes", "--state-dir", str(kit.state)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    children: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            children = psutil.Process(first.pid).children(recursive=True)
+            try:
+                started_b = any(e["event"] == "step_start" and e["step"] == "b" for e in kit.journal())
+            except (IndexError, OSError, ValueError):  # no run yet, or a line being written
+                started_b = False
+            if children and started_b:
+                break
+            time.sleep(0.05)
+        assert children, "step b never started"
+        first.kill()
+        first.wait(timeout=30)
+    finally:
+        for child in children:  # b runs in its own session: stop it by its pid
+            child.kill()
+        if first.poll() is None:
+            first.kill()
+            first.wait()
     rid = kit.run_ids()[-1]
-    jpath = kit.state / "runs" / rid / "journal.jsonl"
-    kept = jpath.read_text().splitlines()[:6]  # up to b's step_end: c never ran, no run_end
-    jpath.write_text("\n".join(kept) + "\n")
-    dead = subprocess.Popen([PY, "-c", "pass"])
-    dead.wait()
-    (kit.state / "locks").mkdir(exist_ok=True)
-    (kit.state / "locks" / "resumable.lock").write_text(json.dumps(
-        {"run_id": rid, "pid": dead.pid, "host": socket.gethostname(), "token": "t"}))
-    log.unlink()
+    assert not kit.events("run_end", rid)
+    flag.touch()
     res = kit.run("resume", rid, "--yes")
     assert res.exit_code == 0, res.output
-    assert lines(log) == ["DO:A"]
-    assert kit.events("lock_stale", rid)[0]["previous"]["pid"] == dead.pid
+    assert lines(log) == ["do:a", "DO:A"]  # a was not run again; c got a's capture from the journal
+    assert kit.events("lock_stale", rid)[0]["previous"]["pid"] == first.pid
+
+
+def test_deleting_the_journals_last_line_fails_verification(kit):
+    log, flag = kit.tmp / "log", kit.tmp / "flag"
+    flag.touch()
+    assert kit.run("apply", str(kit.write("r", resumable(log, flag))), "--yes").exit_code == 0
+    rid = kit.run_ids()[-1]
+    jpath = kit.state / "runs" / rid / "journal.jsonl"
+    text = jpath.read_text().splitlines()
+    assert json.loads(text[-1])["event"] == "run_end"
+    jpath.write_text("\n".join(text[:-1]) + "\n")  # the chain of what is left is intact
+    res = kit.run("runs", rid)
+    assert res.exit_code == 3, res.output
+    assert "truncated" in res.stderr and f"counts {len(text)} record(s), the journal has {len(text) - 1}" in res.stderr
+    assert kit.run("resume", rid, "--yes").exit_code == 3  # and it cannot be resumed as if it had crashed
+    listed = json.loads(kit.run("runs", "-o", "json").stdout)["runs"]
+    assert [r["status"] for r in listed] == ["damaged"]
+    (jpath.parent / "index.json").unlink()  # removing the index as well does not hide it
+    res = kit.run("runs", rid)
+    assert res.exit_code == 3 and "no run index" in res.stderr
 
 
 def test_lock_held_by_a_live_run_refuses_a_second_one_naming_the_holder(kit):

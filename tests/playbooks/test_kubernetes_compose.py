@@ -8,6 +8,7 @@ import json
 from opskit.exitcodes import ExitCode
 from opskit.playbooks import engine
 from opskit.playbooks.executor import Runtime
+from opskit.playbooks.outcome import exit_code_for
 
 from .conftest import Steady
 
@@ -65,7 +66,7 @@ def _apply(kit, name: str, params: dict[str, object], value: float = 1.0):
 def test_apply_horizontal_scale_runs_exact_argv_and_verifies(kit, standin):
     k8s_rules(standin)
     out = _apply(kit, "api-horizontal-scale", {"replicas": 6, "reason": REASON, "context": "prod-eu"}, 6)
-    assert out.exit_code == ExitCode.OK, out.message
+    assert exit_code_for(out.status) == ExitCode.OK, out.message
     ctx = ["--context=prod-eu", NS]
     assert standin.calls("kubectl") == [
         [*ctx, "get", "hpa/api", "-o", "json"],
@@ -79,7 +80,7 @@ def test_apply_horizontal_scale_runs_exact_argv_and_verifies(kit, standin):
 def test_failed_rollout_compensates_scale_then_hpa_in_reverse(kit, standin):
     k8s_rules(standin, fail_rollout=True)
     out = _apply(kit, "api-horizontal-scale", {"replicas": 6, "reason": REASON}, 6)
-    assert out.exit_code == ExitCode.NO and out.status == "compensated" and out.failed_step == "rollout"
+    assert exit_code_for(out.status) == ExitCode.NO and out.status == "compensated" and out.failed_step == "rollout"
     assert standin.calls("kubectl")[5:] == [
         [NS, "get", "deployment/api", "-o", "json"],
         [NS, "scale", "deployment/api", "--current-replicas=6", "--replicas=3"],

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -14,6 +13,8 @@ import pytest
 from opskit.exitcodes import ExitCode
 from opskit.localservice import LocalService
 from opskit.playbooks.handoff import run_for_decision
+from opskit.playbooks.outcome import exit_code_for
+from opskit.playbooks.report import LineReporter
 
 pytestmark = pytest.mark.slow
 REASON = "p95 above 500ms under load"
@@ -114,11 +115,18 @@ def test_unreachable_service_fails_the_plan(kit):
 
 
 def test_handoff_plans_by_default_and_applies_when_asked(kit, one_worker, capsys):
+    """The hand-over prints nothing: the plan and progress reach the reporter, the result is data."""
     params: dict[str, object] = {"workers": 2, "reason": REASON, "target": one_worker.url}
-    code = run_for_decision("local-horizontal-scale", params, apply=False, state_dir=kit.state)
-    assert code == ExitCode.OK and workers(one_worker) == 1
-    assert "plan only" in capsys.readouterr().out
-    code = run_for_decision("local-horizontal-scale", params, apply=True, state_dir=kit.state)
-    assert code == ExitCode.OK and workers(one_worker) == 2
-    journal = Path(kit.state / "runs" / kit.run_ids()[-1] / "journal.jsonl")
-    assert '"status":"succeeded"' in journal.read_text()
+    said: list[str] = []
+    planned = run_for_decision("local-horizontal-scale", params, apply=False, state_dir=kit.state,
+                               reporter=LineReporter(said.append))
+    assert planned.status == "planned" and planned.run is None and workers(one_worker) == 1
+    assert exit_code_for(planned.status) == ExitCode.OK
+    assert said[0].startswith(f"plan {planned.plan_hash} for local-horizontal-scale")
+    assert "plan only" in planned.lines()[0] and planned.plan_hash in planned.lines()[0]
+    applied = run_for_decision("local-horizontal-scale", params, apply=True, state_dir=kit.state,
+                               reporter=LineReporter(said.append))
+    assert applied.status == "succeeded" and applied.run is not None and workers(one_worker) == 2
+    assert any(line.startswith("==> step") for line in said)
+    assert capsys.readouterr() == ("", "")
+    assert '"status":"succeeded"' in applied.run.journal.read_text()

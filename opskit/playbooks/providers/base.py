@@ -3,9 +3,10 @@ run (pure), a dry run (the provider's own, e.g. `kubectl --dry-run=server`), and
 
 from __future__ import annotations
 
+import os
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -42,9 +43,12 @@ class StepResult:
     stdout: str = ""
     stderr: str = ""
     timed_out: bool = False
+    # False only when the provider can prove the system is as it was (nothing was sent, the change was
+    # refused, or a read-back equals the snapshot); None: unknown, so a failed step is compensated
+    changed: bool | None = None
 
     @staticmethod
-    def from_proc(proc: ProcResult, command: str, captures: dict[str, Any] | None = None,
+    def from_proc(proc: ProcResult, command: str, captures: Mapping[str, object] | None = None,
                   ok_codes: tuple[int, ...] = (0,)) -> StepResult:
         ok = proc.error is None and not proc.timed_out and proc.returncode in ok_codes
         if proc.error:
@@ -56,9 +60,20 @@ class StepResult:
         else:
             last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or [""]
             summary = f"exit {proc.returncode}" + (f": {last[0][:300]}" if last[0] else "")
-        caps = {"stdout": proc.stdout.strip(), "returncode": proc.returncode}
-        caps.update(captures or {})
-        return StepResult(ok, summary, command, caps, proc.returncode, proc.stdout, proc.stderr, proc.timed_out)
+        caps: dict[str, object] = {"stdout": proc.stdout.strip(), "returncode": proc.returncode, **(captures or {})}
+        # a program that never started changed nothing
+        never_ran = proc.returncode is None and proc.error is not None and not proc.cancelled and not proc.timed_out
+        return StepResult(ok, summary, command, caps, proc.returncode, proc.stdout, proc.stderr, proc.timed_out,
+                          changed=False if never_ran else None)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What an action is about to change, read once before its first attempt: the values its
+    compensation puts back (`previous_*`), or why they could not be read (then nothing ran)."""
+
+    values: Mapping[str, object] = field(default_factory=dict)
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +95,28 @@ class Context:
     interrupted: Callable[[], bool] = lambda: False
     cancelled: Callable[[], bool] = lambda: False  # a second Ctrl-C: stop what is in flight
     run: Callable[..., ProcResult] = run_argv
+    # opskit's own environment, read only for the names an exec step lists in pass_env
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    # False for `plan` without --dry-run-commands: a dry run that is a command (exec's dry_run_argv) is
+    # shown, not run; providers' read-only API dry runs still run
+    dry_run_commands: bool = True
+
+
+def scrubbed_run(hide_names: Collection[str], hide_values: Collection[str],
+                 cancel: Callable[[], bool] | None = None) -> Callable[..., ProcResult]:
+    """run_argv for the commands that need opskit's environment (kubectl, docker: KUBECONFIG, cloud
+    credential plugins, DOCKER_*), minus the playbook's secrets: the variables they are read from and
+    any variable holding one. Commands that ask for a minimal environment (exec) get just that."""
+    hidden_values = {v for v in hide_values if v}
+
+    def run(argv: Sequence[str], *, timeout: float, env: Mapping[str, str] | None = None,
+            inherit_env: bool = True, **kw: Any) -> ProcResult:
+        if inherit_env:
+            base = {k: v for k, v in os.environ.items() if k not in hide_names and v not in hidden_values}
+            env = {**base, **(env or {})}
+        return run_argv(argv, timeout=timeout, env=env, inherit_env=False, cancel=cancel, **kw)
+
+    return run
 
 
 def _sleep(seconds: float) -> bool:
@@ -109,7 +146,11 @@ class Action:
     def dry_run(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> DryRun:
         return DryRun(False, True)
 
-    def run(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> StepResult:
+    def snapshot(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> Snapshot:
+        """What the action is about to change, read once before its first attempt (see Snapshot)."""
+        return Snapshot()
+
+    def run(self, args: Mapping[str, Any], ctx: Context, timeout: float, before: Mapping[str, object]) -> StepResult:
         raise NotImplementedError
 
 

@@ -4,9 +4,10 @@ read first (`ps --quiet SERVICE`) so compensation can scale back; `plan` uses co
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
-from opskit.playbooks.providers.base import Action, Arg, Context, DryRun, StepResult, quote_argv
+from opskit.playbooks.providers.base import Action, Arg, Context, DryRun, Snapshot, StepResult, quote_argv
 
 SERVICE = r"[a-zA-Z0-9][a-zA-Z0-9_.-]*"
 FILE = r"[A-Za-z0-9_./~][A-Za-z0-9_./~ -]*"
@@ -64,12 +65,20 @@ class ComposeScale(Action):
         proc = ctx.run(argv, timeout=timeout, env=dict(ctx.env))
         return DryRun(True, proc.ok, quote_argv(argv), proc.output)
 
-    def run(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> StepResult:
-        start = ctx.monotonic()
+    def snapshot(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> Snapshot:
         previous, err = self._count(args, ctx, timeout)
         if previous is None:
-            return StepResult(False, f"cannot read the current count: {err}")
+            return Snapshot(error=f"cannot read the current count: {err}")
+        return Snapshot({"previous_replicas": previous, "replicas": args["replicas"]})
+
+    def run(self, args: Mapping[str, Any], ctx: Context, timeout: float, before: Mapping[str, object]) -> StepResult:
+        start = ctx.monotonic()
         argv = self._up(args)
-        proc = ctx.run(argv, timeout=max(1.0, timeout - (ctx.monotonic() - start)), env=dict(ctx.env))
-        return StepResult.from_proc(proc, quote_argv(argv),
-                                    captures={"previous_replicas": previous, "replicas": args["replicas"]})
+        proc = ctx.run(argv, timeout=timeout, env=dict(ctx.env))
+        result = StepResult.from_proc(proc, quote_argv(argv), captures=dict(before))
+        if not result.ok and result.changed is None:
+            # proven unchanged only when the count read back is the one before
+            now, _ = self._count(args, ctx, max(1.0, timeout - (ctx.monotonic() - start)))
+            if now is not None and now == before.get("previous_replicas"):
+                result = replace(result, changed=False)
+        return result

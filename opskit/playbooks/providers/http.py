@@ -47,7 +47,7 @@ class HttpRequest(Action):
             text += "  json " + json.dumps(args["json"], default=str, separators=(",", ":"))
         return text + f"  expect {'/'.join(map(str, args['expect_status']))}"
 
-    def run(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> StepResult:
+    def run(self, args: Mapping[str, Any], ctx: Context, timeout: float, before: Mapping[str, object]) -> StepResult:
         import httpx
 
         command = f"{args['method']} {args['url']}"
@@ -55,18 +55,25 @@ class HttpRequest(Action):
             with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
                 resp = client.request(args["method"], args["url"], json=args.get("json"),
                                       headers={k: str(v) for k, v in args["headers"].items()})
+        except httpx.ConnectTimeout:  # no connection: nothing was sent
+            return StepResult(False, f"timed out connecting after {timeout:g}s", command, timed_out=True,
+                              changed=False)
         except httpx.TimeoutException:
             return StepResult(False, f"timed out after {timeout:g}s", command, timed_out=True)
+        except httpx.ConnectError as exc:
+            return StepResult(False, f"request failed: {type(exc).__name__}: {exc}", command, changed=False)
         except httpx.HTTPError as exc:
             return StepResult(False, f"request failed: {type(exc).__name__}: {exc}", command)
         body_text = resp.text[-65536:]
-        captures: dict[str, Any] = {"status": resp.status_code, "body": body_text}
+        captures: dict[str, object] = {"status": resp.status_code, "body": body_text}
         with contextlib.suppress(ValueError):
             captures["json"] = resp.json()
         if resp.status_code not in args["expect_status"]:
+            # a 4xx answer means the server refused the request: it changed nothing; a 5xx proves nothing
             return StepResult(False, f"HTTP {resp.status_code}, expected "
                               f"{'/'.join(map(str, args['expect_status']))}: {body_text[:200]}",
-                              command, captures, stdout=body_text)
+                              command, captures, stdout=body_text,
+                              changed=False if 400 <= resp.status_code < 500 else None)
         for path, want in args["expect_json"].items():
             got = _dig(captures.get("json"), str(path))
             if got != want:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from opskit.playbooks.providers.base import (
@@ -15,6 +16,7 @@ from opskit.playbooks.providers.base import (
     ArgError,
     Context,
     DryRun,
+    Snapshot,
     StepResult,
     check_args,
     quote_argv,
@@ -56,29 +58,46 @@ class _Kubectl(Action):
     def argv(self, args: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
         raise NotImplementedError
 
-    def read_current(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> tuple[dict[str, Any], str | None]:
-        return {}, None
+    def read_current(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> Snapshot:
+        return Snapshot()
 
     def describe(self, args: Mapping[str, Any]) -> str:
         return quote_argv(self.argv(args, {}))
 
     def dry_run(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> DryRun:
-        current, err = self.read_current(args, ctx, timeout)
-        if err:
-            return DryRun(True, False, "", err)
-        argv = [*self.argv(args, current), "--dry-run=server"]
+        current = self.read_current(args, ctx, timeout)
+        if current.error:
+            return DryRun(True, False, "", current.error)
+        argv = [*self.argv(args, current.values), "--dry-run=server"]
         proc = ctx.run(argv, timeout=timeout, env=dict(ctx.env))
         return DryRun(True, proc.ok, quote_argv(argv), proc.output)
 
-    def run(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> StepResult:
+    def snapshot(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> Snapshot:
+        return self.read_current(args, ctx, timeout)
+
+    def read_back(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> Snapshot:
+        """The state as read from the cluster now, in the snapshot's terms."""
+        return self.read_current(args, ctx, timeout)
+
+    def run(self, args: Mapping[str, Any], ctx: Context, timeout: float, before: Mapping[str, object]) -> StepResult:
         start = ctx.monotonic()
-        current, err = self.read_current(args, ctx, timeout)
-        if err:
-            return StepResult(False, f"cannot read the current state: {err}")
-        argv = self.argv(args, current)
-        left = max(1.0, timeout - (ctx.monotonic() - start))
-        proc = ctx.run(argv, timeout=left, env=dict(ctx.env))
-        return StepResult.from_proc(proc, quote_argv(argv), captures=current)
+        argv = self.argv(args, before)
+        proc = ctx.run(argv, timeout=timeout, env=dict(ctx.env))
+        result = StepResult.from_proc(proc, quote_argv(argv), captures=dict(before))
+        if result.ok or result.changed is False or not before:
+            return result
+        # did the failed command change anything? Proven only when a read-back equals the snapshot
+        now = self.read_back(args, ctx, max(1.0, timeout - (ctx.monotonic() - start)))
+        if now.error is None and all(now.values.get(k) == v for k, v in before.items() if k.startswith("previous_")):
+            return replace(result, changed=False)
+        if now.error is None and self.in_effect(args, now):
+            # e.g. an earlier attempt (or a resumed run's first try) took effect and this one was refused
+            return replace(result, ok=True, summary=f"already in effect ({result.summary})")
+        return result
+
+    def in_effect(self, args: Mapping[str, Any], now: Snapshot) -> bool:
+        """Whether the state read back is the one this step asks for."""
+        return False
 
 
 class Scale(_Kubectl):
@@ -90,16 +109,23 @@ class Scale(_Kubectl):
         **COMMON,
     }
 
-    def read_current(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> tuple[dict[str, Any], str | None]:
+    def read_current(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> Snapshot:
         if args.get("current_replicas") is not None and not isinstance(args["current_replicas"], Deferred):
-            return {"previous_replicas": args["current_replicas"], "replicas": args["replicas"]}, None
+            return Snapshot({"previous_replicas": args["current_replicas"], "replicas": args["replicas"]})
+        return self.read_back(args, ctx, timeout)
+
+    def read_back(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> Snapshot:
+        # from the cluster, even when current_replicas is given
         obj, err = _get(args, args["resource"], ctx, timeout)
         if err:
-            return {}, err
+            return Snapshot(error=err)
         replicas = (obj.get("spec") or {}).get("replicas") if isinstance(obj, dict) else None
         if not isinstance(replicas, int):
-            return {}, f"{args['resource']} has no spec.replicas"
-        return {"previous_replicas": replicas, "replicas": args["replicas"]}, None
+            return Snapshot(error=f"{args['resource']} has no spec.replicas")
+        return Snapshot({"previous_replicas": replicas, "replicas": args["replicas"]})
+
+    def in_effect(self, args: Mapping[str, Any], now: Snapshot) -> bool:
+        return now.values.get("previous_replicas") == args["replicas"]
 
     def describe(self, args: Mapping[str, Any]) -> str:
         # the count it was is read from the cluster when the step runs
@@ -131,13 +157,13 @@ class PatchHpa(_Kubectl):
             raise ArgError(("min_replicas",), f"min_replicas ({lo}) is above max_replicas ({hi})")
         return out
 
-    def read_current(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> tuple[dict[str, Any], str | None]:
+    def read_current(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> Snapshot:
         obj, err = _get(args, f"hpa/{args['hpa']}", ctx, timeout)
         if err:
-            return {}, err
+            return Snapshot(error=err)
         spec = obj.get("spec") or {} if isinstance(obj, dict) else {}
-        return {"previous_min_replicas": spec.get("minReplicas", 1),
-                "previous_max_replicas": spec.get("maxReplicas")}, None
+        return Snapshot({"previous_min_replicas": spec.get("minReplicas", 1),
+                         "previous_max_replicas": spec.get("maxReplicas")})
 
     def argv(self, args: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
         spec: dict[str, Any] = {}
@@ -175,20 +201,20 @@ class SetResources(_Kubectl):
                     raise ArgError((key, res), f"{qty!r} is not a Kubernetes quantity (e.g. 500m, 1Gi)")
         return out
 
-    def read_current(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> tuple[dict[str, Any], str | None]:
+    def read_current(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> Snapshot:
         obj, err = _get(args, f"deployment/{args['deployment']}", ctx, timeout)
         if err:
-            return {}, err
+            return Snapshot(error=err)
         try:
             containers = obj["spec"]["template"]["spec"]["containers"]
         except (KeyError, TypeError):
-            return {}, f"deployment/{args['deployment']} has no containers"
+            return Snapshot(error=f"deployment/{args['deployment']} has no containers")
         for c in containers:
             if c.get("name") == args["container"]:
                 res = c.get("resources") or {}
-                return {"previous_requests": res.get("requests") or {},
-                        "previous_limits": res.get("limits") or {}}, None
-        return {}, f"deployment/{args['deployment']} has no container {args['container']!r}"
+                return Snapshot({"previous_requests": res.get("requests") or {},
+                                 "previous_limits": res.get("limits") or {}})
+        return Snapshot(error=f"deployment/{args['deployment']} has no container {args['container']!r}")
 
     def argv(self, args: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
         argv = [*_base(args), "set", "resources", "deployment", str(args["deployment"]), f"-c={args['container']}"]
@@ -222,6 +248,9 @@ class RolloutStatus(_Kubectl):
 
     def dry_run(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> DryRun:
         return DryRun(False, True)  # read-only: waits for the rollout the earlier steps start
+
+    def run(self, args: Mapping[str, Any], ctx: Context, timeout: float, before: Mapping[str, object]) -> StepResult:
+        return replace(super().run(args, ctx, timeout, before), changed=False)  # it only reads
 
 
 def _intish(v: Any) -> Any:

@@ -10,10 +10,11 @@ import os
 import signal
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from opskit.playbooks.providers.base import Action, Arg, ArgError, Context, DryRun, StepResult, check_args
+from opskit.playbooks.providers.base import Action, Arg, ArgError, Context, DryRun, Snapshot, StepResult, check_args
 from opskit.playbooks.refs import Deferred
 
 POLL_S = 0.05
@@ -54,7 +55,7 @@ class LocalScale(Action):
         command = f"GET {args['target']}/health"
         if health is None:
             return DryRun(True, False, command, err or "no answer")
-        now, pid = health["workers"], health["supervisor_pid"]
+        now, pid = health.workers, health.supervisor_pid
         want = args["workers"]
         if isinstance(want, Deferred):
             return DryRun(True, True, command, f"{now} worker(s) now; target known once earlier steps run")
@@ -64,15 +65,21 @@ class LocalScale(Action):
         return DryRun(True, True, command,
                       f"{now} worker(s) now -> {want}: {abs(want - now)} x {sig} to supervisor pid {pid}")
 
-    def run(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> StepResult:
+    def snapshot(self, args: Mapping[str, Any], ctx: Context, timeout: float) -> Snapshot:
+        health, err = read_health(str(args["target"]), min(timeout, 5.0))
+        if health is None:
+            return Snapshot(error=err or "no answer")
+        return Snapshot({"previous_workers": health.workers, "supervisor_pid": health.supervisor_pid})
+
+    def run(self, args: Mapping[str, Any], ctx: Context, timeout: float, before: Mapping[str, object]) -> StepResult:
         target, want = str(args["target"]), int(args["workers"])
         deadline = ctx.monotonic() + timeout
         command = f"local.scale {target} workers={want}"
         health, err = read_health(target, min(timeout, 5.0))
         if health is None:
-            return StepResult(False, err or "no answer", command)
-        previous, pid = health["workers"], health["supervisor_pid"]
-        captures: dict[str, Any] = {"previous_workers": previous, "supervisor_pid": pid}
+            return StepResult(False, err or "no answer", command, changed=False)  # no signal was sent
+        previous, pid = health.workers, health.supervisor_pid
+        captures: dict[str, object] = {**before, "supervisor_pid": pid}
         current = previous
         sent = 0
         while current != want:
@@ -80,12 +87,14 @@ class LocalScale(Action):
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
-                return StepResult(False, f"supervisor pid {pid} is not running", command, captures)
+                return StepResult(False, f"supervisor pid {pid} is not running", command, captures,
+                                  changed=False if sent == 0 else None)
             except PermissionError:
-                return StepResult(False, f"not allowed to signal supervisor pid {pid}", command, captures)
+                return StepResult(False, f"not allowed to signal supervisor pid {pid}", command, captures,
+                                  changed=False if sent == 0 else None)
             sent += 1
-            before = current
-            while current == before:
+            was = current
+            while current == was:
                 if ctx.cancelled():
                     captures["workers"] = current
                     return StepResult(False, f"stopped by a second interrupt at {current} worker(s)", command,
@@ -97,13 +106,20 @@ class LocalScale(Action):
                 time.sleep(POLL_S)
                 health, err = read_health(target, 2.0)
                 if health is not None:
-                    current = health["workers"]
+                    current = health.workers
         captures["workers"] = current
         what = "no change" if sent == 0 else f"{previous} -> {current} worker(s), {sent} signal(s)"
         return StepResult(True, what, command, captures)
 
 
-def read_health(target: str, timeout: float) -> tuple[dict[str, Any] | None, str | None]:
+@dataclass(frozen=True)
+class Health:
+    workers: int
+    supervisor_pid: int
+    status: object = None
+
+
+def read_health(target: str, timeout: float) -> tuple[Health | None, str | None]:
     """/health of the service: the worker count and the supervisor's pid, or why not."""
     import httpx
 
@@ -122,4 +138,4 @@ def read_health(target: str, timeout: float) -> tuple[dict[str, Any] | None, str
     if not isinstance(workers, int) or not isinstance(pid, int) or pid <= 1:
         return None, (f"GET {url}: the service does not report 'workers' and 'supervisor_pid' "
                       "(is it running under its supervisor?)")
-    return {"workers": workers, "supervisor_pid": pid, "status": body.get("status")}, None
+    return Health(workers, pid, body.get("status")), None
