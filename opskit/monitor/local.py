@@ -22,7 +22,7 @@ def up(
     state_dir: Path, *, job: str, targets: list[str], port: int | None, scrape_interval_s: float,
     rule_paths: list[Path], retention: str = "7d", loadtest: list[str] | None = None,
 ) -> UpResult:
-    from opskit.output import write_atomic
+    from opskit.atomicio import write_atomic
 
     scrape_targets = [cfg.parse_target(t) for t in targets]
     loadtest_targets = [cfg.parse_target(t) for t in loadtest or []]

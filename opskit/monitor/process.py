@@ -82,7 +82,7 @@ def state_problem(state_dir: Path) -> str | None:
 
 
 def write_state(state_dir: Path, state: State) -> None:
-    from opskit.output import write_atomic
+    from opskit.atomicio import write_atomic
 
     write_atomic(home(state_dir) / "state.json", json.dumps(asdict(state), indent=2) + "\n")
 
@@ -165,7 +165,7 @@ def start(
 
 
 def write_files(state_dir: Path, config_text: str, targets_text: str) -> None:
-    from opskit.output import write_atomic
+    from opskit.atomicio import write_atomic
 
     root = home(state_dir)
     write_atomic(root / "targets.json", targets_text)

@@ -4,7 +4,9 @@ hand-over itself through opskit.playbooks.handoff when that module is present.""
 from __future__ import annotations
 
 import contextlib
+import io
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -47,18 +49,31 @@ def declared_params(playbook: str) -> set[str]:
     return set(load_playbook(playbook).playbook.params)
 
 
-def hand_over(plan: Handoff, *, apply: bool, state_dir: Path, quiet_stdout: bool = False) -> Handoff:
-    from opskit.errors import OpskitError
-    from opskit.playbooks.handoff import run_for_decision
+def local_service_url(source: str, location: str, *, spec_url: str, measured_target: str | None) -> str | None:
+    """The base URL of the local service a local playbook would scale: the scraped service, or the one a
+    recorded load test measured (when it outlives the run); None when the metrics are not from loopback."""
+    from urllib.parse import urlsplit
 
-    # the playbook prints its plan; with --output json that goes to stderr so stdout stays one document
-    redirect = contextlib.redirect_stdout(sys.stderr) if quiet_stdout else contextlib.nullcontext()
+    if source == "scrape":
+        first = urlsplit((location or spec_url).split(",")[0])
+    elif source == "results" and measured_target is not None:
+        first = urlsplit(measured_target)
+    else:
+        return None
+    if first.hostname in ("127.0.0.1", "localhost", "::1"):
+        return f"{first.scheme}://{first.netloc}"
+    return None
+
+
+def hand_over(plan: Handoff, *, apply: bool, state_dir: Path, say: Callable[[str], None]) -> Handoff:
+    """Plan (or apply) the playbook; its plan and progress go to `say`, one line at a time."""
+    from opskit.errors import OpskitError
+
     try:
-        with redirect:
-            declared = declared_params(plan.playbook)
-            params = {k: v for k, v in plan.params.items() if k in declared}
-            plan = replace(plan, params=params)
-            code = int(run_for_decision(plan.playbook, dict(params), apply=apply, state_dir=state_dir))
+        declared = declared_params(plan.playbook)
+        params = {k: v for k, v in plan.params.items() if k in declared}
+        plan = replace(plan, params=params)
+        code = _run_playbook(plan.playbook, params, apply=apply, state_dir=state_dir, say=say)
     except OpskitError as exc:
         note = "; ".join([exc.message, *exc.details])  # e.g. which parameter was wrong, not just how many
         return replace(plan, status="failed", exit_code=int(exc.exit_code), note=note)
@@ -69,3 +84,47 @@ def hand_over(plan: Handoff, *, apply: bool, state_dir: Path, quiet_stdout: bool
     else:
         status, note = "failed", f"the playbook failed (exit {code})"
     return replace(plan, status=status, exit_code=code, note=note)
+
+
+def _run_playbook(name: str, params: dict[str, object], *, apply: bool, state_dir: Path,
+                  say: Callable[[str], None]) -> int:
+    """The one call into the playbook hand-over. It still prints through opskit.output on this branch, so
+    its standard output is passed on to `say` line by line; once run_for_decision takes a reporter (and
+    returns data), this becomes that call with a LineReporter(say) and `say` for its result lines."""
+    from opskit.playbooks.handoff import run_for_decision
+
+    lines = _Lines(say)
+    try:
+        with contextlib.redirect_stdout(lines):
+            return int(run_for_decision(name, dict(params), apply=apply, state_dir=state_dir))
+    finally:
+        lines.flush()
+
+
+class _Lines(io.TextIOBase):
+    """A text stream that hands each complete line to `say`."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        super().__init__()
+        self._say = say
+        self._buf = ""
+        self._outer = sys.stdout  # where `say` may itself print: not back into this stream
+
+    def _pass_on(self, line: str) -> None:
+        with contextlib.redirect_stdout(self._outer):
+            self._say(line)
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._buf += text
+        *done, self._buf = self._buf.split("\n")
+        for line in done:
+            self._pass_on(line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._buf:
+            self._pass_on(self._buf)
+            self._buf = ""
