@@ -13,9 +13,6 @@ from typing import Any
 
 import click
 
-OUTPUT_FORMATS = ("table", "json")
-OUTPUT_FORMATS_MD = ("table", "json", "md")
-
 
 def to_jsonable(value: Any) -> Any:
     """Dataclasses, pydantic models, paths, enums and NaN become plain JSON (NaN and inf become null)."""
