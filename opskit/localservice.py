@@ -24,13 +24,21 @@ import sys
 import tempfile
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TypedDict
 
 from opskit import children
 from opskit.errors import RuntimeFailure, UsageError
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
+
+
+class ServiceKey(TypedDict):
+    """What `opskit service keys create --output json` prints."""
+
+    key: str
+    company_id: str
+    tier: str
 
 
 class LocalService:
@@ -54,12 +62,12 @@ class LocalService:
         self._proc: children.Child | None = None
         self.url = ""
         self.pid = 0
-        self.keys: list[dict[str, Any]] = []
+        self.keys: list[ServiceKey] = []
         self.db_path = Path()
 
     @property
     def key(self) -> str:
-        return str(self.keys[0]["key"]) if self.keys else ""
+        return self.keys[0]["key"] if self.keys else ""
 
     @property
     def running(self) -> bool:
