@@ -162,16 +162,14 @@ class Child:
                 raise RuntimeFailure(f"{what} did not become ready within {timeout_s:g}s: {tail}")
             time.sleep(READY_POLL_S)
 
-    def stop(self, *, timeout_s: float = STOP_TIMEOUT_S, sig: int = signal.SIGTERM, to_group: bool = False) -> int:
-        """Ask the child to stop (sig to it, or to its group), wait up to timeout_s, then SIGKILL the group;
-        whatever of the group is left (a grandchild) is killed too. Returns the exit code. Idempotent."""
+    def stop(self, *, timeout_s: float = STOP_TIMEOUT_S, sig: int = signal.SIGTERM) -> int:
+        """Ask the child to stop (sig to it: a supervisor drains its own workers), wait up to timeout_s, then
+        SIGKILL the group; whatever of the group is left (a grandchild) is killed too. Returns the exit
+        code. Idempotent."""
         if not self._reaped:
             try:
                 if self.poll() is None:
-                    if to_group:
-                        self.signal_group(sig)
-                    else:
-                        self.send_signal(sig)
+                    self.send_signal(sig)
                     if self.wait(timeout_s) is None:
                         self.signal_group(signal.SIGKILL)
             finally:

@@ -167,3 +167,22 @@ def test_argv_must_be_a_list_and_a_missing_binary_is_a_runtime_failure(tmp_path:
         children.start("python -c pass", env=env())  # type: ignore[arg-type]
     with pytest.raises(RuntimeFailure, match="cannot start .*no-such-binary"):
         children.start([str(tmp_path / "no-such-binary")], env=env())
+
+
+def test_stop_can_ask_with_another_signal_and_kill_takes_the_group_at_once(tmp_path: Path) -> None:
+    log = tmp_path / "i.log"
+    code = ("import signal, sys, time\n"
+            "signal.signal(signal.SIGINT, lambda *a: sys.exit(7))\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(600)\n")
+    child = children.start([sys.executable, "-c", code], env=env(), log=log)
+    child.wait_ready(lambda: log_has(log, "ready"), timeout_s=30, what="the child")
+    assert child.stop(sig=signal.SIGINT, timeout_s=30) == 7  # its own answer to SIGINT, not a kill
+
+    log = tmp_path / "g.log"
+    parent = children.start([sys.executable, "-c", PARENT_OF_GRANDCHILD], env=env(), log=log)
+    parent.wait_ready(lambda: log_has(log, "grandchild"), timeout_s=30, what="the parent")
+    grandchild = psutil.Process(int(log.read_text().split()[1]))
+    assert parent.kill() == -signal.SIGKILL
+    gone, alive = psutil.wait_procs([grandchild], timeout=10)
+    assert gone and not alive
