@@ -1,5 +1,5 @@
 # The two commands of the README's quick start: `make demo` and `make test`.
-.PHONY: setup demo test lint render
+.PHONY: setup demo test lint render golden
 VENV := .venv
 BIN := $(VENV)/bin
 
@@ -20,3 +20,8 @@ lint: setup
 render: setup
 	$(BIN)/opskit alerts render
 	$(BIN)/opskit dashboards render
+
+# regenerate every golden file: the rendered files above, and each test's golden file (the tests using the
+# `golden` fixture, rewritten with OPSKIT_UPDATE_GOLDEN=1); review `git diff` before committing
+golden: render
+	OPSKIT_UPDATE_GOLDEN=1 $(BIN)/pytest -q -m golden

@@ -39,13 +39,7 @@ class RootGroup(click.Group):
         if target is None:
             return None
         module_name, attr = target.split(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            return None  # a command group not built yet
-        command: click.Command = getattr(module, attr)
+        command: click.Command = getattr(importlib.import_module(module_name), attr)
         return command
 
     def invoke(self, ctx: click.Context) -> Any:

@@ -16,23 +16,29 @@ directory removed by stop().
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TypedDict
 
+from opskit import children
 from opskit.errors import RuntimeFailure, UsageError
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
+
+
+class ServiceKey(TypedDict):
+    """What `opskit service keys create --output json` prints."""
+
+    key: str
+    company_id: str
+    tier: str
 
 
 class LocalService:
@@ -53,20 +59,19 @@ class LocalService:
         self.spec = spec  # histogram bounds come from its service.latency_buckets_ms (else ./opskit.yaml if any)
         self._db = Path(db) if db is not None else None
         self._tmp: str | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._stderr: Path | None = None
+        self._proc: children.Child | None = None
         self.url = ""
         self.pid = 0
-        self.keys: list[dict[str, Any]] = []
+        self.keys: list[ServiceKey] = []
         self.db_path = Path()
 
     @property
     def key(self) -> str:
-        return str(self.keys[0]["key"]) if self.keys else ""
+        return self.keys[0]["key"] if self.keys else ""
 
     @property
     def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        return self._proc is not None and self._proc.running
 
     def start(self) -> LocalService:
         if self._proc is not None:
@@ -92,45 +97,30 @@ class LocalService:
         assert self._tmp is not None
         ready = Path(self._tmp) / "ready.json"
         ready.unlink(missing_ok=True)  # left behind by a killed run
-        self._stderr = Path(self._tmp) / "service.stderr"
         argv = [sys.executable, "-m", "opskit", "service", "run", "--host", self.host, "--port", str(self.port),
                 "--db", str(self.db_path), "--workers", str(self.workers), "--ready-file", str(ready),
                 *(["--spec", str(self.spec)] if self.spec is not None else []), *self.extra_args]
-        with open(self._stderr, "wb") as err:
-            # a session of its own: Ctrl-C in the caller's terminal must not reach the workers first
-            self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                                          env=self._env(), start_new_session=True)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not ready.exists():
-            if self._proc.poll() is not None:
-                raise RuntimeFailure(f"the asset service exited with code {self._proc.returncode} while "
-                                     f"starting: {self._tail()}")
-            if time.monotonic() > deadline:
-                raise RuntimeFailure(f"the asset service did not start within {START_TIMEOUT_S:.0f}s: {self._tail()}")
-            time.sleep(0.05)
+        stderr = Path(self._tmp) / "service.stderr"
+        stderr.unlink(missing_ok=True)  # the log of this start only (restart() starts again)
+        # a process group of its own: Ctrl-C in the caller's terminal must not reach the workers first
+        self._proc = children.start(argv, env=self._env(), log=stderr, stdout="null")
+        self._proc.wait_ready(ready.exists, timeout_s=START_TIMEOUT_S, what="the asset service")
         info = json.loads(ready.read_text())
         self.url, self.pid = info["url"], int(info["pid"])
 
     def stop(self) -> None:
         """SIGTERM (drain), then SIGKILL to the whole process group after a deadline; remove the temp dir."""
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=STOP_TIMEOUT_S)
+        if proc is not None:
+            proc.stop(timeout_s=STOP_TIMEOUT_S)
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
 
     def kill(self) -> None:
         """kill -9 the supervisor and its workers (crash tests); the store is kept unless it was temporary."""
-        if self._proc is not None and self._proc.poll() is None:
-            os.killpg(self._proc.pid, signal.SIGKILL)
-            self._proc.wait(timeout=STOP_TIMEOUT_S)
+        if self._proc is not None:
+            self._proc.kill()
         self._proc = None
 
     def restart(self) -> LocalService:
@@ -166,11 +156,3 @@ class LocalService:
             tail = done.stderr.decode(errors="replace").strip().splitlines()[-5:]
             raise RuntimeFailure(f"opskit service {args[0]} failed (exit {done.returncode}): {' | '.join(tail)}")
         return done.stdout.decode()
-
-    def _tail(self, lines: int = 10) -> str:
-        try:
-            text = self._stderr.read_text(errors="replace") if self._stderr else ""
-        except OSError:
-            text = ""
-        tail = text.strip().splitlines()[-lines:]
-        return " | ".join(tail) or "(no output)"

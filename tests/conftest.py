@@ -2,8 +2,24 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
+
+UPDATE_GOLDEN = "OPSKIT_UPDATE_GOLDEN"  # `make golden` sets it: every golden file is rewritten, then compared
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "golden: compares output with a committed golden file (`make golden`)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:  # `make golden` selects these with -m golden
+        if "golden" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.golden)
 
 
 @pytest.fixture
@@ -20,3 +36,16 @@ def invoke(runner: CliRunner):
         return runner.invoke(cli, list(args), input=input, env=env, catch_exceptions=False)
 
     return _invoke
+
+
+@pytest.fixture
+def golden() -> Callable[[Path, str], None]:
+    """golden(path, text): text must equal the committed file; with OPSKIT_UPDATE_GOLDEN=1 the file is
+    rewritten first (review the diff before committing)."""
+
+    def check(path: Path, text: str) -> None:
+        if os.environ.get(UPDATE_GOLDEN):
+            path.write_text(text, encoding="utf-8")
+        assert text == path.read_text(encoding="utf-8"), f"{path} differs; `make golden` rewrites it"
+
+    return check

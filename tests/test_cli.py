@@ -96,3 +96,13 @@ def test_console_script_entry_point_runs():
 
 def test_root_group_is_the_cli():
     assert isinstance(cli, RootGroup)
+
+
+def test_every_command_group_loads(monkeypatch):
+    ctx = click.Context(cli)
+    for name in COMMANDS:
+        assert isinstance(cli.get_command(ctx, name), click.Command), name
+    # a group whose module is missing is a broken install, not a command that silently is not there
+    monkeypatch.setitem(COMMANDS, "ghost", "opskit.commands.no_such_module:ghost")
+    with pytest.raises(ModuleNotFoundError):
+        cli.get_command(ctx, "ghost")

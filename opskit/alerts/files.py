@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from opskit import output as out
+from opskit import atomicio
 
 
 @dataclass(frozen=True)
@@ -59,10 +59,10 @@ def apply(directory: Path, changes: list[Change]) -> None:
     # every folder first: a bad --out (a file, no permission) fails before any file is written or deleted
     for c in changes:
         if c.status in ("new", "changed"):
-            out.ensure_dir((directory / c.path).parent)
+            atomicio.ensure_dir((directory / c.path).parent)
     for c in changes:
         if c.status in ("new", "changed") and c.new is not None:
-            out.write_atomic(directory / c.path, c.new)
+            atomicio.write_atomic(directory / c.path, c.new)
         elif c.status == "stale":
             (directory / c.path).unlink(missing_ok=True)
 

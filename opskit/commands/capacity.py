@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from opskit import atomicio
 from opskit import output as out
 from opskit.commands.common import FiniteFloatRange, load, output_option, spec_option
 from opskit.errors import Refused, UsageError
@@ -206,8 +207,8 @@ def report_cmd(spec_file: str | None, results: tuple[str, ...], out_file: str, m
     html, md, review = make_report(spec, spec_file=spec_file, results=list(results), months=months,
                                    slo_name=slo_name, p95_ms=_p95(p95), instances=instances,
                                    now=dt.datetime.now(dt.UTC))
-    out.write_atomic(html_path, html)
-    out.write_atomic(md_path, md)
+    atomicio.write_atomic(html_path, html)
+    atomicio.write_atomic(md_path, md)
     used = [r.source for r in review.steps]
     if output == "json":
         out.emit_json({"html": html_path, "markdown": md_path, "runs": used, "headlines": review.headlines,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from opskit import atomicio
 from opskit import output as out
 from opskit.commands.common import load, output_option, spec_option
 from opskit.errors import ConfigError, Refused, UsageError
@@ -220,7 +221,7 @@ def import_cmd(files: tuple[str, ...], region: str, name: str | None, out_path: 
     name = name or f"aws-{region}-offers"
     offers = [read_json_offer(f) for f in files]
     result = import_offers(offers, builtin_catalog("aws-us-east-1"), region=region, name=name)
-    target = out.write_atomic(out_path or f"{name}.yaml", result.text)
+    target = atomicio.write_atomic(out_path or f"{name}.yaml", result.text)
     out.echo(f"wrote {target}: {len(result.imported)} prices from "
              f"{', '.join(f'{o.offer_code} {o.version}' for o in offers)}; {len(result.kept)} kept from the "
              f"built-in catalog (unverified)")

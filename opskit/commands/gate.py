@@ -238,14 +238,15 @@ def _show(report: GateReport, output: str) -> None:
 
 def _write_files(report: GateReport, junit: Path | None, markdown: Path | None) -> None:
     from opskit import output as out
+    from opskit.atomicio import write_atomic
     from opskit.gate.junit import render_junit
     from opskit.gate.markdown import render_markdown
 
     if junit is not None:
-        out.write_atomic(junit, render_junit(report))
+        write_atomic(junit, render_junit(report))
     text = render_markdown(report)
     if markdown is not None:
-        out.write_atomic(markdown, text)
+        write_atomic(markdown, text)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         try:
@@ -257,10 +258,11 @@ def _write_files(report: GateReport, junit: Path | None, markdown: Path | None) 
 
 def _save_baseline(report: GateReport, results: Path, target: Path) -> None:
     from opskit import output as out
+    from opskit.atomicio import write_atomic
 
     if report.exit_code != ExitCode.OK:
         out.warn(f"baseline not saved to {target}: the gate did not pass")
         return
     # the file itself, byte for byte: a baseline is just an earlier results.json
-    out.write_atomic(resolve(target), results.read_bytes())
+    write_atomic(resolve(target), results.read_bytes())
     out.echo(f"baseline saved to {target}", err=True)

@@ -97,13 +97,13 @@ def down(purge: bool, state_dir: Path, output: str) -> None:
     from opskit.monitor.local import down as stop
 
     result = stop(state_dir, purge=purge)
-    if result["state_error"] and not purge:
-        out.warn(result["state_error"])
+    if result.state_error and not purge:
+        out.warn(result.state_error)
     if output == "json":
         out.emit_json(result)
-    elif result["stopped"]:
-        out.echo(f"prometheus stopped (pid {result['pid']})" + ("; data purged" if purge else ""))
-    elif result["state_error"] and not purge:
+    elif result.stopped:
+        out.echo(f"prometheus stopped (pid {result.pid})" + ("; data purged" if purge else ""))
+    elif result.state_error and not purge:
         out.echo("nothing stopped: the state file is unreadable (see the warning)")
     else:
         out.echo("prometheus was not running" + ("; data purged" if purge else ""))
@@ -116,22 +116,23 @@ def down(purge: bool, state_dir: Path, output: str) -> None:
 def status(ctx: click.Context, state_dir: Path, output: str) -> None:
     """Is it running, and is each target up? Exit 0 running, 1 not running."""
     from opskit.exitcodes import ExitCode
+    from opskit.monitor.local import NotRunning
     from opskit.monitor.local import status as get
 
     info = get(state_dir)
-    if info.get("state_error"):
-        out.warn(info["state_error"])
+    if isinstance(info, NotRunning) and info.state_error:
+        out.warn(info.state_error)
     if output == "json":
         out.emit_json(info)
-    elif not info["running"]:
-        out.echo("prometheus is not running" + (" (stale state cleared on next up)" if info["stale_state"] else ""))
+    elif isinstance(info, NotRunning):
+        out.echo("prometheus is not running" + (" (stale state cleared on next up)" if info.stale_state else ""))
     else:
-        out.echo(f"prometheus running: {info['url']} (pid {info['pid']}, up {info['uptime_s']:.0f}s, "
-                 f"{'ready' if info['ready'] else 'not ready'}, {info['rules'] or 0} rules)")
-        if info["targets"]:
+        out.echo(f"prometheus running: {info.url} (pid {info.pid}, up {info.uptime_s:.0f}s, "
+                 f"{'ready' if info.ready else 'not ready'}, {info.rules or 0} rules)")
+        if info.targets:
             out.table(["job", "target", "health", "last error"],
-                      [(t["job"], t["url"], t["health"], t["last_error"] or "") for t in info["targets"]])
+                      [(t.job, t.url, t.health, t.last_error or "") for t in info.targets])
         else:  # Prometheus batches discovery updates every 5 s, so a fresh one lists none for a moment
             out.echo("  no targets discovered yet (Prometheus applies new targets within about 5 s)")
-    if not info["running"]:
+    if isinstance(info, NotRunning):
         ctx.exit(int(ExitCode.NO))

@@ -13,6 +13,7 @@ from opskit.commands.common import FiniteFloatRange, load, output_option, spec_o
 if TYPE_CHECKING:
     from opskit.scaling.act import Handoff
     from opskit.scaling.collect import Readings
+    from opskit.scaling.flow import Round
     from opskit.scaling.model import Evaluation
 
 SOURCES = ("prometheus", "scrape", "host", "results", "file")
@@ -59,7 +60,8 @@ def check(ctx: click.Context, spec_file: str | None, source: str, location: str 
 
     from opskit.errors import UsageError
     from opskit.metrics.sources import make_source
-    from opskit.scaling import collect
+    from opskit.scaling import collect, flow
+    from opskit.scaling.act import local_service_url
 
     if prometheus_url:
         src_given = ctx.get_parameter_source("source")
@@ -76,61 +78,37 @@ def check(ctx: click.Context, spec_file: str | None, source: str, location: str 
     if not spec.thresholds:
         raise UsageError("the spec has no thresholds: section to evaluate")
     src = make_source(source, location, spec, state_dir=state_dir, interval_s=interval, timeout_s=timeout)
-    live = source in ("prometheus", "scrape", "host")  # offline sources replay their own time: no history
-    history = collect.load_history(state_dir) if live else collect.source_history(src, spec)
-    previous = None
-    code = 0
-    acted: dict[str, tuple[str, object]] = {}
-    n = 0
     try:
-        while True:
-            n += 1
-            readings, ev = collect.check(spec, src, history)
-            history = collect.prune([*history, *ev.recommendations], ev.now, collect.keep_seconds(spec))
-            if live:
-                collect.save_history(state_dir, history)
-            handed = _act(ev, acted, source=source, location=location or "", spec_url=spec.service.url,
-                          apply=yes, state_dir=state_dir, quiet=output == "json",
-                          run=getattr(src, "data", {}).get("run") if source == "results" else None) if act else []
-            _render(ev, readings, previous, handed, source=source, location=_where(src), output=output,
-                    watching=watch is not None)
-            code = _exit_code(ev, handed, source)
-            previous = ev
-            if watch is None or (count is not None and n >= count):
-                break
-            time.sleep(watch)
+        live = source in ("prometheus", "scrape", "host")  # offline sources replay their own time: no history
+        plan = flow.Act(apply=yes, state_dir=state_dir, service_url=local_service_url(
+            source, location or "", spec_url=spec.service.url, measured_target=src.measured_target)) if act else None
+        printer = _Printer(source=source, location=src.location or None, output=output, watching=watch is not None)
+        flow.run(
+            spec, src, printer,
+            history=collect.load_history(state_dir) if live else collect.source_history(src, spec),
+            save_history=(lambda kept: collect.save_history(state_dir, kept)) if live else None,
+            act=plan, watch_s=watch, count=count, sleep=time.sleep)
     finally:
-        close = getattr(src, "close", None)
-        if close:
-            close()
-    if code:
-        ctx.exit(code)
+        src.close()
+    if printer.code:
+        ctx.exit(printer.code)
 
 
-def _act(ev: Evaluation, acted: dict[str, tuple[str, object]], *, source: str, location: str, spec_url: str,
-         apply: bool, state_dir: Path, quiet: bool, run: object = None) -> list[Handoff]:
-    from urllib.parse import urlsplit
+class _Printer:
+    """The command's reporter: a table (then changes) or JSON per round; a hand-over's lines go to stdout,
+    or to stderr under --output json so stdout stays one document per round."""
 
-    from opskit.scaling.act import hand_over, handoffs
+    def __init__(self, *, source: str, location: str | None, output: str, watching: bool) -> None:
+        self.source, self.location, self.output, self.watching = source, location, output, watching
+        self.code = 0  # the exit code of the latest round
 
-    service_url = None
-    first = None
-    if source == "scrape":
-        first = urlsplit((location or spec_url).split(",")[0])
-    elif source == "results" and isinstance(run, dict) and run.get("target_name") != "embedded":
-        # a load test against a local service that is still running (not the embedded one, stopped with
-        # the run): the service it measured is the one a local playbook scales
-        first = urlsplit(str(run.get("target") or ""))
-    if first is not None and first.hostname in ("127.0.0.1", "localhost", "::1"):
-        service_url = f"{first.scheme}://{first.netloc}"
-    done = []
-    for plan in handoffs(ev, service_url=service_url):
-        key = (plan.decision, plan.params.get("replicas"))
-        if acted.get(plan.resource) == key:
-            continue  # --watch: hand the same decision over once, not on every evaluation
-        acted[plan.resource] = key
-        done.append(hand_over(plan, apply=apply, state_dir=state_dir, quiet_stdout=quiet))
-    return done
+    def round(self, done: Round) -> None:
+        _render(done.evaluation, done.readings, done.previous, list(done.handed), source=self.source,
+                location=self.location, output=self.output, watching=self.watching)
+        self.code = _exit_code(done.evaluation, list(done.handed), self.source)
+
+    def line(self, text: str) -> None:
+        out.echo(text, err=self.output == "json")
 
 
 def _exit_code(ev: Evaluation, handed: list[Handoff], source: str) -> int:
@@ -176,11 +154,3 @@ def _render(ev: Evaluation, readings: Readings, previous: Evaluation | None, han
         out.echo(f"--act {h.resource}: playbook {h.playbook} ({params}): {h.status}"
                  + (f", exit {h.exit_code}" if h.exit_code is not None else "") + (f"; {h.note}" if h.note else ""))
 
-
-def _where(src: object) -> str | None:
-    """Where the source reads from, defaults resolved (shown in the output)."""
-    for attr in ("url", "urls", "location"):
-        value = getattr(src, attr, None)
-        if value:
-            return ",".join(value) if isinstance(value, list) else str(value)
-    return None

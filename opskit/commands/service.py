@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from opskit import atomicio
 from opskit import output as out
 from opskit.commands.common import FiniteFloatRange, output_option, spec_option
 from opskit.errors import ConfigError, RuntimeFailure, UsageError
@@ -84,7 +85,7 @@ def run(spec_file: str | None, host: str, port: int, db: str, workers: int, read
 
     def ready(url: str, count: int) -> None:
         if ready_file:  # first, so whoever reads the line below finds the file
-            out.write_atomic(ready_file, json.dumps({"url": url, "pid": os.getpid(), "workers": count}))
+            atomicio.write_atomic(ready_file, json.dumps({"url": url, "pid": os.getpid(), "workers": count}))
         out.echo(f"listening on {url} ({count} workers)")  # a fixed form: scripts and tests parse it
 
     supervisor = Supervisor(config, host=host, port=port, workers=workers, graceful_timeout_s=graceful_timeout,

@@ -58,7 +58,6 @@ class Aggregator:
         self.step_totals = [_Totals() for _ in self.steps]
         self.step_scheduled = [0 for _ in self.steps]
         self.step_dropped = [0 for _ in self.steps]
-        self.step_inflight_sum = [0.0 for _ in self.steps]
         self._open: dict[int, _Open] = {}
         self.rows: dict[int, dict[str, Any]] = {}
         self.endpoint_rows: dict[str, dict[int, dict[str, Any]]] = {}

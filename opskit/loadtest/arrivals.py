@@ -34,10 +34,6 @@ class RateStage:
         return (-r0 + math.sqrt(disc)) / (2.0 * a)
 
 
-def total_duration(stages: Sequence[RateStage]) -> float:
-    return sum(s.duration_s for s in stages)
-
-
 def total_arrivals(stages: Sequence[RateStage]) -> int:
     """How many arrivals the whole schedule holds (arrival k happens when N(t) == k, k >= 0)."""
     total = sum(s.count(s.duration_s) for s in stages)

@@ -218,23 +218,20 @@ def show(results: dict[str, Any], outcome: Outcome, p: Prepared, output: str) ->
 
 def worker(spec: Spec, master: str, port: int) -> None:
     """Run a worker process until the master ends the run (or Ctrl-C)."""
-    import signal
+    from opskit import children
 
     allowed = [t.url for t in spec.targets.values()]
     env = {**os.environ, "OPSKIT_ALLOWED_TARGETS": json.dumps(allowed)}
     argv = [sys.executable, "-m", "opskit.loadtest.runner", "--worker", "--master", master,
             "--master-port", str(port)]
-    proc = subprocess.Popen(argv, env=env, start_new_session=True)
+    proc = children.start(argv, env=env, log=None)  # its output is this command's
     try:
         code = proc.wait()
     except KeyboardInterrupt:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        proc.stop(timeout_s=15)
         raise Interrupted("worker stopped") from None
+    finally:
+        proc.stop(timeout_s=15)
     if code != 0:
         raise RuntimeFailure(f"the worker exited with code {code}")
 

@@ -3,12 +3,10 @@ progress, forward Ctrl-C, fire the failover kill, stop early for abort_on_fail, 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import queue
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -17,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from opskit import children
 
 STOP_GRACE_S = 30.0  # after Ctrl-C, how long the runner gets to write partial results
 
@@ -55,13 +55,12 @@ def run(config: dict[str, Any], out_dir: Path, hooks: Hooks, *, hard_limit_s: fl
         fd = os.open(cfg_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(config, fh)
-        with open(out_dir / "locust.log", "ab") as log:
-            proc = subprocess.Popen(runner_argv(cfg_path), stdout=subprocess.PIPE, stderr=log,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
-            try:
-                return _watch(proc, hooks, hard_limit_s)
-            finally:
-                _reap(proc)
+        proc = children.start(runner_argv(cfg_path), env=dict(os.environ), log=out_dir / "locust.log",
+                              stdout="pipe")
+        try:
+            return _watch(proc, hooks, hard_limit_s)
+        finally:
+            proc.stop(timeout_s=STOP_GRACE_S)  # nothing outlives the run: its local workers go with its group
 
 
 def _reader(stream: Any, q: queue.Queue[dict[str, Any] | None]) -> None:
@@ -75,7 +74,7 @@ def _reader(stream: Any, q: queue.Queue[dict[str, Any] | None]) -> None:
     q.put(None)
 
 
-def _watch(proc: subprocess.Popen[bytes], hooks: Hooks, hard_limit_s: float) -> Outcome:
+def _watch(proc: children.Child, hooks: Hooks, hard_limit_s: float) -> Outcome:
     q: queue.Queue[dict[str, Any] | None] = queue.Queue()
     threading.Thread(target=_reader, args=(proc.stdout, q), daemon=True).start()
     start = time.monotonic()
@@ -121,7 +120,7 @@ def _watch(proc: subprocess.Popen[bytes], hooks: Hooks, hard_limit_s: float) -> 
     return outcome
 
 
-def _handle(msg: dict[str, Any], outcome: Outcome, hooks: Hooks, proc: subprocess.Popen[bytes]) -> None:
+def _handle(msg: dict[str, Any], outcome: Outcome, hooks: Hooks, proc: children.Child) -> None:
     kind = msg.get("type")
     if kind == "progress":
         hooks.on_progress(msg)
@@ -144,28 +143,10 @@ def _handle(msg: dict[str, Any], outcome: Outcome, hooks: Hooks, proc: subproces
         outcome.error_code = int(msg.get("exit_code", 3))
 
 
-def _signal(proc: subprocess.Popen[bytes], sig: int) -> None:
+def _signal(proc: children.Child, sig: int) -> None:
+    proc.send_signal(sig)
+
+
+def _kill(proc: children.Child) -> None:
     if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(sig)
-
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # the runner and any local workers it started
-
-
-def _reap(proc: subprocess.Popen[bytes]) -> None:
-    """Nothing outlives the run: the runner's own process group (its local workers) goes too."""
-    if proc.poll() is None:
-        _signal(proc, signal.SIGTERM)
-        try:
-            proc.wait(timeout=STOP_GRACE_S)
-        except subprocess.TimeoutExpired:
-            _kill(proc)
-            proc.wait()
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    if proc.stdout is not None:
-        proc.stdout.close()
+        proc.signal_group(signal.SIGKILL)  # the runner and any local workers it started

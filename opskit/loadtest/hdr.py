@@ -74,11 +74,6 @@ def decode(text: str) -> HdrHistogram:
     return HdrHistogram.decode(text.encode("ascii"))
 
 
-def merge(into: HdrHistogram, other: HdrHistogram) -> HdrHistogram:
-    into.add(other)
-    return into
-
-
 def merged(hists: Iterable[HdrHistogram]) -> HdrHistogram:
     out = new()
     for h in hists:

@@ -16,7 +16,7 @@ from locust.argument_parser import get_empty_argument_parser, setup_parser_argum
 from locust.contrib.fasthttp import FastHttpUser
 from locust.env import Environment
 
-from opskit.output import write_atomic
+from opskit.atomicio import write_atomic
 
 
 class LocustfileError(Exception):

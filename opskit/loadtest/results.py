@@ -103,6 +103,7 @@ def _histograms(agg: Aggregator, agg_hist: Any) -> dict[str, Any]:
 
 
 def write(out_dir: str | Path, results: dict[str, Any]) -> Path:
+    from opskit import atomicio
     from opskit import output as out
 
-    return out.write_atomic(Path(out_dir) / "results.json", out.dumps(results) + "\n")
+    return atomicio.write_atomic(Path(out_dir) / "results.json", out.dumps(results) + "\n")

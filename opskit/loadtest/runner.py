@@ -303,27 +303,22 @@ def agg_endpoints(agg: Aggregator) -> list[Any]:
 
 
 def spawn_local_workers(cfg: dict[str, Any], port: int) -> list[Any]:
-    import subprocess
+    import os
+
+    from opskit import children
 
     log_path = Path(cfg["out_dir"]) / "workers.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    logf = open(log_path, "ab")  # noqa: SIM115 - the children write to it for the whole run
     argv = [sys.executable, "-m", "opskit.loadtest.runner", "--worker", "--master", "127.0.0.1",
             "--master-port", str(port)]
-    return [subprocess.Popen(argv, stdout=logf, stderr=logf, stdin=subprocess.DEVNULL)
+    # in the runner's process group, not their own: when the CLI kills that group, the workers go too
+    return [children.start(argv, env=dict(os.environ), log=log_path, group=False)
             for _ in range(int(cfg.get("local_workers", 0)))]
 
 
 def stop_child(child: Any) -> None:
-    try:
-        child.wait(timeout=10)
-    except Exception:
-        child.terminate()
-        try:
-            child.wait(timeout=5)
-        except Exception:
-            child.kill()
-            child.wait()
+    if child.wait(10) is None:  # a worker quits when the master ends the run; give it that chance first
+        child.stop(timeout_s=5)
+    child.stop()  # reap
 
 
 

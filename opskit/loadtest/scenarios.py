@@ -24,8 +24,6 @@ from opskit.units import parse_duration
 
 Seconds = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
 
-LEVEL_SOURCES = ("peak_rps", "mean_rps", "concurrent_users", "target_max_rps")
-
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

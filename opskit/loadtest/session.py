@@ -91,7 +91,9 @@ def finish(outcome: driver.Outcome, sc: Scenario) -> dict[str, Any]:
                                "killed_pid": outcome.events.get("killed_pid")}
         changed = True
     if changed:
-        out.write_atomic(outcome.results, out.dumps(results) + "\n")
+        from opskit.atomicio import write_atomic
+
+        write_atomic(outcome.results, out.dumps(results) + "\n")
     return results
 
 

@@ -53,6 +53,10 @@ class MetricRequest:
 
 
 class MetricsSource(Protocol):
+    """Everything a caller may use of a source. Live sources (Prometheus, scrape, host) read now; recorded
+    ones (a results file, a samples file) carry their own clock and past. SourceDefaults gives the
+    answers of a source that has nothing to say (live, no history, nothing to close)."""
+
     name: str
 
     def read(self, request: MetricRequest, *, now: dt.datetime) -> Series: ...
@@ -61,8 +65,59 @@ class MetricsSource(Protocol):
         """Current replica/worker count of a resource when the source knows it."""
         ...
 
+    @property
+    def location(self) -> str:
+        """Where it reads from (URL(s) or path) for people to see; "" when nowhere in particular."""
+        ...
 
-class HttpBacked:
+    @property
+    def recorded_now(self) -> dt.datetime | None:
+        """A recorded source's clock (the run's end, the file's `now`); None: it reads the present."""
+        ...
+
+    @property
+    def measured_target(self) -> str | None:
+        """The URL of the service a recorded load test measured, when that service outlives the run (not
+        the embedded one); None otherwise."""
+        ...
+
+    def sample_times(self) -> list[dt.datetime]:
+        """The times of every recorded sample (oldest first not promised); [] for a live source."""
+        ...
+
+    def history(self) -> list[tuple[str, int, dt.datetime]]:
+        """Recommendations recorded with the samples: (resource, replicas, at); [] when none."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class SourceDefaults:
+    """The protocol's answers for a source with nothing more to say; implementations override what they know."""
+
+    @property
+    def location(self) -> str:
+        return ""
+
+    @property
+    def recorded_now(self) -> dt.datetime | None:
+        return None
+
+    @property
+    def measured_target(self) -> str | None:
+        return None
+
+    def sample_times(self) -> list[dt.datetime]:
+        return []
+
+    def history(self) -> list[tuple[str, int, dt.datetime]]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+class HttpBacked(SourceDefaults):
     """Closing for the sources that hold a pooled HTTP client (Prometheus, scrape)."""
 
     _client: Any  # an httpx.Client; not imported here, base stays free of httpx

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from opskit.metrics.base import MetricRequest, Sample, Series
+from opskit.metrics.base import MetricRequest, Sample, Series, SourceDefaults
 from opskit.metrics.timeutil import parse_time
 from opskit.units import parse_quantity
 
@@ -94,14 +94,18 @@ def load_samples(path: str | Path) -> SamplesFile:
     return validate(SamplesFile, read_located(path))
 
 
-class FileSource:
+class FileSource(SourceDefaults):
     """Reads recorded samples; its clock is the file's `now`. Doubles as the test fake of MetricsSource."""
 
     name = "file"
 
     def __init__(self, data: SamplesFile, *, location: str = "") -> None:
         self.data = data
-        self.location = location
+        self._location = location
+
+    @property
+    def location(self) -> str:
+        return self._location
 
     @classmethod
     def from_path(cls, path: str | Path) -> FileSource:
@@ -136,6 +140,3 @@ class FileSource:
 
     def history(self) -> list[tuple[str, int, dt.datetime]]:
         return [(r.resource, r.replicas, r.at) for r in self.data.recommendations]
-
-    def close(self) -> None:
-        pass

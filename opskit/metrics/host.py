@@ -15,12 +15,12 @@ import datetime as dt
 import time
 from collections.abc import Callable
 
-from opskit.metrics.base import MetricRequest, Sample, Series
+from opskit.metrics.base import MetricRequest, Sample, Series, SourceDefaults
 
 READINGS = ("cpu", "memory", "swap", "disk", "disk_iops", "connections", "load1")
 
 
-class HostSource:
+class HostSource(SourceDefaults):
     name = "host"
 
     def __init__(self, *, interval_s: float = 1.0, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -89,7 +89,4 @@ class HostSource:
 
     def replicas(self, resource: str) -> int | None:
         return None
-
-    def close(self) -> None:
-        pass
 

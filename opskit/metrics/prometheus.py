@@ -36,6 +36,10 @@ class PrometheusSource(HttpBacked):
         self._client = client or httpx.Client(timeout=timeout_s + 1.0, trust_env=False)
         self._down: tuple[dt.datetime, str] | None = None
 
+    @property
+    def location(self) -> str:
+        return self.url
+
     def read(self, request: MetricRequest, *, now: dt.datetime) -> Series:
         if not request.query:
             return Series(request.resource, request.metric,

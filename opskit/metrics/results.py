@@ -107,5 +107,19 @@ class ResultsSource:
     def replicas(self, resource: str) -> int | None:
         return None
 
+    @property
+    def measured_target(self) -> str | None:
+        # the embedded service stopped with the run; any other target may still be there to act on
+        run = self.data.get("run")
+        if not isinstance(run, dict) or run.get("target_name") == "embedded":
+            return None
+        return str(run.get("target") or "") or None
+
+    def sample_times(self) -> list[dt.datetime]:
+        return []  # whole-run figures: no earlier evaluation to replay
+
+    def history(self) -> list[tuple[str, int, dt.datetime]]:
+        return []
+
     def close(self) -> None:
         pass

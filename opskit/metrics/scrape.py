@@ -55,6 +55,10 @@ class ScrapeSource(HttpBacked):
         self._error: str | None = None
         self.reached = 0  # targets that answered in the latest scrape
 
+    @property
+    def location(self) -> str:
+        return ",".join(self.urls)
+
     def scrape(self) -> promexpr.Snapshot:
         values: dict[promexpr.Key, float] = {}
         errors: list[str] = []

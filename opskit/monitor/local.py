@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from opskit.monitor import config as cfg
 from opskit.monitor import process as proc
@@ -22,7 +21,7 @@ def up(
     state_dir: Path, *, job: str, targets: list[str], port: int | None, scrape_interval_s: float,
     rule_paths: list[Path], retention: str = "7d", loadtest: list[str] | None = None,
 ) -> UpResult:
-    from opskit.output import write_atomic
+    from opskit.atomicio import write_atomic
 
     scrape_targets = [cfg.parse_target(t) for t in targets]
     loadtest_targets = [cfg.parse_target(t) for t in loadtest or []]
@@ -51,43 +50,81 @@ def up(
     return UpResult(state, started=True, warnings=warnings)
 
 
-def down(state_dir: Path, *, purge: bool = False) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DownResult:
+    stopped: bool
+    pid: int | None
+    purged: bool
+    state_error: str | None  # why a state file that exists could not be read
+
+
+@dataclass(frozen=True)
+class Target:
+    job: str | None
+    url: str | None
+    health: str | None
+    last_error: str | None
+    last_scrape: str | None
+
+
+@dataclass(frozen=True)
+class NotRunning:
+    running: bool  # always False
+    stale_state: bool
+    state_dir: str
+    state_error: str | None
+
+
+@dataclass(frozen=True)
+class Running:
+    running: bool  # always True
+    pid: int
+    url: str
+    ready: bool
+    uptime_s: float
+    config: str
+    rule_files: list[str]
+    targets: list[Target]
+    rules: int | None  # loaded rules; None when the API did not answer
+
+
+Status = Running | NotRunning
+
+
+def down(state_dir: Path, *, purge: bool = False) -> DownResult:
     import shutil
 
     state = proc.read_state(state_dir)
     stopped = proc.stop(state_dir, state) if state else False
     if purge:
         shutil.rmtree(proc.home(state_dir), ignore_errors=True)
-    return {"stopped": stopped, "pid": state.pid if state else None, "purged": purge,
-            "state_error": None if state else proc.state_problem(state_dir)}
+    return DownResult(stopped=stopped, pid=state.pid if state else None, purged=purge,
+                      state_error=None if state else proc.state_problem(state_dir))
 
 
-def status(state_dir: Path) -> dict[str, Any]:
+def status(state_dir: Path) -> Status:
     state = proc.read_state(state_dir)
     if state is None or not proc.is_ours(state):
-        return {"running": False, "stale_state": state is not None, "state_dir": str(proc.home(state_dir)),
-                "state_error": None if state else proc.state_problem(state_dir)}
-    info: dict[str, Any] = {
-        "running": True, "pid": state.pid, "url": state.url, "ready": proc.ready(state.url),
-        "uptime_s": round(time.time() - state.started_at, 1), "config": state.config,
-        "rule_files": state.rule_files, "targets": [], "rules": None,
-    }
-    info["targets"], info["rules"] = _api_status(state.url)
-    return info
+        return NotRunning(running=False, stale_state=state is not None, state_dir=str(proc.home(state_dir)),
+                          state_error=None if state else proc.state_problem(state_dir))
+    targets, rules = _api_status(state.url)
+    return Running(running=True, pid=state.pid, url=state.url, ready=proc.ready(state.url),
+                   uptime_s=round(time.time() - state.started_at, 1), config=state.config,
+                   rule_files=state.rule_files, targets=targets, rules=rules)
 
 
-def _api_status(url: str) -> tuple[list[dict[str, Any]], int | None]:
+def _api_status(url: str) -> tuple[list[Target], int | None]:
     import httpx
 
-    targets: list[dict[str, Any]] = []
+    targets: list[Target] = []
     rules: int | None = None
     try:
         with httpx.Client(timeout=5, trust_env=False) as client:
             data = client.get(f"{url}/api/v1/targets").json().get("data", {})
             for t in data.get("activeTargets", []):
-                targets.append({"job": t.get("labels", {}).get("job"), "url": t.get("scrapeUrl"),
-                                "health": t.get("health"), "last_error": t.get("lastError") or None,
-                                "last_scrape": t.get("lastScrape")})
+                targets.append(Target(job=t.get("labels", {}).get("job"), url=t.get("scrapeUrl"),
+                                      health=t.get("health"), last_error=t.get("lastError") or None,
+                                      last_scrape=t.get("lastScrape")))
             groups = client.get(f"{url}/api/v1/rules").json().get("data", {}).get("groups", [])
             rules = sum(len(g.get("rules", [])) for g in groups)
     except (httpx.HTTPError, ValueError, AttributeError):

@@ -11,20 +11,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from opskit import children
 from opskit.errors import RuntimeFailure, UsageError
+
+if TYPE_CHECKING:
+    import psutil
 
 DEFAULT_PORT = 19090  # not 9090: a developer's own Prometheus often has that one
 BINARY_ENV = "OPSKIT_PROMETHEUS"
-# Popen objects of the Prometheus this interpreter started, so stopping it here also reaps it
-_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,13 @@ class State:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def identity(self) -> children.Identity:
+        return children.Identity(self.pid, self.create_time)
+
+    def runs_our_config(self, proc: psutil.Process) -> bool:
+        return f"--config.file={self.config}" in proc.cmdline()
 
 
 def home(state_dir: Path) -> Path:
@@ -74,7 +82,7 @@ def state_problem(state_dir: Path) -> str | None:
 
 
 def write_state(state_dir: Path, state: State) -> None:
-    from opskit.output import write_atomic
+    from opskit.atomicio import write_atomic
 
     write_atomic(home(state_dir) / "state.json", json.dumps(asdict(state), indent=2) + "\n")
 
@@ -85,17 +93,7 @@ def clear_state(state_dir: Path) -> None:
 
 def is_ours(state: State) -> bool:
     """The pid is alive and is the very process we started (same start time, our config), not a reuse."""
-    import psutil
-
-    try:
-        proc = psutil.Process(state.pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        if abs(proc.create_time() - state.create_time) > 1.0:
-            return False
-        return f"--config.file={state.config}" in proc.cmdline()
-    except psutil.Error:
-        return False
+    return state.identity.alive(state.runs_our_config)
 
 
 def find_binary() -> str:
@@ -152,34 +150,22 @@ def start(
         f"--web.listen-address=127.0.0.1:{port}", f"--storage.tsdb.retention.time={retention}",
         "--web.enable-lifecycle",  # lets `monitor up` reload new targets and rules over HTTP
     ]
-    log = open(root / "prometheus.log", "ab")  # noqa: SIM115 - the child owns it after Popen
-    try:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, close_fds=True, cwd=root)
-    finally:
-        log.close()
-    _CHILDREN[proc.pid] = proc
-    import psutil
-
-    state = State(pid=proc.pid, port=port, create_time=psutil.Process(proc.pid).create_time(), config=config,
+    # outlives this invocation: `monitor down` (another process) stops it by the identity in state.json
+    child = children.start(argv, env=dict(os.environ), log=root / "prometheus.log", cwd=root)
+    state = State(pid=child.pid, port=port, create_time=child.identity.create_time, config=config,
                   argv=argv, started_at=time.time(), targets=targets, rule_files=rule_files)
     write_state(state_dir, state)
-    deadline = time.monotonic() + ready_timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            clear_state(state_dir)
-            _CHILDREN.pop(proc.pid, None)
-            raise RuntimeFailure(f"prometheus exited with status {proc.returncode} at start: "
-                                 f"{log_tail(state_dir)}")
-        if ready(state.url):
-            return state
-        time.sleep(0.1)
-    stop(state_dir, state)
-    raise RuntimeFailure(f"prometheus did not become ready within {ready_timeout_s:g}s: {log_tail(state_dir)}")
+    try:
+        child.wait_ready(lambda: ready(state.url), timeout_s=ready_timeout_s, what="prometheus",
+                         tail_lines=3)
+    except RuntimeFailure:
+        clear_state(state_dir)
+        raise
+    return state
 
 
 def write_files(state_dir: Path, config_text: str, targets_text: str) -> None:
-    from opskit.output import write_atomic
+    from opskit.atomicio import write_atomic
 
     root = home(state_dir)
     write_atomic(root / "targets.json", targets_text)
@@ -208,27 +194,7 @@ def ready(url: str) -> bool:
 
 def stop(state_dir: Path, state: State, *, timeout_s: float = 15.0) -> bool:
     """Stop the process `up` started (SIGTERM, then SIGKILL after timeout_s). False if it was not running."""
-    import psutil
-
-    ours = is_ours(state)
-    if ours:
-        os.kill(state.pid, signal.SIGTERM)
-        child = _CHILDREN.pop(state.pid, None)
-        try:
-            if child is not None:
-                child.wait(timeout_s)
-            else:
-                psutil.Process(state.pid).wait(timeout_s)
-        except (subprocess.TimeoutExpired, psutil.TimeoutExpired):
-            os.kill(state.pid, signal.SIGKILL)
-            if child is not None:
-                child.wait(5)
-        except psutil.NoSuchProcess:
-            pass
-    else:
-        stale = _CHILDREN.pop(state.pid, None)
-        if stale is not None:
-            stale.poll()  # reap an exited child
+    ours = children.stop_identity(state.identity, timeout_s=timeout_s, matches=state.runs_our_config)
     clear_state(state_dir)
     return ours
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from opskit.errors import ConfigError
-from opskit.metrics.base import MetricRequest, MetricsSource, Sample, Series
+from opskit.metrics.base import MetricRequest, MetricsSource, Sample, Series, SourceDefaults
 
 if TYPE_CHECKING:
     from opskit.spec import Spec
@@ -21,7 +21,7 @@ SourceFactory = Callable[[str, "str | None"], MetricsSource]
 
 
 @dataclass
-class JsonSource:
+class JsonSource(SourceDefaults):
     """GET a URL, read the number at a dotted path (the request's query, e.g. `workers`)."""
 
     url: str

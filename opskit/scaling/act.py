@@ -1,10 +1,9 @@
 """--act: which playbook each scaling decision hands over to, with which parameters (pure), and the
-hand-over itself through opskit.playbooks.handoff when that module is present."""
+hand-over itself through opskit.playbooks.handoff."""
 
 from __future__ import annotations
 
-import contextlib
-import sys
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -47,25 +46,31 @@ def declared_params(playbook: str) -> set[str]:
     return set(load_playbook(playbook).playbook.params)
 
 
-def hand_over(plan: Handoff, *, apply: bool, state_dir: Path, quiet_stdout: bool = False) -> Handoff:
-    from opskit import output as out
-    from opskit.errors import OpskitError
-    from opskit.playbooks.handoff import run_for_decision
-    from opskit.playbooks.outcome import exit_code_for
-    from opskit.playbooks.report import LineReporter
+def local_service_url(source: str, location: str, *, spec_url: str, measured_target: str | None) -> str | None:
+    """The base URL of the local service a local playbook would scale: the scraped service, or the one a
+    recorded load test measured (when it outlives the run); None when the metrics are not from loopback."""
+    from urllib.parse import urlsplit
 
-    # the playbook prints its plan; with --output json that goes to stderr so stdout stays one document
-    redirect = contextlib.redirect_stdout(sys.stderr) if quiet_stdout else contextlib.nullcontext()
+    if source == "scrape":
+        first = urlsplit((location or spec_url).split(",")[0])
+    elif source == "results" and measured_target is not None:
+        first = urlsplit(measured_target)
+    else:
+        return None
+    if first.hostname in ("127.0.0.1", "localhost", "::1"):
+        return f"{first.scheme}://{first.netloc}"
+    return None
+
+
+def hand_over(plan: Handoff, *, apply: bool, state_dir: Path, say: Callable[[str], None]) -> Handoff:
+    """Plan (or apply) the playbook; its plan and progress go to `say`, one line at a time."""
+    from opskit.errors import OpskitError
+
     try:
-        with redirect:
-            declared = declared_params(plan.playbook)
-            params = {k: v for k, v in plan.params.items() if k in declared}
-            plan = replace(plan, params=params)
-            result = run_for_decision(plan.playbook, dict(params), apply=apply, state_dir=state_dir,
-                                      reporter=LineReporter(out.echo))
-            for line in result.lines():
-                out.echo(line)
-            code = int(exit_code_for(result.status))
+        declared = declared_params(plan.playbook)
+        params = {k: v for k, v in plan.params.items() if k in declared}
+        plan = replace(plan, params=params)
+        code = _run_playbook(plan.playbook, params, apply=apply, state_dir=state_dir, say=say)
     except OpskitError as exc:
         note = "; ".join([exc.message, *exc.details])  # e.g. which parameter was wrong, not just how many
         return replace(plan, status="failed", exit_code=int(exc.exit_code), note=note)
@@ -76,3 +81,16 @@ def hand_over(plan: Handoff, *, apply: bool, state_dir: Path, quiet_stdout: bool
     else:
         status, note = "failed", f"the playbook failed (exit {code})"
     return replace(plan, status=status, exit_code=code, note=note)
+
+
+def _run_playbook(name: str, params: dict[str, object], *, apply: bool, state_dir: Path,
+                  say: Callable[[str], None]) -> int:
+    """The one call into the playbook hand-over: its plan, progress and closing lines go to `say`."""
+    from opskit.playbooks.handoff import run_for_decision
+    from opskit.playbooks.outcome import exit_code_for
+    from opskit.playbooks.report import LineReporter
+
+    result = run_for_decision(name, dict(params), apply=apply, state_dir=state_dir, reporter=LineReporter(say))
+    for line in result.lines():
+        say(line)
+    return int(exit_code_for(result.status))

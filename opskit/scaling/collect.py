@@ -42,7 +42,7 @@ def request_for(th: Threshold, source_name: str, step_s: float, spec: Spec | Non
 
 
 def read_all(spec: Spec, source: MetricsSource, now: dt.datetime | None = None) -> Readings:
-    at = now or getattr(source, "recorded_now", None) or wall_now()
+    at = now or source.recorded_now or wall_now()
     step = spec.alerts.scrape_interval or 15.0
     series = tuple(source.read(request_for(th, source.name, step, spec), now=at) for th in spec.thresholds)
     replicas: dict[str, int | None] = {}
@@ -66,10 +66,7 @@ def check(spec: Spec, source: MetricsSource, history: Sequence[Recommendation] =
 def source_history(source: MetricsSource, spec: Spec | None = None) -> list[Recommendation]:
     """Recommendations recorded in the source itself (the file source's `recommendations:`); when it
     records none but has earlier samples, the desired counts an HPA would have computed at each of them."""
-    getter = getattr(source, "history", None)
-    if getter is None:
-        return []
-    recorded = [Recommendation(resource=r, replicas=n, at=at) for r, n, at in getter()]
+    recorded = [Recommendation(resource=r, replicas=n, at=at) for r, n, at in source.history()]
     if recorded or spec is None:
         return recorded
     return replay(spec, source)
@@ -82,12 +79,11 @@ def replay(spec: Spec, source: MetricsSource) -> list[Recommendation]:
     """Evaluate at every earlier sample time within the stabilization windows, as a controller running
     then would have, and keep its desired counts. Replica counts are taken as today's (the file has no
     others)."""
-    now = getattr(source, "recorded_now", None)
-    times = getattr(source, "sample_times", None)
-    if now is None or times is None:
+    now = source.recorded_now
+    if now is None:
         return []
     cut = now - dt.timedelta(seconds=keep_seconds(spec))
-    past = sorted(t for t in set(times()) if cut < t < now)[-REPLAY_LIMIT:]
+    past = sorted(t for t in set(source.sample_times()) if cut < t < now)[-REPLAY_LIMIT:]
     out: list[Recommendation] = []
     for t in past:
         _, ev = check(spec, source, (), now=t)
@@ -118,7 +114,7 @@ def load_history(state_dir: Path) -> list[Recommendation]:
 
 
 def save_history(state_dir: Path, history: Sequence[Recommendation]) -> None:
-    from opskit.output import write_atomic
+    from opskit.atomicio import write_atomic
 
     body = {"recommendations": [{"resource": r.resource, "replicas": r.replicas, "at": r.at.isoformat()}
                                 for r in history]}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TypedDict
 
 from opskit.metrics.base import Series
 from opskit.scaling import hpa
@@ -109,9 +109,14 @@ def _resource(
     )
 
 
-def _binding(kind: DecisionKind, rows: list[Decision]) -> dict[str, Any]:
+def _binding(kind: DecisionKind, rows: list[Decision]) -> Binding:
     """The playbook and action of the first row that voted for the resource's decision."""
     for d in rows:
         if d.decision == kind and (d.playbook or d.action):
-            return {"playbook": d.playbook, "action": d.action}
-    return {"playbook": None, "action": None}
+            return Binding(playbook=d.playbook, action=d.action)
+    return Binding(playbook=None, action=None)
+
+
+class Binding(TypedDict):
+    playbook: str | None
+    action: str | None

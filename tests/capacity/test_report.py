@@ -28,7 +28,7 @@ def make_report(tmp_path: Path, spec: Path, *extra: str) -> tuple[str, str, str]
 
 def outline(html: str, md: str) -> str:
     """The report's shape without its numbers: section ids, chart count per section, Markdown headings
-    and table header rows. Regenerate: OPSKIT_REGEN_GOLDEN=1 pytest tests/capacity/test_report.py"""
+    and table header rows. Regenerate: make golden"""
     lines = []
     for sid in re.findall(r'<section id="([^"]+)"', html):
         body = html.split(f'<section id="{sid}">', 1)[1].split("</section>", 1)[0]
@@ -49,13 +49,10 @@ def with_run(tmp_path, spec_copy, write_run, monkeypatch):
     return spec_copy
 
 
-def test_report_golden_structure(tmp_path, with_run):
+def test_report_golden_structure(tmp_path, with_run, golden):
     html, md, stdout = make_report(tmp_path, with_run)
     assert "runs/20261122-step/results.json" in stdout
-    got = outline(html, md)
-    if os.environ.get("OPSKIT_REGEN_GOLDEN"):
-        GOLDEN.write_text(got, encoding="utf-8")
-    assert got == GOLDEN.read_text(encoding="utf-8")
+    golden(GOLDEN, outline(html, md))
 
 
 def test_report_is_self_contained_and_answers_the_headline_questions(tmp_path, with_run):

@@ -1,12 +1,10 @@
 """The Markdown summary against checked-in golden files.
 
-Regenerate after an intended change with:
-    OPSKIT_UPDATE_GOLDEN=1 .venv/bin/pytest tests/gate/test_markdown.py
-and review the diff of tests/gate/golden/."""
+Regenerate after an intended change with `make golden` (it rewrites every golden file) and review
+the diff of tests/gate/golden/."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -14,14 +12,7 @@ import pytest
 GOLDEN = Path(__file__).with_name("golden")
 
 
-def check_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("OPSKIT_UPDATE_GOLDEN"):
-        path.write_text(text, encoding="utf-8")
-    assert text == path.read_text(encoding="utf-8"), f"{path} differs; see the module docstring to regenerate"
-
-
-def test_markdown_summary_of_a_failing_gate(invoke, spec_file, write_results, tmp_path) -> None:
+def test_markdown_summary_of_a_failing_gate(invoke, spec_file, write_results, tmp_path, golden) -> None:
     base = write_results("base.json", seconds=40, seed=11, endpoints={
         "GET /api/assets": {"rps": 30, "p95": 50.0},
         "POST /api/assets/upload": {"rps": 2, "p95": 900.0},
@@ -34,14 +25,14 @@ def test_markdown_summary_of_a_failing_gate(invoke, spec_file, write_results, tm
     result = invoke("gate", "--spec", str(spec_file), str(cur), "--baseline", str(base), "--markdown", str(md),
                     "-o", "json", env={"GITHUB_STEP_SUMMARY": ""})
     assert result.exit_code == 1
-    check_golden("gate-fail.md", md.read_text(encoding="utf-8"))
+    golden(GOLDEN / "gate-fail.md", md.read_text(encoding="utf-8"))
 
 
-def test_markdown_summary_of_a_passing_gate(invoke, spec_file, write_results) -> None:
+def test_markdown_summary_of_a_passing_gate(invoke, spec_file, write_results, golden) -> None:
     path = write_results(seconds=20, seed=3)
     result = invoke("gate", "--spec", str(spec_file), str(path), "-o", "md", env={"GITHUB_STEP_SUMMARY": ""})
     assert result.exit_code == 0
-    check_golden("gate-pass.md", result.stdout)
+    golden(GOLDEN / "gate-pass.md", result.stdout)
 
 
 @pytest.mark.parametrize("name", ["gate-fail.md", "gate-pass.md"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -210,3 +211,19 @@ def test_stabilization_replayed_from_earlier_samples(invoke, tmp_path):
     api = json.loads(result.stdout)["resources"]["api"]
     assert (api["recommended"], api["decision"]) == (3, "scale_down")
     assert result.exit_code == ExitCode.NO
+
+
+def test_act_lines_go_to_stdout_for_a_table_and_to_stderr_under_json(invoke, tmp_path):
+    book = tmp_path / "note.yaml"
+    book.write_text("apiVersion: opskit/v1\nkind: Playbook\nmetadata: {name: note, description: note it}\n"
+                    "params:\n  replicas: {type: integer, minimum: 1}\nsteps:\n"
+                    f"  - {{id: note, action: exec, with: {{argv: {json.dumps([sys.executable, '-c', 'pass'])}}}}}\n")
+    spec = tmp_path / "opskit.yaml"
+    spec.write_text(CPU_ONLY_SPEC.replace("target: 30%}", f"target: 30%, playbook: {book}}}"))
+    args = ("scale", "check", "--spec", str(spec), "--source", "file", "--from", samples(tmp_path, one_sample()),
+            "--act", "--state-dir", str(tmp_path / "state"))
+    table = invoke(*args)
+    assert "plan only; apply with --yes" in table.stdout and "plan only" not in table.stderr, table.stderr
+    doc = invoke(*args, "--output", "json")
+    assert json.loads(doc.stdout)["handoffs"][0]["status"] == "handed over"
+    assert "plan only; apply with --yes" in doc.stderr

@@ -51,11 +51,11 @@ def test_validate_reads_opskit_spec_env(invoke, tmp_path):
     assert str(spec) in result.stdout
 
 
-def test_golden_errors(invoke, monkeypatch):
+def test_golden_errors(invoke, monkeypatch, golden):
     monkeypatch.chdir(GOLDEN)
     result = invoke("spec", "validate", "--spec", "typos.yaml")
     assert result.exit_code == ExitCode.USAGE
-    assert result.stderr == (GOLDEN / "typos.expected").read_text()
+    golden(GOLDEN / "typos.expected", result.stderr)
     assert "Traceback" not in result.stderr
 
 
