@@ -133,25 +133,30 @@ def plan_caption(p: CapacityPlan | None) -> str:
             f"with N+{p.redundancy}, beside the plan for the month (instances only).")
 
 
-def plan_table(p: CapacityPlan) -> tuple[list[str], list[Sequence[Any]]]:
+def plan_table(p: CapacityPlan, *, compact: bool = False) -> tuple[list[str], list[Sequence[Any]]]:
     """Per horizon: the cheapest fleet at the measured capacity beside the spec's plan for that month.
-    The reserved columns only when the catalog has a reserved rate for a fleet shown."""
+    The reserved columns only when the catalog has a reserved rate for a fleet shown; compact (a terminal)
+    leaves out the per-instance capacity, the peak utilization and the saving."""
     fleets = [f for h in p.horizons for f in (h.cheapest, h.planned.fleet if h.planned else None) if f]
     reserved = any(f.reserved_1yr_monthly_usd is not None or f.reserved_3yr_monthly_usd is not None for f in fleets)
-    cols = ["month", "date", "peak req/s", "cheapest", "req/s per instance", "peak utilization", "monthly"]
-    cols += ["1-yr reserved", "3-yr reserved"] if reserved else []
-    cols += ["per million requests", "plan", "plan monthly", "plan vs need (vCPU-scaled)", "saving/month"]
+    cols = ["month", "date", "peak req/s", "cheapest"]
+    cols += [] if compact else ["req/s per instance", "peak utilization"]
+    cols += ["monthly"] + (["1-yr reserved", "3-yr reserved"] if reserved else [])
+    cols += ["per million requests", "plan", "plan monthly", "plan vs need (vCPU-scaled)"]
+    cols += [] if compact else ["saving/month"]
     rows: list[Sequence[Any]] = []
     for h in p.horizons:
         c, pl = h.cheapest, h.planned
-        row: list[Any] = [h.month, h.label, _fmt(h.peak_rps), _fleet(c) if c else h.note or "-",
-                          _fmt(c.capacity_rps) if c else "-", f"{c.peak_utilization_pct:.0f}%" if c else "-",
-                          _money(c.monthly_usd) if c else "-"]
+        row: list[Any] = [h.month, h.label, _fmt(h.peak_rps), _fleet(c) if c else h.note or "-"]
+        if not compact:
+            row += [_fmt(c.capacity_rps) if c else "-", f"{c.peak_utilization_pct:.0f}%" if c else "-"]
+        row += [_money(c.monthly_usd) if c else "-"]
         if reserved:
             row += [_money(c.reserved_1yr_monthly_usd) if c else "-", _money(c.reserved_3yr_monthly_usd) if c else "-"]
         row += [_money(c.per_million_requests_usd) if c else "-", f"{pl.plan}: {_fleet(pl.fleet)}" if pl else "-",
-                _money(pl.fleet.monthly_usd) if pl and pl.fleet else "-", pl.verdict if pl else "-",
-                _money(h.saving_usd)]
+                _money(pl.fleet.monthly_usd) if pl and pl.fleet else "-", pl.verdict if pl else "-"]
+        if not compact:
+            row += [_money(h.saving_usd)]
         rows.append(row)
     return cols, rows
 

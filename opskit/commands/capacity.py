@@ -213,7 +213,7 @@ def plan_cmd(spec_file: str | None, months: int, results: tuple[str, ...], capac
     if output == "json":
         out.emit_json(plan)
         return
-    cols, rows = plan_table(plan)
+    cols, rows = plan_table(plan, compact=output == "table")
     if output == "md":
         out.echo(f"### Cost at measured capacity ({plan.resource})\n")
         out.echo(out.markdown_table(cols, plain(rows)))

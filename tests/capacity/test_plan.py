@@ -243,3 +243,25 @@ def test_the_report_says_why_without_a_capacity(invoke, in_tmp):
     section = md.split("## Instances and cost per horizon", 1)[1].split("## Plan costs", 1)[0]
     assert "No cost at measured capacity: no per-instance capacity for api: run a step load test" in section
     assert "| cheapest |" not in section
+
+
+def test_reserved_rates_from_an_imported_offer_file(invoke, in_tmp):
+    # the cost helper's trimmed AmazonEC2 offer file, in AWS's own format, imported as `cost catalog import` does
+    offer = Path(__file__).resolve().parents[1] / "cost" / "offers" / "AmazonEC2.json"
+    imported = invoke("cost", "catalog", "import", str(offer), "--out", str(in_tmp.parent / "ec2.yaml"))
+    assert imported.exit_code == 0, imported.stderr
+    doc = yaml.safe_load(in_tmp.read_text())
+    doc["pricing"]["catalog"] = "ec2.yaml"
+    in_tmp.write_text(yaml.safe_dump(doc))
+    cheapest = plan_json(invoke, "--spec", str(in_tmp))["horizons"][-1]["cheapest"]
+    assert (cheapest["instance_type"], cheapest["count"]) == ("t3.medium", 3)
+    # the offer's no-upfront t3.medium rates: 1 year $0.0262/h, 3 years $0.018/h
+    assert cheapest["reserved_1yr_monthly_usd"] == pytest.approx(3 * 0.0262 * 730, abs=0.01)
+    assert cheapest["reserved_3yr_monthly_usd"] == pytest.approx(3 * 0.018 * 730, abs=0.01)
+
+
+def test_table_output_states_the_vcpu_assumption(invoke, in_tmp):
+    result = invoke("capacity", "plan", "--spec", str(in_tmp))
+    assert result.exit_code == 0, result.stderr
+    assert "3 x t3.medium" in result.stdout and "$1,121.28" in result.stdout
+    assert "* Cost at measured capacity: other instance types are scaled by vCPU from t3.medium" in result.stdout
