@@ -1,5 +1,5 @@
-"""Assemble the capacity report: pick the runs, fit, forecast, price, chart, render. The one place the
-report touches files (the runs it reads); everything it calls is pure."""
+"""Assemble the capacity report and the capacity plan: pick the runs, fit, forecast, price, chart, render.
+The one place they touch files (the runs and catalogs they read); everything they call is pure."""
 
 from __future__ import annotations
 
