@@ -87,6 +87,11 @@ def plan_for_month(plans: dict[str, Plan], month: float) -> str | None:
     return None
 
 
+def serving_resource(resources: dict[str, Resource]) -> str:
+    """The request-serving fleet: "api", else the first resource with a per-instance req/s capacity."""
+    return "api" if "api" in resources else next((k for k, r in resources.items() if r.capacity_rps), "api")
+
+
 def size(peak: list[float], capacity_rps: float, resource: Resource, name: str, source: str) -> Sizing:
     per_instance = capacity_rps * resource.utilization_target / 100
     needed = [max(1, math.ceil(p / per_instance - 1e-9)) + resource.redundancy for p in peak]
@@ -127,9 +132,7 @@ def forecast(
 
     crossings: list[Crossing] = []
     sizing = None
-    # the request-serving fleet: "api", else the first resource with a per-instance req/s capacity
-    api_resource = api_resource or ("api" if "api" in resources else
-                                    next((k for k, r in resources.items() if r.capacity_rps), "api"))
+    api_resource = api_resource or serving_resource(resources)
     api = resources.get(api_resource)
     if "peak_rps" in metrics and api is not None:
         cap = capacity_rps or api.capacity_rps

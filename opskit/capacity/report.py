@@ -9,6 +9,7 @@ from typing import Any
 
 from opskit import output as out
 from opskit.capacity.forecast import Forecast
+from opskit.capacity.plan import CapacityPlan, Fleet
 from opskit.capacity.review import Review
 
 # the report's sections, in order: (id, heading); tests check both twins carry every one
@@ -84,6 +85,8 @@ def _tables(r: Review) -> dict[str, list[tuple[Sequence[str], list[Sequence[Any]
         (h.month, h.label, _fmt(h.peak_rps), "-" if h.instances is None else
          (f"{h.instances}" + ("" if h.needed is None or h.needed == h.instances else f" (needs {h.needed})")),
          h.plan or "-", _fmt(h.plan_instances), h.verdict or "-", _money(h.plan_monthly)) for h in r.horizons]))
+    if r.capacity_plan is not None:
+        t["horizons"].append(plan_table(r.capacity_plan))
     cost_rows: list[Sequence[Any]] = []
     for e in r.estimates:
         ue = e.unit_economics
@@ -113,6 +116,47 @@ def forecast_table(fc: Forecast) -> tuple[list[str], list[Sequence[Any]]]:
             row.append(f"{fc.sizing.instances[m]}" + ("" if fc.sizing.needed[m] <= fc.sizing.max
                                                        else f" (needs {fc.sizing.needed[m]})"))
         row += [_fmt(d.values[m]) for d in fc.drivers] + [fc.plan_by_month[m] or "-"]
+        rows.append(row)
+    return cols, rows
+
+
+def _fleet(f: Fleet | None) -> str:
+    return "-" if f is None else f"{f.count} x {f.instance_type}"
+
+
+def plan_caption(p: CapacityPlan | None) -> str:
+    if p is None:
+        return ""
+    m = p.measured
+    return (f"The second table is the cheapest fleet at measured capacity: {m.rps:,.1f} req/s per "
+            f"{m.instance_type} ({m.source}), other types scaled by vCPU, run at {p.utilization_target_pct:g}% "
+            f"with N+{p.redundancy}, beside the plan for the month (instances only).")
+
+
+def plan_table(p: CapacityPlan, *, compact: bool = False) -> tuple[list[str], list[Sequence[Any]]]:
+    """Per horizon: the cheapest fleet at the measured capacity beside the spec's plan for that month.
+    The reserved columns only when the catalog has a reserved rate for a fleet shown; compact (a terminal)
+    leaves out the per-instance capacity, the peak utilization and the saving."""
+    fleets = [f for h in p.horizons for f in (h.cheapest, h.planned.fleet if h.planned else None) if f]
+    reserved = any(f.reserved_1yr_monthly_usd is not None or f.reserved_3yr_monthly_usd is not None for f in fleets)
+    cols = ["month", "date", "peak req/s", "cheapest"]
+    cols += [] if compact else ["req/s per instance", "peak utilization"]
+    cols += ["monthly"] + (["1-yr reserved", "3-yr reserved"] if reserved else [])
+    cols += ["per million requests", "plan", "plan monthly", "plan vs need (vCPU-scaled)"]
+    cols += [] if compact else ["saving/month"]
+    rows: list[Sequence[Any]] = []
+    for h in p.horizons:
+        c, pl = h.cheapest, h.planned
+        row: list[Any] = [h.month, h.label, _fmt(h.peak_rps), _fleet(c) if c else h.note or "-"]
+        if not compact:
+            row += [_fmt(c.capacity_rps) if c else "-", f"{c.peak_utilization_pct:.0f}%" if c else "-"]
+        row += [_money(c.monthly_usd) if c else "-"]
+        if reserved:
+            row += [_money(c.reserved_1yr_monthly_usd) if c else "-", _money(c.reserved_3yr_monthly_usd) if c else "-"]
+        row += [_money(c.per_million_requests_usd) if c else "-", f"{pl.plan}: {_fleet(pl.fleet)}" if pl else "-",
+                _money(pl.fleet.monthly_usd) if pl and pl.fleet else "-", pl.verdict if pl else "-"]
+        if not compact:
+            row += [_money(h.saving_usd)]
         rows.append(row)
     return cols, rows
 
@@ -160,6 +204,8 @@ def render_html(r: Review, charts: dict[str, list[str]]) -> str:
             parts += [f'<div class="warn">{escape(w)}</div>' for w in r.warnings]
         if sid == "scalability" and r.fit_note:
             parts.append(f'<p class="note">{escape(r.fit_note)}</p>')
+        if sid == "horizons" and (r.capacity_plan_note or r.capacity_plan):
+            parts.append(f'<p class="note">{escape(r.capacity_plan_note or plan_caption(r.capacity_plan))}</p>')
         if sid == "assumptions":
             parts.append("<ul>" + "".join(f"<li>{escape(a)}</li>" for a in r.assumptions) + "</ul>")
         parts += [f'<figure class="chart">{svg}</figure>' for svg in charts.get(sid, [])]
@@ -180,6 +226,8 @@ def render_markdown(r: Review) -> str:
             lines += [f"> **Check:** {w}" for w in r.warnings] + ([""] if r.warnings else [])
         if sid == "scalability" and r.fit_note:
             lines += [r.fit_note, ""]
+        if sid == "horizons" and (r.capacity_plan_note or r.capacity_plan):
+            lines += [r.capacity_plan_note or plan_caption(r.capacity_plan), ""]
         if sid == "assumptions":
             lines += [f"- {a}" for a in r.assumptions] + [""]
         for cols, rows in tables[sid]:

@@ -13,6 +13,7 @@ from opskit.capacity.steps import SloCapacity, StepData
 from opskit.capacity.usl import USLFit
 
 if TYPE_CHECKING:
+    from opskit.capacity.plan import CapacityPlan
     from opskit.cost.catalog import Catalog
     from opskit.cost.estimate import PlanEstimate
     from opskit.spec.schema import Spec
@@ -62,6 +63,8 @@ class Review:
     assumptions: list[str]
     provenance: list[tuple[str, str]]
     warnings: list[str] = field(default_factory=list)
+    capacity_plan: CapacityPlan | None = None  # the cheapest fleet per horizon at the measured capacity
+    capacity_plan_note: str | None = None  # why there is none
 
 
 def _money(v: float | None) -> str:
@@ -219,7 +222,8 @@ def provenance(spec_path: str, runs: list[StepData], catalog: Catalog) -> list[t
 
 def build_review(spec: Spec, *, spec_path: str, forecast: Forecast, estimates: list[PlanEstimate],
                  catalog: Catalog, runs: list[StepData], fit: USLFit | None, fit_note: str | None,
-                 slo: SloCapacity | None, slo_name: str | None, now: dt.datetime) -> Review:
+                 slo: SloCapacity | None, slo_name: str | None, now: dt.datetime,
+                 capacity_plan: CapacityPlan | None = None, capacity_plan_note: str | None = None) -> Review:
     costs = {e.plan: e.total_monthly for e in estimates}
     warnings = list(fit.warnings) if fit else []
     warnings += [m.message for e in estimates for m in e.mismatches]
@@ -236,7 +240,9 @@ def build_review(spec: Spec, *, spec_path: str, forecast: Forecast, estimates: l
         horizons=horizon_rows(spec, forecast, costs),
         estimates=estimates,
         playbooks=playbook_rows(forecast),
-        assumptions=assumptions(spec, forecast, catalog),
+        assumptions=assumptions(spec, forecast, catalog) + (capacity_plan.assumptions if capacity_plan else []),
         provenance=provenance(spec_path, runs, catalog),
         warnings=warnings,
+        capacity_plan=capacity_plan,
+        capacity_plan_note=capacity_plan_note,
     )

@@ -181,6 +181,50 @@ def _show_forecast(fc: Any, output: str) -> None:
         out.warn(n)
 
 
+@capacity.command("plan")
+@spec_option
+@click.option("--months", type=click.IntRange(1, 120), default=24, show_default=True, help="Months to plan.")
+@click.option("--results", "results", multiple=True, metavar="RUN",
+              help="Step run(s) that set per-instance capacity [default: the newest runs/*/results.json "
+                   "with 2+ steps, else resources.api.capacity_rps].")
+@click.option("--capacity-rps", type=FiniteFloatRange(min=0, min_open=True), default=None,
+              help="Per-instance req/s within the SLO (overrides runs and the spec).")
+@click.option("--measured-on", metavar="TYPE", default=None,
+              help="Instance type the capacity was measured on [default: the plan's type at month 0].")
+@click.option("--family", "families", multiple=True, metavar="FAMILY",
+              help="Only these instance families, e.g. --family m5 (repeatable) [default: every EC2 type "
+                   "in the catalog with enough memory per vCPU].")
+@_slo_options
+@output_option("table", "json", "md")
+def plan_cmd(spec_file: str | None, months: int, results: tuple[str, ...], capacity_rps: float | None,
+             measured_on: str | None, families: tuple[str, ...], slo_name: str | None, p95: str | None,
+             instances: int, output: str) -> None:
+    """Cheapest instance type x count per horizon at the measured capacity, beside the spec's plan.
+
+    Serves the forecast peak within the SLO at the utilization target with N+1; other instance types
+    are scaled by vCPU from the type the capacity was measured on.
+    """
+    from opskit.capacity.build import make_plan
+    from opskit.capacity.report import plain, plan_table
+
+    spec = load(spec_file)
+    plan = make_plan(spec, spec_file=spec_file, results=list(results), months=months, slo_name=slo_name,
+                     p95_ms=_p95(p95), instances=instances, capacity_rps=capacity_rps, measured_on=measured_on,
+                     families=list(families) or None)
+    if output == "json":
+        out.emit_json(plan)
+        return
+    cols, rows = plan_table(plan, compact=output == "table")
+    if output == "md":
+        out.echo(f"### Cost at measured capacity ({plan.resource})\n")
+        out.echo(out.markdown_table(cols, plain(rows)))
+        out.echo("\n".join(f"- {a}" for a in plan.assumptions))
+    else:
+        out.table(cols, plain(rows), title=f"Cost at measured capacity ({plan.resource})")
+        for a in plan.assumptions:
+            out.echo(f"* {a}")
+
+
 @capacity.command("report")
 @spec_option
 @click.option("--results", "results", multiple=True, metavar="RUN",
