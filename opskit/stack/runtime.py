@@ -249,6 +249,8 @@ def _check_reachable(root: Path, user: tuple[str, int, int]) -> None:
 
 def port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # as the daemons bind: a port left in TIME_WAIT by the last run is free to them
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
