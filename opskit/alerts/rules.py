@@ -169,7 +169,8 @@ def threshold_alerts(spec: Spec, notes: list[Note]) -> list[ThresholdAlert]:
         expr = row.queries.prometheus
         default = False
         if not expr:
-            recipe = default_for(row.metric)
+            recipe = default_for(row.metric, row.resource,
+                                 getattr(spec.resources.get(row.resource), "capacity", None))
             if recipe is None:
                 notes.append(Note(where, "no queries.prometheus and no default for this metric: no alert"))
                 continue

@@ -101,6 +101,18 @@ def status(state_dir: Path) -> StackStatus:
     return StackStatus(running, False, str(root), cfg.endpoints(state.ports, root / "password"), parts)
 
 
+def scrape_jobs(state_dir: Path) -> dict[str, str]:
+    """Prometheus job name -> exporter URL of a running stack (nothing when it is not fully up), for
+    `monitor up`. The job names are the ones the default database and Redis queries read."""
+    try:
+        info = status(state_dir)
+    except ConfigError:
+        return {}
+    if not info.running or info.endpoints is None:
+        return {}
+    return dict(info.endpoints.exporters)
+
+
 def down(state_dir: Path) -> list[PartStatus]:
     """Stop what `up` recorded, exporters first; returns what was stopped (running=False: already gone)."""
     root = home(state_dir)
