@@ -133,7 +133,7 @@ def test_port_taken_is_a_usage_error_naming_the_port(invoke) -> None:
     assert result.exit_code == ExitCode.USAGE
     assert result.stderr.count("\n") == 1
     assert f"127.0.0.1:{port} (postgresql) is in use" in result.stderr
-    assert f"--port postgresql=PORT" in result.stderr
+    assert "--port postgresql=PORT" in result.stderr
 
 
 def test_missing_package_is_a_runtime_error_naming_the_fix(invoke) -> None:
