@@ -169,3 +169,15 @@ def test_bad_port_option(invoke, bad: str) -> None:
     result = invoke("stack", "up", "--state-dir", "/nonexistent", "--port", bad)
     assert result.exit_code == ExitCode.USAGE
     assert result.stderr.startswith("opskit: error: --port")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the service user exists only when opskit runs as root")
+def test_a_state_dir_the_service_user_cannot_reach_is_refused(invoke, tmp_path: Path) -> None:
+    if needs_stack():
+        pytest.skip(needs_stack())
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    result = invoke("stack", "up", "--state-dir", str(private / "state"))
+    assert result.exit_code == ExitCode.USAGE
+    assert "cannot reach" in result.stderr and "chmod o+x" in result.stderr
+    assert not (runtime.home(private / "state") / "state.json").exists()
