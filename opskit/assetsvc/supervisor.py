@@ -57,9 +57,9 @@ class Supervisor:
     _retired_cpu: float = 0.0
 
     def run(self) -> None:
-        from opskit.assetsvc.sqlite import SQLiteStorage
+        from opskit.assetsvc.stores import open_storage
 
-        SQLiteStorage(self.config.db_path).close()  # create the schema once, before workers race for it
+        open_storage(self.config.db_path).close()  # create the schema once, before workers race for it
         remove_stale_run_dirs()
         run_dir = tempfile.mkdtemp(prefix="assetsvc-")
         try:
