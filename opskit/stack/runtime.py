@@ -10,6 +10,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import signal
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -113,16 +114,25 @@ def scrape_jobs(state_dir: Path) -> dict[str, str]:
     return dict(info.endpoints.exporters)
 
 
+def stop_part(r: cfg.Running) -> bool:
+    """Stop one recorded daemon if it is still the one `up` started; False when it was gone already."""
+    ident = children.Identity(r.pid, r.create_time)
+    proc = ident.process(_runs(r.binary))
+    if proc is not None and r.name == "postgresql":
+        # SIGINT is PostgreSQL's fast shutdown: it ends client sessions (a service's pool) and stops
+        # cleanly; SIGTERM would wait for every client to disconnect
+        with contextlib.suppress(Exception):
+            proc.send_signal(signal.SIGINT)
+    return children.stop_identity(ident, matches=_runs(r.binary)) or proc is not None
+
+
 def down(state_dir: Path) -> list[PartStatus]:
     """Stop what `up` recorded, exporters first; returns what was stopped (running=False: already gone)."""
     root = home(state_dir)
     state = read_state(root)
     if state is None:
         return []
-    stopped = []
-    for r in reversed(state.running):
-        was = children.stop_identity(children.Identity(r.pid, r.create_time), matches=_runs(r.binary))
-        stopped.append(PartStatus(r.name, r.port, r.pid, was))
+    stopped = [PartStatus(r.name, r.port, r.pid, stop_part(r)) for r in reversed(state.running)]
     # the ports stay: the next `up` reuses them when free, so URLs survive a restart
     _write_private(root / "state.json", replace(state, running=[], started_at=None).to_json())
     return stopped
