@@ -181,3 +181,15 @@ def test_a_state_dir_the_service_user_cannot_reach_is_refused(invoke, tmp_path: 
     assert result.exit_code == ExitCode.USAGE
     assert "cannot reach" in result.stderr and "chmod o+x" in result.stderr
     assert not (runtime.home(private / "state") / "state.json").exists()
+
+
+def test_fresh_starts_over_with_empty_data_and_a_new_password(stack_dir: Path, invoke) -> None:
+    _psql(stack_dir, "CREATE TABLE IF NOT EXISTS gone (v text)")
+    old_password = (runtime.home(stack_dir) / "password").read_text()
+    old_pids = {p.pid for p in runtime.status(stack_dir).parts}
+    result = invoke("stack", "up", "--state-dir", str(stack_dir), "--fresh", "--output", "json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["started"] is True
+    assert not old_pids & {p.pid for p in runtime.status(stack_dir).parts}
+    assert (runtime.home(stack_dir) / "password").read_text() != old_password
+    assert _psql(stack_dir, "SELECT count(*) FROM pg_tables WHERE tablename = 'gone'") == "0"
