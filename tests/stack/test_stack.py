@@ -193,3 +193,38 @@ def test_fresh_starts_over_with_empty_data_and_a_new_password(stack_dir: Path, i
     assert not old_pids & {p.pid for p in runtime.status(stack_dir).parts}
     assert (runtime.home(stack_dir) / "password").read_text() != old_password
     assert _psql(stack_dir, "SELECT count(*) FROM pg_tables WHERE tablename = 'gone'") == "0"
+
+
+def test_a_part_that_dies_shows_in_status_and_up_starts_the_stack_again(stack_dir: Path, invoke) -> None:
+    node = next(r for r in runtime.read_state(runtime.home(stack_dir)).running  # type: ignore[union-attr]
+                if r.name == "node-exporter")
+    assert runtime.stop_part(node)
+    result = invoke("stack", "status", "--state-dir", str(stack_dir), "--output", "json")
+    assert result.exit_code == ExitCode.NO
+    running = {p["name"]: p["running"] for p in json.loads(result.stdout)["parts"]}
+    assert running == {name: name != "node-exporter" for name in cfg.COMPONENTS}
+    healed = runtime.up(stack_dir)
+    assert healed.running and healed.started
+
+
+def test_a_part_that_cannot_start_stops_the_others_and_says_why(invoke, tmp_path: Path) -> None:
+    if needs_stack():
+        pytest.skip(needs_stack())
+    state_dir = searchable_tmpdir("opskit-stack-broken-")
+    fake_bin = state_dir / "bin"
+    fake_bin.mkdir(mode=0o755)
+    fake = fake_bin / "prometheus-node-exporter"
+    fake.write_text("#!/bin/sh\necho 'node_exporter: listen failed: simulated' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    result = invoke("stack", "up", "--state-dir", str(state_dir), "--output", "json",
+                    env={"PATH": f"{fake_bin}:{os.environ['PATH']}"})
+    assert result.exit_code == ExitCode.RUNTIME
+    assert result.stderr.count("\n") == 1
+    assert "node-exporter exited with code 1 while starting" in result.stderr and "simulated" in result.stderr
+    root = str(runtime.home(state_dir))
+    leftovers = []
+    for proc in psutil.process_iter(["cwd", "cmdline"]):
+        cwd, argv = proc.info["cwd"] or "", " ".join(proc.info["cmdline"] or [])
+        if cwd.startswith(root) or root in argv:
+            leftovers.append(argv)
+    assert leftovers == []
