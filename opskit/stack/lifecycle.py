@@ -3,7 +3,7 @@ answers, and stop exactly what was started (pid + start time, never a pid alone)
 
 This is a stand-in with the same names and signatures as the project's child-process helper
 (`opskit.children`: Identity, Child, start, stop_identity) for the parts the stack uses; when that module
-lands, `from opskit.stack import lifecycle as children` in opskit/stack/runtime.py becomes
+lands, `from opskit.stack import lifecycle as children` in opskit/stack/daemons.py becomes
 `from opskit import children` and this file goes. Running a daemon as an unprivileged user is not its job:
 the argv is prefixed with setpriv (which execs, so the pid is the daemon's own).
 """

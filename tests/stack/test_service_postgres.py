@@ -12,7 +12,7 @@ import pytest
 
 from opskit.exitcodes import ExitCode
 from opskit.localservice import LocalService
-from opskit.stack import runtime
+from opskit.stack import daemons, runtime
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +43,7 @@ def test_database_down_is_503_with_retry_after_then_it_serves_again(stack_dir: P
         assert client.get(stats).json()["assets"] >= 1
         record = next(r for r in runtime.read_state(runtime.home(stack_dir)).running  # type: ignore[union-attr]
                       if r.name == "postgresql")
-        assert runtime.stop_part(record)
+        assert daemons.stop_part(record)
         started = time.monotonic()
         down = client.get(stats)
         assert down.status_code == 503, down.text

@@ -15,7 +15,7 @@ import pytest
 
 from opskit.exitcodes import ExitCode
 from opskit.stack import config as cfg
-from opskit.stack import runtime
+from opskit.stack import daemons, runtime
 
 from .conftest import needs_stack, searchable_tmpdir
 
@@ -198,7 +198,7 @@ def test_fresh_starts_over_with_empty_data_and_a_new_password(stack_dir: Path, i
 def test_a_part_that_dies_shows_in_status_and_up_starts_the_stack_again(stack_dir: Path, invoke) -> None:
     node = next(r for r in runtime.read_state(runtime.home(stack_dir)).running  # type: ignore[union-attr]
                 if r.name == "node-exporter")
-    assert runtime.stop_part(node)
+    assert daemons.stop_part(node)
     result = invoke("stack", "status", "--state-dir", str(stack_dir), "--output", "json")
     assert result.exit_code == ExitCode.NO
     running = {p["name"]: p["running"] for p in json.loads(result.stdout)["parts"]}
