@@ -57,7 +57,9 @@ _GET_SQL = f"SELECT {_ASSET_JSON}::text FROM assets WHERE company_id = %s AND id
 _COPY_SQL = "COPY assets (company_id, address, latitude, longitude, created_at, updated_at) FROM STDIN"
 # an upload's transaction may not outlive a stalled client: PostgreSQL ends it (and its locks) after this
 UPLOAD_IDLE_TIMEOUT = "60s"
-POOL_MAX = 8
+# connections per worker: the event loop's reads, the writer thread and the stats executor rarely need more,
+# and workers x POOL_MAX must stay under the server's max_connections (100 on `opskit stack up`'s)
+POOL_MAX = 4
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
