@@ -22,11 +22,23 @@ def needs_stack() -> str | None:
     return f"stack packages missing ({', '.join(missing)}): run scripts/setup.sh" if missing else None
 
 
+_MADE: list[Path] = []
+
+
 def searchable_tmpdir(prefix: str) -> Path:
-    """A temp dir the unprivileged service user can reach (pytest's tmp_path is 0700 root's)."""
+    """A temp dir the unprivileged service user can reach (pytest's tmp_path is 0700 root's); removed
+    at the end of the session."""
     path = Path(tempfile.mkdtemp(prefix=prefix))
     os.chmod(path, 0o711)
+    _MADE.append(path)
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_searchable_tmpdirs() -> Iterator[None]:
+    yield
+    for path in _MADE:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -40,4 +52,3 @@ def stack_dir() -> Iterator[Path]:
         yield state_dir
     finally:
         runtime.down(state_dir)
-        shutil.rmtree(state_dir, ignore_errors=True)
