@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "cost": "opskit.commands.cost:cost",
     "capacity": "opskit.commands.capacity:capacity",
     "playbook": "opskit.commands.playbook:playbook",
+    "stack": "opskit.commands.stack:stack",
 }
 
 

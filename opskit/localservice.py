@@ -57,7 +57,9 @@ class LocalService:
         self.extra_env = dict(extra_env or {})
         self.extra_args = list(extra_args or [])
         self.spec = spec  # histogram bounds come from its service.latency_buckets_ms (else ./opskit.yaml if any)
-        self._db = Path(db) if db is not None else None
+        # a postgresql:// URL is passed to the service as it is (its password through extra_env's PGPASSWORD)
+        self.db_url = str(db) if db is not None and "://" in str(db) else None
+        self._db = Path(db) if db is not None and self.db_url is None else None
         self._tmp: str | None = None
         self._proc: children.Child | None = None
         self.url = ""
@@ -68,6 +70,11 @@ class LocalService:
     @property
     def key(self) -> str:
         return self.keys[0]["key"] if self.keys else ""
+
+    @property
+    def db(self) -> str:
+        """The --db the service runs on: the SQLite file, or the PostgreSQL URL."""
+        return self.db_url or str(self.db_path)
 
     @property
     def running(self) -> bool:
@@ -81,10 +88,10 @@ class LocalService:
             self.db_path = self._db if self._db is not None else Path(self._tmp) / "assets.db"
             if self.seed_assets:
                 self._cli("seed", "--assets", str(self.seed_assets), "--companies", str(self.tenants),
-                          "--db", str(self.db_path), "--output", "json")
+                          "--db", self.db, "--output", "json")
             self.keys = [
                 json.loads(self._cli("keys", "create", "--company", f"company-{i}", "--tier", self.tier,
-                                     "--db", str(self.db_path), "--output", "json"))
+                                     "--db", self.db, "--output", "json"))
                 for i in range(1, self.tenants + 1)
             ]
             self._launch()
@@ -98,7 +105,7 @@ class LocalService:
         ready = Path(self._tmp) / "ready.json"
         ready.unlink(missing_ok=True)  # left behind by a killed run
         argv = [sys.executable, "-m", "opskit", "service", "run", "--host", self.host, "--port", str(self.port),
-                "--db", str(self.db_path), "--workers", str(self.workers), "--ready-file", str(ready),
+                "--db", self.db, "--workers", str(self.workers), "--ready-file", str(ready),
                 *(["--spec", str(self.spec)] if self.spec is not None else []), *self.extra_args]
         stderr = Path(self._tmp) / "service.stderr"
         stderr.unlink(missing_ok=True)  # the log of this start only (restart() starts again)

@@ -10,6 +10,13 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# `opskit stack up`: PostgreSQL 15, Redis 7 and their exporters (stress-ng: load on the database host)
+[ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+for exporter in postgres redis node process; do
+  command -v "prometheus-$exporter-exporter" >/dev/null 2>&1 || need+=("prometheus-$exporter-exporter")
+done
+command -v stress-ng >/dev/null 2>&1 || need+=(stress-ng)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "setup: need root to install: ${need[*]}" >&2; exit 2
@@ -22,6 +29,15 @@ if [ ${#need[@]} -gt 0 ]; then
   # Debian's packages may try to start the daemons; opskit runs its own, on demand, on loopback
   for svc in prometheus prometheus-alertmanager; do
     pkill -x "${svc#prometheus-}" 2>/dev/null || true
+  done
+  # the same for the stack's packages `opskit stack up` runs itself (as the opskit user, on loopback):
+  # stop and disable the system services of the packages installed just now, and only those
+  for pkg in postgresql-15 redis-server prometheus-postgres-exporter prometheus-redis-exporter \
+             prometheus-node-exporter prometheus-process-exporter; do
+    case " ${need[*]} " in *" $pkg "*) ;; *) continue ;; esac
+    svc=${pkg%-15}
+    invoke-rc.d "$svc" stop >/dev/null 2>&1 || true
+    if [ -d /run/systemd/system ]; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
   done
 fi
 

@@ -189,9 +189,99 @@ DEFAULTS: dict[str, Default] = {
 }
 
 
-def default_for(metric: str) -> Default | None:
+# ---- database and Redis rows, over the exporters of `opskit stack up` as `monitor up` scrapes them ------
+# Their jobs are fixed (postgres, redis, node, process), not the resource's selector: one host-level
+# exporter serves several resources. Other job names: write queries.prometheus in the row.
+STACK_JOBS = {"postgres": 'job="postgres"', "redis": 'job="redis"', "node": 'job="node"', "process": 'job="process"'}
+
+
+def _db_cpu(ctx: Context, _: str) -> str:
+    # postgres' processes as a share of all the host's CPUs (what a managed database's CPU % means)
+    group = STACK_JOBS["process"] + ',groupname="postgres"'
+    return (f"100 * sum(rate(namedprocess_namegroup_cpu_seconds_total{{{group}}}[{ctx.window}]))"
+            f" / count(node_cpu_seconds_total{{{STACK_JOBS['node']},mode=\"idle\"}})")
+
+
+def _db_cpu_series(ctx: Context, _: str, value: float) -> SeriesList:
+    group = STACK_JOBS["process"] + ',groupname="postgres"'
+    return [_counter(f'namedprocess_namegroup_cpu_seconds_total{{{group},mode="user"}}', 60 * value / 100, ctx.steps),
+            _counter(f'node_cpu_seconds_total{{{STACK_JOBS["node"]},cpu="0",mode="idle"}}', 60, ctx.steps)]
+
+
+def _on_node(ctx: Context) -> Context:
+    from dataclasses import replace
+
+    return replace(ctx, selector=STACK_JOBS["node"])
+
+
+def _db_storage(capacity_gb: float) -> Default:
+    capacity = capacity_gb * 1e9
+
+    def expr(ctx: Context, _: str) -> str:
+        return f"100 * sum(pg_database_size_bytes{{{STACK_JOBS['postgres']}}}) / {capacity:g}"
+
+    def series(ctx: Context, _: str, value: float) -> SeriesList:
+        return [_gauge(f'pg_database_size_bytes{{{STACK_JOBS["postgres"]},datname="opskit"}}', capacity * value / 100,
+                       ctx.steps)]
+
+    return Default("percent", expr, series)
+
+
+def _redis_memory(ctx: Context, _: str) -> str:
+    job = STACK_JOBS["redis"]
+    # against maxmemory; a Redis without one (0) against the host's memory: never a division by 0
+    return (f"100 * sum(redis_memory_used_bytes{{{job}}}) / sum((redis_memory_max_bytes{{{job}}} > 0)"
+            f" or redis_total_system_memory_bytes{{{job}}})")
+
+
+def _redis_memory_series(ctx: Context, _: str, value: float) -> SeriesList:
+    job, maxmemory = STACK_JOBS["redis"], 256 * 2**20
+    return [_gauge(f"redis_memory_used_bytes{{{job}}}", maxmemory * value / 100, ctx.steps),
+            _gauge(f"redis_memory_max_bytes{{{job}}}", maxmemory, ctx.steps),
+            _gauge(f"redis_total_system_memory_bytes{{{job}}}", 16 * 2**30, ctx.steps)]
+
+
+def _redis_connections(ctx: Context, _: str) -> str:
+    return f"sum(redis_connected_clients{{{STACK_JOBS['redis']}}})"
+
+
+def _redis_connections_series(ctx: Context, _: str, value: float) -> SeriesList:
+    return [_gauge(f"redis_connected_clients{{{STACK_JOBS['redis']}}}", value, ctx.steps)]
+
+
+def _stack_unless_selected(resource: str, stack: Default, host: Default | None) -> Default:
+    """The stack's query while the resource has the implicit selector job="RESOURCE"; with a
+    resource_selectors entry (a host of its own with node_exporter), the host default for that selector."""
+    implicit = f'job="{resource}"'
+
+    def pick(ctx: Context) -> Default:
+        return stack if host is None or ctx.selector == implicit else host
+
+    return Default(stack.unit, lambda ctx, m: pick(ctx).expr(ctx, m),
+                   lambda ctx, m, v: pick(ctx).series(ctx, m, v),
+                   lambda ctx, m, v: pick(ctx).predict(ctx, m, v))
+
+
+RESOURCE_DEFAULTS: dict[tuple[str, str], Default] = {
+    ("database", "cpu_utilization"): _stack_unless_selected(
+        "database", Default("percent", _db_cpu, _db_cpu_series), DEFAULTS["cpu_utilization"]),
+    ("database", "iops"): _stack_unless_selected(
+        "database", Default("count", lambda ctx, m: _iops(_on_node(ctx), m),
+                            lambda ctx, m, v: _iops_series(_on_node(ctx), m, v)), DEFAULTS["iops"]),
+    ("redis", "memory_utilization"): Default("percent", _redis_memory, _redis_memory_series),
+    ("redis", "connections"): Default("count", _redis_connections, _redis_connections_series),
+}
+
+
+def default_for(metric: str, resource: str | None = None, capacity_gb: float | None = None) -> Default | None:
+    """The default for a row; `capacity_gb` is resources.<resource>.capacity (database storage reads
+    pg_database_size_bytes against it; without it, the fullest filesystem of the resource)."""
     if _QUANTILE.match(metric):
         return Default("ms", _latency, _latency_series, _latency_predict)
+    if resource == "database" and metric == "storage_utilization" and capacity_gb:
+        return _stack_unless_selected("database", _db_storage(capacity_gb), DEFAULTS["storage_utilization"])
+    if resource is not None and (resource, metric) in RESOURCE_DEFAULTS:
+        return RESOURCE_DEFAULTS[(resource, metric)]
     return DEFAULTS.get(metric)
 
 

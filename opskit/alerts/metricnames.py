@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from opskit.alerts.model import RuleSet
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
+# a selector's braces, skipping quoted label values that hold braces themselves (route="/api/assets/{id}")
+_SELECTOR = re.compile(r'\{(?:[^}"\']|"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\')*\}')
 _GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
 _RANGE = re.compile(r"\[[^\]]*\]")
 _NAME = re.compile(r"(?<![\w:.])([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\{[^}]*\})?")
@@ -46,7 +48,7 @@ def names_in(expr: str) -> list[tuple[str, str | None]]:
         return "{" + str(len(matchers) - 1) + "}"
 
     # keep each selector's braces aside before strings go, so job="x" survives
-    text = re.sub(r"\{[^}]*\}", keep, expr)
+    text = _SELECTOR.sub(keep, expr)
     text = _GROUPING.sub(" ", _RANGE.sub(" ", _STRING.sub('""', text)))
     out: list[tuple[str, str | None]] = []
     for m in _NAME.finditer(text):

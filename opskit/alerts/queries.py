@@ -40,7 +40,8 @@ def resolve(spec: Spec, row: Threshold, source: str) -> ResolvedQuery:
     key = f"queries.{source}"
     if source not in DEFAULTED:
         return ResolvedQuery(None, note=f"no {key}")
-    recipe = default_for(row.metric)
+    resource = spec.resources.get(row.resource)
+    recipe = default_for(row.metric, row.resource, resource.capacity if resource is not None else None)
     if recipe is None:
         return ResolvedQuery(None, note=f"no {key} and no default for this metric")
     if recipe.unit != row.unit:

@@ -78,7 +78,8 @@ def threshold_tests(spec: Spec, ruleset: RuleSet) -> list[Doc]:
             with contextlib.suppress(Unsupported):
                 tests += custom_tests(spec, t, lambda a, v: expand(a, value=v), format_value)
             continue
-        recipe = default_for(t.row.metric)
+        recipe = default_for(t.row.metric, t.row.resource,
+                             getattr(spec.resources.get(t.row.resource), "capacity", None))
         assert recipe is not None
         selector = spec.alerts.resource_selectors.get(t.row.resource, f"job={promql.quote(t.row.resource)}")
         fires_at = _minutes(t.for_seconds) + _minutes(parse_duration(window)) + 2

@@ -222,7 +222,8 @@ def build_routes(svc: Service) -> list[Route]:
     async def health(request: Request) -> Response:
         body: dict[str, Any] = {
             "status": "ok", "workers": read_int_file(config.workers_file, 1),
-            "supervisor_pid": config.supervisor_pid, "worker_pid": os.getpid(), "storage": "sqlite",
+            "supervisor_pid": config.supervisor_pid, "worker_pid": os.getpid(),
+            "storage": getattr(storage, "kind", "sqlite"),
         }
         try:
             storage.check()
@@ -324,9 +325,12 @@ def _http_error(request: Request, exc: Exception) -> Response:
 def create_app(config: ServiceConfig, storage: Storage, metrics: Metrics) -> Observe:
     from starlette.exceptions import HTTPException
 
+    from opskit.assetsvc.stores import error_handlers
+
     svc = Service(config, storage, metrics)
     handlers: dict[Any, Callable[[Request, Exception], Response | Awaitable[Response]]] = {
         ApiError: _api_error, sqlite3.Error: _busy, HTTPException: _http_error,
     }
+    handlers.update(error_handlers())  # PostgreSQL's, when that store is installed
     app = Starlette(routes=build_routes(svc), exception_handlers=handlers)
     return Observe(app, metrics)

@@ -57,9 +57,9 @@ class Supervisor:
     _retired_cpu: float = 0.0
 
     def run(self) -> None:
-        from opskit.assetsvc.sqlite import SQLiteStorage
+        from opskit.assetsvc.stores import open_storage
 
-        store = SQLiteStorage(self.config.db_path)  # create the schema once, before workers race for it
+        store = open_storage(self.config.db_path)  # create the schema once, before workers race for it
         try:
             store.discard_unfinished_uploads()  # rows of uploads a killed worker left half done
         finally:

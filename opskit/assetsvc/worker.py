@@ -112,11 +112,11 @@ def main() -> None:
     from opskit.assetsvc.app import create_app
     from opskit.assetsvc.httpguard import guarded_protocol
     from opskit.assetsvc.metrics import Metrics
-    from opskit.assetsvc.sqlite import SQLiteStorage
+    from opskit.assetsvc.stores import open_storage
 
     sock = socket.socket(fileno=int(os.environ[FD_ENV]))
     ready_fd = int(os.environ[READY_FD_ENV])
-    app = create_app(config, SQLiteStorage(config.db_path), Metrics(config))
+    app = create_app(config, open_storage(config.db_path), Metrics(config))
 
     class Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:

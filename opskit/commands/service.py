@@ -21,7 +21,9 @@ _COMPANY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 db_option = click.option(
     "--db", "db", metavar="PATH", default=DEFAULT_DB, show_default=True, envvar="OPSKIT_SERVICE_DB",
-    show_envvar=True, help="SQLite database file (created with its schema when missing).",
+    show_envvar=True,
+    help="SQLite database file, or a postgresql://USER@HOST:PORT/DB URL (password from PGPASSWORD or "
+         "PGPASSFILE); the schema is created when missing.",
 )
 
 
@@ -67,9 +69,9 @@ def run(spec_file: str | None, host: str, port: int, db: str, workers: int, read
     """Serve the asset API in the foreground until SIGTERM/Ctrl-C (which drain and stop)."""
     import json
     import os
-    import sqlite3
 
     from opskit.assetsvc.config import MB, ServiceConfig, parse_rate_limits
+    from opskit.assetsvc.stores import db_arg, store_errors
     from opskit.assetsvc.supervisor import Supervisor, SupervisorError
 
     try:
@@ -77,7 +79,7 @@ def run(spec_file: str | None, host: str, port: int, db: str, workers: int, read
     except ValueError as exc:
         raise UsageError(f"--rate-limits: {exc}") from None
     config = ServiceConfig(
-        db_path=os.path.abspath(db), max_csv_bytes=int(max_csv_mb * MB), max_json_bytes=int(max_json_mb * MB),
+        db_path=db_arg(db), max_csv_bytes=int(max_csv_mb * MB), max_json_bytes=int(max_json_mb * MB),
         rate_limits=limits, buckets=_buckets(spec_file), label_company=label_company,
         page_cache=page_cache, page_cache_bytes=int(page_cache_mb * MB), body_timeout_s=body_timeout,
         max_uploads=max_uploads, key_cache_ttl_s=key_cache_ttl,
@@ -92,8 +94,8 @@ def run(spec_file: str | None, host: str, port: int, db: str, workers: int, read
                             on_ready=ready, on_event=lambda text: out.echo(f"opskit service: {text}", err=True))
     try:
         supervisor.run()
-    except sqlite3.Error as exc:
-        raise ConfigError(f"--db {db}: cannot open the database: {exc}") from None
+    except store_errors() as exc:
+        raise ConfigError(f"--db {db}: cannot open the database: {' '.join(str(exc).split())}") from None
     except OSError as exc:
         raise RuntimeFailure(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
     except SupervisorError as exc:
@@ -127,10 +129,10 @@ def _buckets(spec_file: str | None) -> tuple[float, ...]:
 def seed(spec_file: str | None, count: int, db: str, companies: int, output: str) -> None:
     """Add realistic assets (street addresses around 16 US cities), fast: 1M in about 15 s."""
     from opskit.assetsvc import seed as seeding
-    from opskit.assetsvc.sqlite import SQLiteStorage
+    from opskit.assetsvc.stores import open_storage
 
     start = time.perf_counter()
-    storage = _open(db, SQLiteStorage)
+    storage = _open(db, open_storage)
     try:
         added = storage.seed(seeding.assets(count, companies))
         total, size = storage.totals()
@@ -160,11 +162,11 @@ def keys() -> None:
 @output_option("table", "json")
 def keys_create(spec_file: str | None, company: str, tier: str, db: str, output: str) -> None:
     """Create a key and print it once (only its hash is stored)."""
-    from opskit.assetsvc.sqlite import SQLiteStorage
+    from opskit.assetsvc.stores import open_storage
 
     if not _COMPANY_RE.match(company):
         raise UsageError(f"--company {company!r}: use 1-100 letters, digits, '.', '_' or '-'")
-    storage = _open(db, SQLiteStorage)
+    storage = _open(db, open_storage)
     try:
         key = storage.create_key(company, tier)
         found = storage.lookup_key(key)
@@ -207,9 +209,10 @@ def keys_revoke(key_id: str, db: str) -> None:
 
 
 def _open(db: str, factory: Any) -> Any:
-    import sqlite3
+    from opskit.assetsvc.stores import store_errors
 
+    errors: tuple[type[BaseException], ...] = (*store_errors(), OSError)
     try:
         return factory(db)
-    except (sqlite3.Error, OSError) as exc:
-        raise ConfigError(f"--db {db}: cannot open the database: {exc}") from None
+    except errors as exc:
+        raise ConfigError(f"--db {db}: cannot open the database: {' '.join(str(exc).split())}") from None

@@ -36,7 +36,8 @@ def up(
         warnings.append(f"already running on port {current.port}; --port {port} ignored (run down first)")
     text = cfg.render_config(job=job, port=chosen, targets_path=str(root / "targets.json"),
                              rule_files=rule_files, scrape_interval_s=scrape_interval_s,
-                             loadtest_targets_path=str(root / "loadtest-targets.json"))
+                             loadtest_targets_path=str(root / "loadtest-targets.json"),
+                             static_jobs=_stack_jobs(state_dir))
     write_atomic(root / "loadtest-targets.json", cfg.targets_file(loadtest_targets))
     urls = [t.url for t in scrape_targets]
     if current is not None:
@@ -48,6 +49,13 @@ def up(
     state = proc.start(state_dir, port=chosen, config_text=text, targets_text=cfg.targets_file(scrape_targets),
                        targets=urls, rule_files=rule_files, retention=retention)
     return UpResult(state, started=True, warnings=warnings)
+
+
+def _stack_jobs(state_dir: Path) -> dict[str, cfg.ScrapeTarget]:
+    """The exporters of a stack `opskit stack up` runs under the same state dir."""
+    from opskit.stack.runtime import scrape_jobs
+
+    return {job: cfg.parse_target(url) for job, url in scrape_jobs(state_dir).items()}
 
 
 @dataclass(frozen=True)

@@ -31,3 +31,10 @@ def test_pages_vouch_for_the_service_job_a_server_for_every_job():
     assert [r.rule for r in refused] == ["A"] and [r.rule for r in noted] == ["B"]
     refused, noted = verdict(refs, set(), "svc", server=True)
     assert [r.rule for r in refused] == ["A", "B", "C"] and noted == []
+
+
+def test_braces_inside_a_label_value_do_not_end_the_selector():
+    """The get-asset SLO's route is /api/assets/{id}: its label matchers are not metric names."""
+    expr = ('(sum(rate(http_request_duration_seconds_count{job="asset-service",route="/api/assets/{id}",'
+            'status_code=~"5.."}[5m])) or vector(0))')
+    assert names_in(expr) == [("http_request_duration_seconds_count", "asset-service")]

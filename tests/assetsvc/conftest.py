@@ -14,9 +14,9 @@ from opskit.localservice import LocalService
 SERVICE_ARGS = ["--rate-limits", "free=5/h", "--max-csv-mb", "1", "--max-json-mb", "0.25"]
 
 
-def create_key(db: str, company: str, tier: str) -> str:
+def create_key(db: str, company: str, tier: str, env: dict[str, str] | None = None) -> str:
     result = CliRunner().invoke(cli, ["service", "keys", "create", "--company", company, "--tier", tier,
-                                      "--db", db, "--output", "json"])
+                                      "--db", db, "--output", "json"], env=env)
     assert result.exit_code == 0, result.stderr
     return str(json.loads(result.stdout)["key"])
 
@@ -24,12 +24,43 @@ def create_key(db: str, company: str, tier: str) -> str:
 @pytest.fixture
 def new_key(service: LocalService):
     """Create a key for the shared service's store: new_key(company, tier) -> key."""
-    return lambda company, tier: create_key(str(service.db_path), company, tier)
+    return lambda company, tier: create_key(service.db, company, tier, service.extra_env)
 
 
 @pytest.fixture(scope="session")
-def service() -> Iterator[LocalService]:
-    with LocalService(workers=2, tenants=3, extra_args=SERVICE_ARGS) as svc:
+def postgresql() -> Iterator[tuple[str, dict[str, str]]]:
+    """A fresh PostgreSQL started by `opskit stack up`'s code: (URL, environment with its password)."""
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from opskit.stack import config as stack_config
+    from opskit.stack import runtime
+
+    if not os.access(Path(stack_config.PG_BINDIR) / "postgres", os.X_OK) or shutil.which("redis-server") is None:
+        pytest.skip("PostgreSQL 15 / the stack packages are not installed: run scripts/setup.sh")
+    state_dir = Path(tempfile.mkdtemp(prefix="opskit-assetsvc-pg-"))
+    os.chmod(state_dir, 0o711)  # the stack's unprivileged user must reach it
+    try:
+        info = runtime.up(state_dir)
+        assert info.endpoints is not None
+        password = (runtime.home(state_dir) / "password").read_text().strip()
+        yield info.endpoints.postgresql, {"PGPASSWORD": password}
+    finally:
+        runtime.down(state_dir)
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def service(request: pytest.FixtureRequest) -> Iterator[LocalService]:
+    """The shared two-worker service, once on each store: every test that uses it runs on both."""
+    if request.param == "postgresql":
+        url, env = request.getfixturevalue("postgresql")
+        svc = LocalService(workers=2, tenants=3, extra_args=SERVICE_ARGS, db=url, extra_env=env)
+    else:
+        svc = LocalService(workers=2, tenants=3, extra_args=SERVICE_ARGS)
+    with svc:
         yield svc
 
 

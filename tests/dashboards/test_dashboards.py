@@ -196,4 +196,4 @@ def test_a_row_scale_check_cannot_read_gets_no_panel():
     for row in spec.thresholds:
         if row.scale_up is not None:  # target-mode rows have no alert: the autoscaler owns them
             assert request_for(row, "prometheus", 15.0, spec).query == alerts.get(row.key), row.key
-    assert "queue.depth" not in alerts and alerts["api.memory_utilization"].startswith("100 * (1 - sum(node_memory")
+    assert "queue.depth" not in alerts and "api.memory_utilization" in alerts
