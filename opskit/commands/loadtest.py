@@ -10,9 +10,7 @@ from typing import Any
 import click
 
 from opskit.commands.common import FiniteFloatRange, load, output_option, spec_option
-from opskit.commands.gate import gate_options
-
-_GATE_KEYS = ("criteria", "baseline", "tolerance", "strict", "save_baseline", "junit", "markdown")
+from opskit.commands.gateview import GATE_KEYS, gate_options
 
 
 @click.group()
@@ -129,10 +127,10 @@ def run(ctx: click.Context, scenario: str, target_name: str | None, host: str | 
     if outcome.interrupted:
         raise Interrupted(f"interrupted: partial results (marked interrupted) in {prepared.out_dir}")
     if use_gate:
-        from opskit.commands.gate import run_gate
+        from opskit.commands.gateview import run_gate
 
-        code = run_gate(prepared.out_dir / "results.json", spec, output=output,
-                        **{k: gate_opts[k] for k in _GATE_KEYS if k in gate_opts})
+        code = run_gate(prepared.out_dir / "results.json", spec, output,
+                        {k: gate_opts[k] for k in GATE_KEYS if k in gate_opts})
         ctx.exit(int(code))
     if outcome.aborted:
         from opskit.errors import Refused
