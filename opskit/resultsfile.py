@@ -1,7 +1,8 @@
 """Reading a load test's results.json (docs/results-schema.md) for every command that judges one: gate,
 `scale check --source results`, `capacity fit/report`. One place says what a missing, empty, truncated
-or foreign file is; each caller then reads the keys it needs and picks the exit code it documents
-(`UnreadableResults.kind` tells a file that is not there from one that is there but wrong).
+or foreign file is; `load_run` reads it into the typed model (opskit/runmodel.py) and each caller picks
+the exit code it documents (`UnreadableResults.kind` tells a file that is not there from one that is
+there but wrong).
 
 The writer is `opskit loadtest run`; this module must not import it (nor locust)."""
 
@@ -10,7 +11,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opskit.runmodel import RunResults
 
 SCHEMA_VERSION = 1
 FILE_NAME = "results.json"
@@ -42,6 +46,14 @@ def load(path: str | Path) -> tuple[Path, dict[str, Any]]:
     except (OSError, UnicodeDecodeError) as exc:
         raise UnreadableResults(f"{p}: cannot read the results file: {exc}", "unreadable") from None
     return p, parse(text, str(p))
+
+
+def load_run(path: str | Path) -> RunResults:
+    """The file (or run folder's file) read strictly into the run model."""
+    from opskit.runmodel import read
+
+    p, data = load(path)
+    return read(data, str(p))
 
 
 def parse(text: str, name: str = FILE_NAME) -> dict[str, Any]:

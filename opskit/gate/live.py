@@ -13,7 +13,7 @@ from typing import Any
 
 from opskit.gate.criteria import Criterion, parse
 from opskit.gate.evaluate import Sourced, judge
-from opskit.gate.results import UnreadableResults, from_snapshot
+from opskit.runmodel import UnreadableResults, from_snapshot
 
 
 class AbortWatcher:

@@ -22,7 +22,7 @@ from opskit.resultsfile import resolve
 
 if TYPE_CHECKING:
     from opskit.gate.baseline import Comparison
-    from opskit.gate.results import RunData as RunResults
+    from opskit.runmodel import RunResults
     from opskit.spec import Spec
 
 
@@ -151,12 +151,10 @@ def unjudgeable(run: RunResults) -> str | None:
 def _read(path: Path, what: str, so_far: GateReport) -> RunResults:
     """The run in a results file; one that cannot be read ends the judging with so_far's verdicts and
     the reason (the files are still written, so CI shows why)."""
-    from opskit.gate.results import from_data
-    from opskit.resultsfile import UnreadableResults, load
+    from opskit.resultsfile import UnreadableResults, load_run
 
     try:
-        found, data = load(path)
-        return from_data(data, str(found))
+        return load_run(path)
     except UnreadableResults as exc:
         message = str(exc)
     if what == "baseline":

@@ -16,6 +16,7 @@ from typing import Any
 from opskit.errors import ConfigError, Interrupted, RuntimeFailure, UsageError
 from opskit.loadtest import plan, safety, scenarios
 from opskit.loadtest.driver import Outcome
+from opskit.runmodel import RunMeta
 from opskit.spec.schema import Spec
 from opskit.units import parse_duration
 
@@ -27,7 +28,7 @@ class Prepared:
     target: safety.Target
     out_dir: Path
     opts: plan.Options
-    run_meta: dict[str, Any]
+    run_meta: RunMeta
     notes: list[str] = field(default_factory=list)
 
 
@@ -79,7 +80,7 @@ def prepare(spec: Spec, spec_file: str | None, name: str, *, target_name: str | 
                         master_port=master_port if master_port is not None else (5557 if expect_workers else 0),
                         ui=ui, locustfile=locustfile, user_classes=user_classes, params=params,
                         metrics_port=metrics_port, metrics_linger_s=linger_s)
-    meta = {"run_id": f"{stamp}-{sc.name}", **_run_meta(sc, target, spec_file, locustfile)}
+    meta = _run_meta(f"{stamp}-{sc.name}", sc, target, spec_file, locustfile)
     return Prepared(spec, sc, target, folder, opts, meta, notes)
 
 
@@ -124,8 +125,8 @@ def _keys_from_env() -> list[dict[str, str]]:
     return out
 
 
-def _run_meta(sc: scenarios.Scenario, target: safety.Target, spec_file: str | None,
-              locustfile: Path | None) -> dict[str, Any]:
+def _run_meta(run_id: str, sc: scenarios.Scenario, target: safety.Target, spec_file: str | None,
+              locustfile: Path | None) -> RunMeta:
     from importlib.metadata import PackageNotFoundError, version
 
     from opskit import __version__
@@ -139,13 +140,10 @@ def _run_meta(sc: scenarios.Scenario, target: safety.Target, spec_file: str | No
         spec_hash = file_hash(spec_path(spec_file))
     except OSError:
         spec_hash = None
-    return {"scenario": sc.name, "target_name": target.name, "environment": target.environment,
-            "spec_hash": spec_hash, "git_sha": _git_sha(),
-            "locustfile": str(locustfile or sc.locustfile),
-            "versions": {"opskit": __version__, "locust": locust_version, "python": platform.python_version()},
-            "stages": [{"name": s.name, "duration_s": s.duration_s, "start_rate": s.start_rate,
-                        "end_rate": s.end_rate, "users": s.users} for s in sc.stages],
-            "max_in_flight": sc.max_in_flight}
+    return RunMeta(run_id=run_id, scenario=sc.name, target_name=target.name, environment=target.environment,
+                   spec_hash=spec_hash, git_sha=_git_sha(), locustfile=str(locustfile or sc.locustfile),
+                   versions={"opskit": __version__, "locust": locust_version, "python": platform.python_version()},
+                   stages=plan.stages(sc), max_in_flight=sc.max_in_flight)
 
 
 def _git_sha() -> str | None:

@@ -16,7 +16,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opskit.runmodel import RunnerConfig
 
 STOP_GRACE_S = 30.0  # after Ctrl-C, how long the runner gets to write partial results
 
@@ -47,14 +50,14 @@ def runner_argv(config_path: Path) -> list[str]:
     return [sys.executable, "-m", "opskit.loadtest.runner", str(config_path)]
 
 
-def run(config: dict[str, Any], out_dir: Path, hooks: Hooks, *, hard_limit_s: float) -> Outcome:
+def run(config: RunnerConfig, out_dir: Path, hooks: Hooks, *, hard_limit_s: float) -> Outcome:
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="opskit-loadtest-") as tmp:
         # the config can hold API keys: a private temporary file, never argv, never the run folder
         cfg_path = Path(tmp) / "config.json"
         fd = os.open(cfg_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(config, fh)
+            json.dump(config.to_json(), fh)
         with open(out_dir / "locust.log", "ab") as log:
             proc = subprocess.Popen(runner_argv(cfg_path), stdout=subprocess.PIPE, stderr=log,
                                     stdin=subprocess.DEVNULL, start_new_session=True)

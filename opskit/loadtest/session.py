@@ -3,6 +3,7 @@ finishing touches on results.json (abort reason, failover analysis). Returns wha
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ from opskit.errors import RuntimeFailure, UsageError
 from opskit.loadtest import driver, plan
 from opskit.loadtest.safety import Target
 from opskit.loadtest.scenarios import Scenario
+from opskit.runmodel import RunMeta
 
 
 @dataclass
@@ -24,7 +26,7 @@ class Session:
     target: Target
     out_dir: Path
     opts: plan.Options
-    run_meta: dict[str, Any]
+    run_meta: RunMeta
     abort_check: Callable[[dict[str, Any]], str | None] | None = None
     progress: Any = None  # a progress.Progress
 
@@ -51,7 +53,7 @@ def execute(s: Session) -> tuple[driver.Outcome, dict[str, Any] | None]:
             params["tenants"] = [{"key": k["key"], "company_id": k["company_id"]} for k in service.keys]
         assert host is not None
         opts = plan.Options(**{**s.opts.__dict__, "params": params})
-        meta = {**s.run_meta, "target": host}
+        meta = dataclasses.replace(s.run_meta, target=host)
         cfg = plan.config(s.scenario, host=host, out_dir=s.out_dir, opts=opts, run_meta=meta)
         hooks = driver.Hooks(abort_check=s.abort_check)
         if s.progress is not None:
@@ -62,7 +64,7 @@ def execute(s: Session) -> tuple[driver.Outcome, dict[str, Any] | None]:
         if s.progress is not None:
             hooks.on_note = s.progress.note
             hooks.on_metrics = lambda url: s.progress.note(f"metrics: {url} (Prometheus job opskit-loadtest)")
-        limit = plan.hard_limit_s(s.scenario) + cfg["metrics_linger_s"]
+        limit = plan.hard_limit_s(s.scenario) + cfg.metrics_linger_s
         outcome = driver.run(cfg, s.out_dir, hooks, hard_limit_s=limit)
     if outcome.results is None or not outcome.results.is_file():
         if outcome.interrupted:

@@ -15,6 +15,7 @@ import gevent
 
 from opskit.loadtest import context, locustenv, openmodel, safety
 from opskit.loadtest.generator import Generator
+from opskit.runmodel import RunnerConfig
 
 log = logging.getLogger("opskit.loadtest")
 REPORT_S = 1.0
@@ -29,19 +30,19 @@ def worker_main(master: str, port: int) -> int:
     state: dict[str, Any] = {}
 
     def on_test_start(environment: Any, **kw: Any) -> None:
-        cfg = json.loads(environment.parsed_options.opskit_config)
-        refusal = safety.worker_refusal(cfg["host"], os.environ.get("OPSKIT_ALLOWED_TARGETS"))
+        cfg = RunnerConfig.from_json(json.loads(environment.parsed_options.opskit_config))
+        refusal = safety.worker_refusal(cfg.host, os.environ.get("OPSKIT_ALLOWED_TARGETS"))
         if refusal:
             log.error(refusal)
             raise RuntimeError(refusal)
-        context.set_params(cfg.get("params", {}))
-        lf = Path(tmp.name) / Path(cfg["locustfile"]).name
-        lf.write_text(cfg["locustfile_source"], encoding="utf-8")
-        classes = locustenv.load_locustfile(lf, cfg.get("user_classes"))
-        open_model = cfg["model"] == "open"
-        n = int(cfg["workers"])
-        locustenv.tune(classes, host=cfg["host"], timeout_s=cfg["timeout_s"],
-                       concurrency=max(1, -(-cfg["max_in_flight"] // n)) if open_model else None)
+        context.set_params(dict(cfg.params))
+        lf = Path(tmp.name) / Path(cfg.locustfile).name
+        lf.write_text(cfg.locustfile_source or "", encoding="utf-8")
+        classes = locustenv.load_locustfile(lf, list(cfg.user_classes) if cfg.user_classes else None)
+        open_model = cfg.open_model
+        n = int(cfg.workers)
+        locustenv.tune(classes, host=cfg.host, timeout_s=cfg.timeout_s,
+                       concurrency=max(1, -(-cfg.max_in_flight // n)) if open_model else None)
         environment.user_classes[:] = [openmodel.OpenModelDriver] if open_model else classes
         gen = Generator(cfg, runner.worker_index % n, n, classes)
         gen.start()
@@ -66,7 +67,7 @@ def worker_main(master: str, port: int) -> int:
         openmodel.STATE.stopping = True
         if not state["open"]:
             gen.rec.in_flight = 0  # a gauge of users there, not requests to wait for
-        openmodel._wait_in_flight(gen.rec, gen.cfg["timeout_s"])
+        openmodel._wait_in_flight(gen.rec, gen.cfg.timeout_s)
         runner.send_message("opskit_stats", gen.payload(final=True, in_flight_gauge=None if state["open"] else 0))
 
     env.events.test_start.add_listener(on_test_start)
