@@ -183,6 +183,8 @@ class RunResults:
     fault: Mapping[str, Any] | None = None  # later issues give these a type
     probe: Mapping[str, Any] | None = None
     schema_version: int = SCHEMA_VERSION
+    # the file as read, for path queries into it (scale's results source) and showing blocks as written
+    document: Mapping[str, Any] = field(default_factory=dict, metadata=DERIVED, repr=False, compare=False)
 
     @property
     def total(self) -> Scope:
@@ -288,6 +290,9 @@ class RunnerConfig:
     metrics_linger_s: float = 0.0
     params: Mapping[str, Any] = field(default_factory=dict)  # the locustfile's own parameters (context.py)
     locustfile_source: str | None = None  # for workers: remote machines have no copy
+    # a private JSON file where the CLI leaves what only it knows (abort reason, failover kill) for the
+    # runner to put in results.json: the runner is the file's one writer
+    control_path: str | None = None
 
     @property
     def open_model(self) -> bool:
@@ -363,7 +368,7 @@ def read(doc: object, name: str = "results.json") -> RunResults:
         generator=_generator(generator) if "generator" in data else None,
         failover=_failover(data.get("failover")), histograms=_histograms(data.get("histograms")),
         fault=data.get("fault") if isinstance(data.get("fault"), dict) else None,
-        probe=data.get("probe") if isinstance(data.get("probe"), dict) else None,
+        probe=data.get("probe") if isinstance(data.get("probe"), dict) else None, document=data,
     )
 
 
@@ -387,17 +392,16 @@ def read_steps(data: Mapping[str, Any], name: str) -> tuple[Step, ...]:
         sent = bool(requests)
         out.append(Step(
             index=_int_or_none(s.get("index")) or i, name=str(s["name"]) if s.get("name") is not None else None,
-            rate=_num_or_none(s.get("rate")), users=_num_or_none(s.get("users")),
+            rate=_keep(s.get("rate")), users=_keep(s.get("users")),
             # a step that sent nothing says nothing about capacity: its figures are not checked
             concurrency=_located(s.get("concurrency"), f"{where}.concurrency") if sent else 0.0,
-            start_s=_num_or_none(s.get("start_s")), duration_s=_num_or_none(s.get("duration_s")),
-            active_s=_num_or_none(s.get("active_s")), scheduled=_num_or_none(s.get("scheduled")),
-            dropped=_num_or_none(s.get("dropped")),
+            start_s=_keep(s.get("start_s")), duration_s=_keep(s.get("duration_s")),
+            active_s=_keep(s.get("active_s")), scheduled=_keep(s.get("scheduled")), dropped=_keep(s.get("dropped")),
             requests=int(requests) if isinstance(requests, int | float) and not isinstance(requests, bool) else 0,
             failures=_int_or_none(s.get("failures")),
             failures_by_kind=_counts(s.get("failures_by_kind")),
             rps=_located(s.get("rps"), f"{where}.rps") if sent else 0.0,
-            error_rate=_located(err, f"{where}.error_rate") if sent and err is not None else _num_or_none(err),
+            error_rate=_located(err, f"{where}.error_rate") if sent and err is not None else _keep(err),
             latency_ms={**({k: _num_or_none(v) for k, v in lat.items()} if isinstance(lat, dict) else {}),
                         "p95": _located(p95, f"{where}.latency_ms.p95") if sent and p95 is not None else None},
         ))
@@ -483,7 +487,14 @@ def _counts(value: Any) -> dict[str, int]:
 def _located(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise UnreadableResults(f"{where}: expected a number, got {value!r}")
-    return float(value)
+    return value
+
+
+def _keep(value: Any) -> float | None:
+    """A number as written (an int stays an int, so it shows as written), else None."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return value
+    return None
 
 
 def _stage(s: dict[str, Any]) -> Stage:
@@ -494,7 +505,7 @@ def _stage(s: dict[str, Any]) -> Stage:
 def _generator(g: dict[str, Any]) -> Generator:
     samples = {str(k): tuple(float(x) for x in v if isinstance(x, int | float))
                for k, v in _obj(g.get("cpu_samples")).items() if isinstance(v, list)}
-    return Generator(**{k: _num_or_none(g.get(k)) for k in (
+    return Generator(**{k: _keep(g.get(k)) for k in (
         "cpu_max", "cpu_mean", "intended_rate", "achieved_rate", "scheduled", "sent", "dropped", "lag_max_ms",
         "task_errors", "processes")}, cpu_samples=samples)
 
@@ -502,10 +513,10 @@ def _generator(g: dict[str, Any]) -> Generator:
 def _failover(value: Any) -> Failover | None:
     if not isinstance(value, dict):
         return None
-    return Failover(killed_at_s=_num_or_none(value.get("killed_at_s")) or 0.0,
+    return Failover(killed_at_s=_keep(value.get("killed_at_s")) or 0.0,
                     killed_pid=_int_or_none(value.get("killed_pid")),
                     errors_after_kill=_int_or_none(value.get("errors_after_kill")) or 0,
-                    recovered=bool(value.get("recovered")), recovery_s=_num_or_none(value.get("recovery_s")))
+                    recovered=bool(value.get("recovered")), recovery_s=_keep(value.get("recovery_s")))
 
 
 def _histograms(value: Any) -> Histograms | None:

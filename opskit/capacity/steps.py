@@ -28,10 +28,8 @@ class StepData:
     run: dict[str, object]  # the results file's run block (scenario, started_at, git_sha...), {} for a CSV
 
 
-def _num(value: object, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise RuntimeFailure(f"{where}: expected a number, got {value!r}")
-    return float(value)
+def _float(value: float | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def parse_results(doc: object, source: str) -> StepData:
@@ -52,8 +50,9 @@ def parse_results(doc: object, source: str) -> StepData:
         levels = read_steps(data, source)
     except UnreadableResults as exc:
         raise RuntimeFailure(str(exc)) from None
-    steps = [Step(concurrency=s.concurrency, throughput=s.rps, p95_ms=s.latency_ms.get("p95"), error_rate=s.error_rate,
-                  name=s.name) for s in levels if s.requests]  # a step that sent nothing says nothing about capacity
+    steps = [Step(concurrency=float(s.concurrency), throughput=float(s.rps), p95_ms=_float(s.latency_ms.get("p95")),
+                  error_rate=_float(s.error_rate), name=s.name)
+             for s in levels if s.requests]  # a step that sent nothing says nothing about capacity
     return StepData(source, steps, dict(run or {}))
 
 

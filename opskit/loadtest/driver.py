@@ -14,7 +14,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +54,8 @@ def run(config: RunnerConfig, out_dir: Path, hooks: Hooks, *, hard_limit_s: floa
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="opskit-loadtest-") as tmp:
         # the config can hold API keys: a private temporary file, never argv, never the run folder
-        cfg_path = Path(tmp) / "config.json"
+        cfg_path, control = Path(tmp) / "config.json", Path(tmp) / "control.json"
+        config = replace(config, control_path=str(control))
         fd = os.open(cfg_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(config.to_json(), fh)
@@ -62,7 +63,7 @@ def run(config: RunnerConfig, out_dir: Path, hooks: Hooks, *, hard_limit_s: floa
             proc = subprocess.Popen(runner_argv(cfg_path), stdout=subprocess.PIPE, stderr=log,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
             try:
-                return _watch(proc, hooks, hard_limit_s)
+                return _watch(proc, hooks, hard_limit_s, control)
             finally:
                 _reap(proc)
 
@@ -78,7 +79,7 @@ def _reader(stream: Any, q: queue.Queue[dict[str, Any] | None]) -> None:
     q.put(None)
 
 
-def _watch(proc: subprocess.Popen[bytes], hooks: Hooks, hard_limit_s: float) -> Outcome:
+def _watch(proc: subprocess.Popen[bytes], hooks: Hooks, hard_limit_s: float, control: Path) -> Outcome:
     q: queue.Queue[dict[str, Any] | None] = queue.Queue()
     threading.Thread(target=_reader, args=(proc.stdout, q), daemon=True).start()
     start = time.monotonic()
@@ -94,13 +95,14 @@ def _watch(proc: subprocess.Popen[bytes], hooks: Hooks, hard_limit_s: float) -> 
             if msg is None:  # the runner closed its stdout: it is exiting
                 break
             if msg:
-                _handle(msg, outcome, hooks, proc)  # type: ignore[arg-type]
+                _handle(msg, outcome, hooks, proc, control)  # type: ignore[arg-type]
             now = time.monotonic()
             if msg and msg.get("type") == "progress":  # type: ignore[union-attr]
                 elapsed = float(msg.get("elapsed", 0.0))  # type: ignore[union-attr]
                 while timed and elapsed >= timed[0][0] and not outcome.interrupted:
                     _, action = timed.pop(0)
                     outcome.events.update({"at_s": elapsed, **action()})
+                    _tell(control, outcome)
             if stop_deadline is not None and now > stop_deadline:
                 _kill(proc)
             elif stop_deadline is None and now - start > hard_limit_s:
@@ -124,7 +126,18 @@ def _watch(proc: subprocess.Popen[bytes], hooks: Hooks, hard_limit_s: float) -> 
     return outcome
 
 
-def _handle(msg: dict[str, Any], outcome: Outcome, hooks: Hooks, proc: subprocess.Popen[bytes]) -> None:
+def _tell(control: Path, outcome: Outcome) -> None:
+    """Leave the runner what it puts in results.json: why the run was aborted, which worker was killed when."""
+    killed = outcome.events.get("killed_pid")
+    notes = {"aborted": outcome.aborted,
+             "failover": {"at_s": outcome.events["at_s"], "killed_pid": killed} if killed else None}
+    part = control.with_suffix(".part")
+    part.write_text(json.dumps(notes), encoding="utf-8")
+    os.replace(part, control)  # the runner never reads half of it
+
+
+def _handle(msg: dict[str, Any], outcome: Outcome, hooks: Hooks, proc: subprocess.Popen[bytes],
+            control: Path) -> None:
     kind = msg.get("type")
     if kind == "progress":
         hooks.on_progress(msg)
@@ -132,6 +145,7 @@ def _handle(msg: dict[str, Any], outcome: Outcome, hooks: Hooks, proc: subproces
             reason = hooks.abort_check(msg.get("snapshot") or {})
             if reason:
                 outcome.aborted = reason
+                _tell(control, outcome)
                 _signal(proc, signal.SIGUSR1)
     elif kind == "ui":
         hooks.on_ui(str(msg.get("url")))

@@ -12,8 +12,9 @@ SCHEMA_VERSION = 1
 
 
 def build(agg: Aggregator, run: dict[str, Any], *, duration_s: float, intended: int | None,
-          processes: int, histograms: bool = True) -> dict[str, Any]:
-    """run: the run metadata known to the caller (scenario, model, target, times, versions, ...)."""
+          processes: int, histograms: bool = True, failover: tuple[float, int] | None = None) -> dict[str, Any]:
+    """run: the run metadata known to the caller (scenario, model, target, times, versions, ...);
+    failover: when (seconds into the run) the CLI killed which service worker (pid)."""
     requests, failures = agg.totals()
     sent = agg.scheduled - agg.dropped
     if run.get("model") == "closed":
@@ -40,7 +41,7 @@ def build(agg: Aggregator, run: dict[str, Any], *, duration_s: float, intended: 
     if run.get("interrupted"):
         valid = False
         reasons.append("interrupted before the end")
-    return {
+    doc = {
         "schema_version": SCHEMA_VERSION,
         "run": {
             **run,
@@ -69,6 +70,12 @@ def build(agg: Aggregator, run: dict[str, Any], *, duration_s: float, intended: 
         },
         "histograms": _histograms(agg, agg_hist) if histograms else {},
     }
+    if failover is not None:
+        from opskit.loadtest import failover as failover_mod
+
+        at_s, pid = failover
+        doc["failover"] = {**failover_mod.analyse(timeline, at_s), "killed_pid": pid}
+    return doc
 
 
 def _steps(agg: Aggregator, timeline: list[dict[str, Any]], model: Any) -> list[dict[str, Any]]:

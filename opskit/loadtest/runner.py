@@ -123,17 +123,21 @@ class Run:
         ended_at = datetime.now(UTC)
         run_time = min(elapsed, self.duration)
         intended = arrivals_until(rate_stages(cfg), run_time) if open_model else None
+        told = told_by_cli(cfg.control_path)
         meta = {**asdict(cfg.run), "model": cfg.model, "target": cfg.host,
                 "started_at": started_at.isoformat().replace("+00:00", "Z"),
                 "ended_at": ended_at.isoformat().replace("+00:00", "Z"),
-                "interrupted": self.interrupted, "aborted": True if self.aborted else None,
+                "interrupted": self.interrupted,
+                "aborted": told.get("aborted") or (True if self.aborted else None),
                 "intended_rate": max(max(s.start_rate or 0, s.end_rate or 0) for s in cfg.stages)
                 if open_model else None,  # the peak; generator.intended_rate is the run's mean
                 "users": max((s.users or 0) for s in cfg.stages) if not open_model else None}
         if self.metrics is not None:
             meta["metrics_url"] = self.metrics.url
+        kill = told.get("failover") or {}
         res = results_mod.build(self.agg, meta, duration_s=run_time, intended=intended,
-                                processes=max(self.workers, 1))
+                                processes=max(self.workers, 1),
+                                failover=(kill["at_s"], kill["killed_pid"]) if kill.get("killed_pid") else None)
         self.out.mkdir(parents=True, exist_ok=True)
         path = results_mod.write(self.out, res)
         locustenv.write_reports(env, self.out)
@@ -290,6 +294,17 @@ class Run:
             "timeline": [{k: v for k, v in self.agg.rows[t].items() if not k.startswith("_")}
                          for t in sorted(self.agg.rows)[-120:]],
         }
+
+
+def told_by_cli(path: str | None) -> dict[str, Any]:
+    """What the CLI left for results.json (driver._tell): the abort reason, the failover kill."""
+    if path is None:
+        return {}
+    try:
+        notes = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # nothing told
+    return notes if isinstance(notes, dict) else {}
 
 
 def free_port() -> int:

@@ -1,10 +1,10 @@
-"""One `opskit loadtest run`: the embedded service if needed, the runner, the failover kill, and the
-finishing touches on results.json (abort reason, failover analysis). Returns what the command shows."""
+"""One `opskit loadtest run`: the embedded service if needed, the runner, the failover kill. The runner
+writes results.json (with the abort reason and failover kill the driver tells it); the run is read
+back through the run model for the command to show."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import signal
 from collections.abc import Callable
@@ -17,7 +17,7 @@ from opskit.errors import RuntimeFailure, UsageError
 from opskit.loadtest import driver, plan
 from opskit.loadtest.safety import Target
 from opskit.loadtest.scenarios import Scenario
-from opskit.runmodel import RunMeta
+from opskit.runmodel import RunMeta, RunResults
 
 
 @dataclass
@@ -31,7 +31,7 @@ class Session:
     progress: Any = None  # a progress.Progress
 
 
-def execute(s: Session) -> tuple[driver.Outcome, dict[str, Any] | None]:
+def execute(s: Session) -> tuple[driver.Outcome, RunResults | None]:
     if s.scenario.failover_at is not None and not s.target.embedded:
         raise UsageError("the failover scenario kills a worker of the embedded service; run it without "
                          "--target/--host (against another target, kill a node yourself during `peak`)")
@@ -73,28 +73,12 @@ def execute(s: Session) -> tuple[driver.Outcome, dict[str, Any] | None]:
             raise UsageError(outcome.error)
         raise RuntimeFailure(f"the load test failed: {outcome.error or 'the runner exited without results'} "
                              f"(log: {s.out_dir / 'locust.log'})")
-    results = finish(outcome, s.scenario)
-    return outcome, results
+    from opskit.resultsfile import UnreadableResults, load_run
 
-
-def finish(outcome: driver.Outcome, sc: Scenario) -> dict[str, Any]:
-    """Add what only the CLI knows (why it aborted, the failover kill) to results.json, atomically."""
-    from opskit import output as out
-    from opskit.loadtest import failover
-
-    assert outcome.results is not None
-    results = json.loads(outcome.results.read_text(encoding="utf-8"))
-    changed = False
-    if outcome.aborted:
-        results["run"]["aborted"] = outcome.aborted
-        changed = True
-    if outcome.events.get("killed_pid"):
-        results["failover"] = {**failover.analyse(results.get("timeline", []), outcome.events["at_s"]),
-                               "killed_pid": outcome.events.get("killed_pid")}
-        changed = True
-    if changed:
-        out.write_atomic(outcome.results, out.dumps(results) + "\n")
-    return results
+    try:
+        return outcome, load_run(outcome.results)
+    except UnreadableResults as exc:  # the runner wrote something this opskit cannot read: a bug
+        raise RuntimeFailure(f"the load test wrote unreadable results: {exc}") from None
 
 
 def _kill_worker(supervisor_pid: int, progress: Any) -> dict[str, Any]:

@@ -133,7 +133,7 @@ def test_ctrl_c_writes_partial_results_and_stops_everything(tmp_path: Path) -> N
 
 
 def test_commands_other_than_loadtest_never_import_locust() -> None:
-    code = ("import sys, opskit.cli, opskit.commands.loadtest, opskit.loadtest.commandflow; "
+    code = ("import sys, opskit.cli, opskit.commands.loadtest, opskit.loadtest.host, opskit.loadtest.verify; "
             "bad = [m for m in ('locust', 'gevent') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
