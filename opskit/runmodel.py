@@ -23,8 +23,8 @@ from typing import Any, ClassVar
 from opskit.resultsfile import SCHEMA_VERSION, UnreadableResults, check, parse
 
 __all__ = ["SCHEMA_VERSION", "Failover", "Generator", "Histograms", "RunInfo", "RunMeta", "RunResults",
-           "RunnerConfig", "Scope", "Second", "Stage", "Step", "UnreadableResults", "from_data", "from_snapshot",
-           "parse_results", "read", "read_steps"]
+           "RunnerConfig", "RunnerControl", "Scope", "Second", "Stage", "Step", "UnreadableResults", "from_data",
+           "from_snapshot", "parse_results", "read", "read_steps"]
 
 DERIVED = {"derived": True}
 
@@ -123,10 +123,10 @@ class Failover:
     """The failover scenario's kill of a service worker and the recovery after it."""
 
     killed_at_s: float
-    killed_pid: int | None
     errors_after_kill: int
     recovered: bool
     recovery_s: float | None
+    killed_pid: int | None = None
 
 
 @dataclass(frozen=True)
@@ -313,6 +313,21 @@ class RunnerConfig:
         return cls(**{**raw, "stages": tuple(Stage(**s) for s in raw["stages"]),
                       "user_classes": tuple(raw["user_classes"]) if raw.get("user_classes") else None,
                       "run": RunMeta(**run)})
+
+
+@dataclass(frozen=True)
+class RunnerControl:
+    """What the CLI tells the runner during a run, for results.json (RunnerConfig.control_path)."""
+
+    aborted: str | None = None  # the abort_on_fail reason
+    failover_at_s: float | None = None  # when the failover scenario killed a service worker...
+    killed_pid: int | None = None  # ...and which
+
+    @classmethod
+    def from_json(cls, data: object) -> RunnerControl:
+        got = _obj(data)
+        return cls(aborted=_str(got.get("aborted")), failover_at_s=_keep(got.get("failover_at_s")),
+                   killed_pid=_int_or_none(got.get("killed_pid")))
 
 
 def parse_results(text: str, name: str = "results.json") -> RunResults:

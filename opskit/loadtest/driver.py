@@ -13,10 +13,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from opskit.runmodel import RunnerControl
 
 if TYPE_CHECKING:
     from opskit.runmodel import RunnerConfig
@@ -32,18 +34,53 @@ class Outcome:
     error_code: int = 3
     interrupted: bool = False
     aborted: str | None = None
-    events: dict[str, Any] = field(default_factory=dict)
+    failover_at_s: float | None = None  # when the failover kill fired...
+    killed_pid: int | None = None  # ...and the service worker it killed
+    metrics_url: str | None = None
+
+
+@dataclass(frozen=True)
+class ProgressReport:
+    """The runner's progress line, once a second."""
+
+    elapsed: float = 0.0
+    duration: float = 0.0
+    requests: int = 0
+    errors: int = 0
+    dropped: int = 0
+    step: str | None = None
+    rps: float = 0.0  # the last settled second's
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    in_flight: int = 0
+    # what the run measured so far, shaped like results.json (runmodel.from_snapshot reads it)
+    snapshot: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_message(cls, msg: Mapping[str, Any]) -> ProgressReport:
+        def num(key: str, default: float | None = 0.0) -> Any:
+            value = msg.get(key)
+            return value if isinstance(value, int | float) and not isinstance(value, bool) else default
+
+        snapshot = msg.get("snapshot")
+        return cls(elapsed=float(num("elapsed")), duration=float(num("duration")), requests=int(num("requests")),
+                   errors=int(num("errors")), dropped=int(num("dropped")),
+                   step=str(msg["step"]) if msg.get("step") is not None else None, rps=num("rps"),
+                   p50=num("p50", None), p95=num("p95", None), p99=num("p99", None), in_flight=num("in_flight"),
+                   snapshot=snapshot if isinstance(snapshot, dict) else {})
 
 
 @dataclass
 class Hooks:
-    on_progress: Callable[[dict[str, Any]], None] = lambda msg: None
+    on_progress: Callable[[ProgressReport], None] = lambda report: None
     on_ui: Callable[[str], None] = lambda url: None
     on_metrics: Callable[[str], None] = lambda url: None
     on_note: Callable[[str], None] = lambda text: None
-    abort_check: Callable[[dict[str, Any]], str | None] | None = None
-    # (seconds into the run, action) fired once when progress passes it; returns facts for events
-    timed: list[tuple[float, Callable[[], dict[str, Any]]]] = field(default_factory=list)
+    abort_check: Callable[[Mapping[str, Any]], str | None] | None = None
+    # the failover scenario: (seconds into the run, kill) fired once when progress passes it; kill returns
+    # the pid it killed (None: nothing to kill)
+    failover: tuple[float, Callable[[], int | None]] | None = None
 
 
 def runner_argv(config_path: Path) -> list[str]:
@@ -84,7 +121,6 @@ def _watch(proc: subprocess.Popen[bytes], hooks: Hooks, hard_limit_s: float, con
     threading.Thread(target=_reader, args=(proc.stdout, q), daemon=True).start()
     start = time.monotonic()
     outcome = Outcome(code=3, results=None)
-    timed = sorted(hooks.timed, key=lambda t: t[0])
     stop_deadline: float | None = None
     while True:
         try:
@@ -97,11 +133,12 @@ def _watch(proc: subprocess.Popen[bytes], hooks: Hooks, hard_limit_s: float, con
             if msg:
                 _handle(msg, outcome, hooks, proc, control)  # type: ignore[arg-type]
             now = time.monotonic()
-            if msg and msg.get("type") == "progress":  # type: ignore[union-attr]
+            if msg and msg.get("type") == "progress" and hooks.failover is not None:  # type: ignore[union-attr]
                 elapsed = float(msg.get("elapsed", 0.0))  # type: ignore[union-attr]
-                while timed and elapsed >= timed[0][0] and not outcome.interrupted:
-                    _, action = timed.pop(0)
-                    outcome.events.update({"at_s": elapsed, **action()})
+                at_s, kill = hooks.failover
+                if elapsed >= at_s and not outcome.interrupted:
+                    hooks.failover = None  # once
+                    outcome.failover_at_s, outcome.killed_pid = elapsed, kill()
                     _tell(control, outcome)
             if stop_deadline is not None and now > stop_deadline:
                 _kill(proc)
@@ -128,11 +165,9 @@ def _watch(proc: subprocess.Popen[bytes], hooks: Hooks, hard_limit_s: float, con
 
 def _tell(control: Path, outcome: Outcome) -> None:
     """Leave the runner what it puts in results.json: why the run was aborted, which worker was killed when."""
-    killed = outcome.events.get("killed_pid")
-    notes = {"aborted": outcome.aborted,
-             "failover": {"at_s": outcome.events["at_s"], "killed_pid": killed} if killed else None}
+    told = RunnerControl(outcome.aborted, outcome.failover_at_s, outcome.killed_pid)
     part = control.with_suffix(".part")
-    part.write_text(json.dumps(notes), encoding="utf-8")
+    part.write_text(json.dumps(asdict(told)), encoding="utf-8")
     os.replace(part, control)  # the runner never reads half of it
 
 
@@ -140,9 +175,10 @@ def _handle(msg: dict[str, Any], outcome: Outcome, hooks: Hooks, proc: subproces
             control: Path) -> None:
     kind = msg.get("type")
     if kind == "progress":
-        hooks.on_progress(msg)
+        report = ProgressReport.from_message(msg)
+        hooks.on_progress(report)
         if hooks.abort_check is not None and outcome.aborted is None:
-            reason = hooks.abort_check(msg.get("snapshot") or {})
+            reason = hooks.abort_check(report.snapshot)
             if reason:
                 outcome.aborted = reason
                 _tell(control, outcome)
@@ -150,7 +186,7 @@ def _handle(msg: dict[str, Any], outcome: Outcome, hooks: Hooks, proc: subproces
     elif kind == "ui":
         hooks.on_ui(str(msg.get("url")))
     elif kind == "metrics":
-        outcome.events["metrics_url"] = str(msg.get("url"))
+        outcome.metrics_url = str(msg.get("url"))
         hooks.on_metrics(str(msg.get("url")))
     elif kind == "note":
         hooks.on_note(str(msg.get("text")))

@@ -12,10 +12,10 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from opskit.errors import ConfigError, Interrupted, RuntimeFailure
-from opskit.loadtest.driver import Outcome
+from opskit.loadtest.driver import Outcome, ProgressReport
 from opskit.loadtest.request import HostFacts, ParamError, RunRequest, parse_api_keys
 from opskit.runmodel import RunResults
 from opskit.spec.schema import Spec
@@ -26,7 +26,7 @@ class Reporter(Protocol):
 
     def note(self, text: str) -> None: ...
 
-    def update(self, msg: dict[str, Any]) -> None: ...
+    def update(self, report: ProgressReport) -> None: ...
 
 
 def facts(spec_file: str | None, environ: Mapping[str, str] | None = None) -> HostFacts:

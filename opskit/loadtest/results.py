@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,7 @@ def build(agg: Aggregator, run: dict[str, Any], *, duration_s: float, intended: 
         from opskit.loadtest import failover as failover_mod
 
         at_s, pid = failover
-        doc["failover"] = {**failover_mod.analyse(timeline, at_s), "killed_pid": pid}
+        doc["failover"] = asdict(failover_mod.analyse(timeline, at_s, pid))
     return doc
 
 

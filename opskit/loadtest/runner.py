@@ -32,7 +32,7 @@ from opskit.loadtest.aggregate import Aggregator  # noqa: E402
 from opskit.loadtest.arrivals import arrivals_until, rate_at  # noqa: E402
 from opskit.loadtest.generator import Generator, rate_stages, step_windows  # noqa: E402
 from opskit.loadtest.worker import worker_main  # noqa: E402
-from opskit.runmodel import RunnerConfig  # noqa: E402
+from opskit.runmodel import RunnerConfig, RunnerControl  # noqa: E402
 
 clock = time.perf_counter
 log = logging.getLogger("opskit.loadtest")
@@ -128,16 +128,16 @@ class Run:
                 "started_at": started_at.isoformat().replace("+00:00", "Z"),
                 "ended_at": ended_at.isoformat().replace("+00:00", "Z"),
                 "interrupted": self.interrupted,
-                "aborted": told.get("aborted") or (True if self.aborted else None),
+                "aborted": told.aborted or (True if self.aborted else None),
                 "intended_rate": max(max(s.start_rate or 0, s.end_rate or 0) for s in cfg.stages)
                 if open_model else None,  # the peak; generator.intended_rate is the run's mean
                 "users": max((s.users or 0) for s in cfg.stages) if not open_model else None}
         if self.metrics is not None:
             meta["metrics_url"] = self.metrics.url
-        kill = told.get("failover") or {}
         res = results_mod.build(self.agg, meta, duration_s=run_time, intended=intended,
                                 processes=max(self.workers, 1),
-                                failover=(kill["at_s"], kill["killed_pid"]) if kill.get("killed_pid") else None)
+                                failover=(told.failover_at_s, told.killed_pid)
+                                if told.killed_pid and told.failover_at_s is not None else None)
         self.out.mkdir(parents=True, exist_ok=True)
         path = results_mod.write(self.out, res)
         locustenv.write_reports(env, self.out)
@@ -296,15 +296,14 @@ class Run:
         }
 
 
-def told_by_cli(path: str | None) -> dict[str, Any]:
+def told_by_cli(path: str | None) -> RunnerControl:
     """What the CLI left for results.json (driver._tell): the abort reason, the failover kill."""
     if path is None:
-        return {}
+        return RunnerControl()
     try:
-        notes = json.loads(Path(path).read_text(encoding="utf-8"))
+        return RunnerControl.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
     except (OSError, ValueError):
-        return {}  # nothing told
-    return notes if isinstance(notes, dict) else {}
+        return RunnerControl()  # nothing told
 
 
 def free_port() -> int:

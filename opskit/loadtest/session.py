@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +27,7 @@ class Session:
     out_dir: Path
     opts: plan.Options
     run_meta: RunMeta
-    abort_check: Callable[[dict[str, Any]], str | None] | None = None
+    abort_check: Callable[[Mapping[str, Any]], str | None] | None = None
     progress: Any = None  # a progress.Progress
 
 
@@ -60,7 +60,7 @@ def execute(s: Session) -> tuple[driver.Outcome, RunResults | None]:
             hooks.on_progress = s.progress.update
             hooks.on_ui = lambda url: s.progress.note(f"Locust web UI: {url}")
         if service is not None and s.scenario.failover_at is not None:
-            hooks.timed.append((s.scenario.failover_at, lambda: _kill_worker(service.pid, s.progress)))
+            hooks.failover = (s.scenario.failover_at, lambda: _kill_worker(service.pid, s.progress))
         if s.progress is not None:
             hooks.on_note = s.progress.note
             hooks.on_metrics = lambda url: s.progress.note(f"metrics: {url} (Prometheus job opskit-loadtest)")
@@ -81,7 +81,7 @@ def execute(s: Session) -> tuple[driver.Outcome, RunResults | None]:
         raise RuntimeFailure(f"the load test wrote unreadable results: {exc}") from None
 
 
-def _kill_worker(supervisor_pid: int, progress: Any) -> dict[str, Any]:
+def _kill_worker(supervisor_pid: int, progress: Any) -> int | None:
     import psutil
 
     try:
@@ -89,9 +89,9 @@ def _kill_worker(supervisor_pid: int, progress: Any) -> dict[str, Any]:
     except psutil.Error:
         children = []
     if not children:
-        return {"killed_pid": None}
+        return None
     victim = children[0]
     os.kill(victim.pid, signal.SIGKILL)
     if progress is not None:
         progress.note(f"failover: killed service worker pid {victim.pid}")
-    return {"killed_pid": victim.pid}
+    return int(victim.pid)
