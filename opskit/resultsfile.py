@@ -93,9 +93,10 @@ def check(data: object, name: str = FILE_NAME) -> dict[str, Any]:
     return data
 
 
-def newest(runs_dir: str | Path, accept: Callable[[dict[str, Any]], bool] | None = None) -> Path | None:
+def newest(runs_dir: str | Path, accept: Callable[[RunResults], bool] | None = None) -> Path | None:
     """The most recently written <runs_dir>/*/results.json. With `accept`, the newest that reads cleanly
-    and that it takes: a half-written or foreign file is then skipped, it is simply not a run we can use."""
+    into the run model and that it takes: a half-written or foreign file is then skipped, it is simply not
+    a run we can use."""
     runs = Path(runs_dir)
     if not runs.is_dir():
         return None
@@ -103,10 +104,10 @@ def newest(runs_dir: str | Path, accept: Callable[[dict[str, Any]], bool] | None
         if accept is None:
             return p
         try:
-            _, data = load(p)
+            run = load_run(p)
         except UnreadableResults:
             continue
-        if accept(data):
+        if accept(run):
             return p
     return None
 
