@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from opskit.commands.common import load, output_option, spec_option
-from opskit.commands.gateview import gate_options, run_gate
+from opskit.commands.gateview import gate_options, gate_request, run_gate
 
 
 @click.command()
@@ -32,5 +32,5 @@ def gate(ctx: click.Context, results: Path, spec_file: str | None, output: str, 
     corrupt file, a run marked invalid or interrupted, zero requests, a criterion on an endpoint never
     hit, a `for` window longer than the run, --strict with an inconclusive comparison).
     """
-    code = run_gate(results, load(spec_file), output, options)
+    code = run_gate(gate_request(results, **options), load(spec_file), output)
     ctx.exit(int(code))

@@ -14,6 +14,7 @@ import click
 if TYPE_CHECKING:
     from opskit.exitcodes import ExitCode
     from opskit.gate.report import GateReport
+    from opskit.gate.usecase import GateRequest, Message
     from opskit.spec import Spec
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -45,17 +46,24 @@ def gate_options(f: F) -> F:
     return f
 
 
-def run_gate(results: Path, spec: Spec, output: str, options: dict[str, Any]) -> ExitCode:
+def gate_request(results: Path, *, criteria: tuple[str, ...] = (), baseline: Path | None = None,
+                 tolerance: str | None = None, strict: bool = False, save_baseline: Path | None = None,
+                 junit: Path | None = None, markdown: Path | None = None) -> GateRequest:
+    """The gate options as a request ($GITHUB_STEP_SUMMARY read here, not in the core)."""
+    from opskit.gate.usecase import GateRequest
+
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    return GateRequest(results, criteria=tuple(criteria), baseline=baseline, tolerance=tolerance, strict=strict,
+                       save_baseline=save_baseline, junit=junit, markdown=markdown,
+                       step_summary=Path(summary) if summary else None)
+
+
+def run_gate(req: GateRequest, spec: Spec, output: str) -> ExitCode:
     """Judge, write the files, show the report; the exit code (0, 1 or 3). A run that cannot be judged
     is shown (JSON/Markdown) and then raised as RuntimeFailure (exit 3)."""
     from opskit.errors import RuntimeFailure
-    from opskit.gate.usecase import GateRequest, deliver, judge
+    from opskit.gate.usecase import deliver, judge
 
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    req = GateRequest(results, criteria=tuple(options.get("criteria") or ()), baseline=options.get("baseline"),
-                      tolerance=options.get("tolerance"), strict=bool(options.get("strict")),
-                      save_baseline=options.get("save_baseline"), junit=options.get("junit"),
-                      markdown=options.get("markdown"), step_summary=Path(summary) if summary else None)
     report = judge(req, spec)
     if report.error is not None:
         messages = deliver(report, req)
@@ -68,7 +76,7 @@ def run_gate(results: Path, spec: Spec, output: str, options: dict[str, Any]) ->
     return report.exit_code
 
 
-def _say(messages: list[Any]) -> None:
+def _say(messages: list[Message]) -> None:
     from opskit import output as out
 
     for m in messages:

@@ -11,7 +11,7 @@ import click
 
 from opskit.commands import loadtestview as view
 from opskit.commands.common import load, output_option, spec_option
-from opskit.commands.gateview import GATE_KEYS, gate_options, run_gate
+from opskit.commands.gateview import GATE_KEYS, gate_options, gate_request, run_gate
 
 
 @click.group()
@@ -69,7 +69,7 @@ def run(ctx: click.Context, scenario: str, use_gate: bool, spec_file: str | None
     if outcome.interrupted:
         raise Interrupted(f"interrupted: partial results (marked interrupted) in {req.out_dir}")
     if use_gate:
-        ctx.exit(int(run_gate(req.results_path, spec, output, gate_opts)))
+        ctx.exit(int(run_gate(gate_request(req.results_path, **gate_opts), spec, output)))
     if outcome.aborted:
         raise Refused(f"stopped early: {outcome.aborted}")
     if not results.valid:
