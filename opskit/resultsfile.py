@@ -9,7 +9,7 @@ The writer is `opskit loadtest run`; this module must not import it (nor locust)
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +36,7 @@ def resolve(path: str | Path) -> Path:
     return p / FILE_NAME if p.is_dir() else p
 
 
-def load(path: str | Path) -> tuple[Path, dict[str, Any]]:
+def load(path: str | Path) -> tuple[Path, Mapping[str, Any]]:
     """The file (or run folder's file) parsed and checked: (its path, the JSON object)."""
     p = resolve(path)
     try:
@@ -56,7 +56,7 @@ def load_run(path: str | Path) -> RunResults:
     return read(data, str(p))
 
 
-def parse(text: str, name: str = FILE_NAME) -> dict[str, Any]:
+def parse(text: str, name: str = FILE_NAME) -> Mapping[str, Any]:
     if not text.strip():
         raise UnreadableResults(f"{name}: the file is empty", "empty")
     try:
@@ -82,7 +82,7 @@ def _int(text: str) -> int | float:
     return float("-inf") if text.startswith("-") else float("inf")
 
 
-def check(data: object, name: str = FILE_NAME) -> dict[str, Any]:
+def check(data: object, name: str = FILE_NAME) -> Mapping[str, Any]:
     """The top level of a results document: an object of the schema_version this opskit reads."""
     if not isinstance(data, dict):
         raise UnreadableResults(f"{name}: not a results file: expected a JSON object at the top level", "schema")

@@ -430,7 +430,7 @@ def from_snapshot(data: Mapping[str, Any]) -> RunResults:
     run = _obj(data.get("run"))
     timeline = r.timeline(data.get("timeline") or [], "timeline")
 
-    def scope(name: str, body: dict[str, Any], rows: tuple[Second, ...], dropped: float | None) -> Scope:
+    def scope(name: str, body: Mapping[str, Any], rows: tuple[Second, ...], dropped: float | None) -> Scope:
         latency = _obj(body.get("latency_ms"))
         requests = body.get("requests")
         failures = body.get("failures")
@@ -476,7 +476,7 @@ def _aborted(value: Any) -> str | None:
     return "stopped early by an abort_on_fail criterion"
 
 
-def _obj(value: Any) -> dict[str, Any]:
+def _obj(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
@@ -512,12 +512,12 @@ def _keep(value: Any) -> float | None:
     return None
 
 
-def _stage(s: dict[str, Any]) -> Stage:
+def _stage(s: Mapping[str, Any]) -> Stage:
     return Stage(str(s.get("name")), _num_or_none(s.get("duration_s")) or 0.0, _num_or_none(s.get("start_rate")),
                  _num_or_none(s.get("end_rate")), _int_or_none(s.get("users")))
 
 
-def _generator(g: dict[str, Any]) -> Generator:
+def _generator(g: Mapping[str, Any]) -> Generator:
     samples = {str(k): tuple(float(x) for x in v if isinstance(x, int | float))
                for k, v in _obj(g.get("cpu_samples")).items() if isinstance(v, list)}
     return Generator(**{k: _keep(g.get(k)) for k in (
@@ -551,25 +551,25 @@ class _Reader:
     def bad(self, where: str, what: str) -> UnreadableResults:
         return UnreadableResults(f"{self.name}: {where}: {what}")
 
-    def mapping(self, data: dict[str, Any], key: str) -> dict[str, Any]:
+    def mapping(self, data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
         value = data.get(key)
         if not isinstance(value, dict):
             raise self.bad(key, "missing" if value is None else "expected an object")
         return value
 
-    def text(self, data: dict[str, Any], key: str, where: str) -> str:
+    def text(self, data: Mapping[str, Any], key: str, where: str) -> str:
         value = data.get(key)
         if not isinstance(value, str) or not value:
             raise self.bad(where, "missing" if value is None else "expected a non-empty string")
         return value
 
-    def flag(self, data: dict[str, Any], key: str, where: str) -> bool:
+    def flag(self, data: Mapping[str, Any], key: str, where: str) -> bool:
         value = data.get(key)
         if not isinstance(value, bool):
             raise self.bad(where, "missing" if value is None else "expected true or false")
         return value
 
-    def number(self, data: dict[str, Any], key: str, where: str, *, optional: bool = False) -> float | None:
+    def number(self, data: Mapping[str, Any], key: str, where: str, *, optional: bool = False) -> float | None:
         value = data.get(key)
         if value is None and optional:
             return None
@@ -579,14 +579,14 @@ class _Reader:
             raise self.bad(where, f"cannot be negative, got {value!r}")
         return float(value)
 
-    def count(self, data: dict[str, Any], key: str, where: str) -> int:
+    def count(self, data: Mapping[str, Any], key: str, where: str) -> int:
         value = self.number(data, key, where)
         assert value is not None
         if not value.is_integer():
             raise self.bad(where, f"expected a whole number, got {value!r}")
         return int(value)
 
-    def scope(self, name: str, body: dict[str, Any], where: str, timeline: tuple[Second, ...],
+    def scope(self, name: str, body: Mapping[str, Any], where: str, timeline: tuple[Second, ...],
               dropped: float | None) -> Scope:
         requests = self.count(body, "requests", f"{where}.requests")
         failures = self.count(body, "failures", f"{where}.failures")
@@ -622,13 +622,14 @@ class _Reader:
         t = self.number(row, "t", f"{at}.t")
         assert t is not None
         return Second(
-            t=int(t), requests=self.count(row, "requests", f"{at}.requests"),
-            errors=self.count(row, "errors", f"{at}.errors") if "errors" in row else 0,
-            rps=self.number(row, "rps", f"{at}.rps", optional=True),
-            p50=self.number(row, "p50", f"{at}.p50", optional=True),
-            p95=self.number(row, "p95", f"{at}.p95", optional=True),
-            p99=self.number(row, "p99", f"{at}.p99", optional=True),
-            dropped=self.number(row, "dropped", f"{at}.dropped", optional=True), **_row_extras(row),
+            int(t), self.count(row, "requests", f"{at}.requests"),
+            self.count(row, "errors", f"{at}.errors") if "errors" in row else 0,
+            self.number(row, "rps", f"{at}.rps", optional=True),
+            self.number(row, "p50", f"{at}.p50", optional=True),
+            self.number(row, "p95", f"{at}.p95", optional=True),
+            self.number(row, "p99", f"{at}.p99", optional=True),
+            self.number(row, "dropped", f"{at}.dropped", optional=True),
+            *_row_extras(row),
         )
 
 
@@ -647,12 +648,13 @@ def _fast_second(row: Any) -> Second | None:
         if v is not None and (type(v) not in (int, float) or not (0 <= v < math.inf)):
             return None
     rps, p50, p95, p99, dropped = (None if v is None else float(v) for v in optional)
-    return Second(t, requests, errors, rps, p50, p95, p99, dropped, **_row_extras(row))
+    return Second(t, requests, errors, rps, p50, p95, p99, dropped, *_row_extras(row))
 
 
-def _row_extras(row: dict[str, Any]) -> dict[str, Any]:
-    """The run timeline's generator columns: informative, so read without failing the row."""
+def _row_extras(row: Mapping[str, Any]) -> tuple[float | None, float | None, float | None, int | None]:
+    """The run timeline's generator columns (in_flight, scheduled, lag_max_ms, step): informative, so read
+    without failing the row."""
     if "in_flight" not in row and "step" not in row:
-        return {}  # an endpoint row
-    return {"in_flight": _num_or_none(row.get("in_flight")), "scheduled": _num_or_none(row.get("scheduled")),
-            "lag_max_ms": _num_or_none(row.get("lag_max_ms")), "step": _int_or_none(row.get("step"))}
+        return None, None, None, None  # an endpoint row
+    return (_num_or_none(row.get("in_flight")), _num_or_none(row.get("scheduled")),
+            _num_or_none(row.get("lag_max_ms")), _int_or_none(row.get("step")))

@@ -171,7 +171,7 @@ def _tell(control: Path, outcome: Outcome) -> None:
     os.replace(part, control)  # the runner never reads half of it
 
 
-def _handle(msg: dict[str, Any], outcome: Outcome, hooks: Hooks, proc: subprocess.Popen[bytes],
+def _handle(msg: Mapping[str, Any], outcome: Outcome, hooks: Hooks, proc: subprocess.Popen[bytes],
             control: Path) -> None:
     kind = msg.get("type")
     if kind == "progress":
