@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -115,7 +115,7 @@ class Generator:
     lag_max_ms: float | None = None
     task_errors: float | None = None
     processes: float | None = None
-    cpu_samples: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    cpu_samples: Mapping[str, Sequence[float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
