@@ -23,8 +23,8 @@ from typing import Any, ClassVar
 from opskit.resultsfile import SCHEMA_VERSION, UnreadableResults, check, parse
 
 __all__ = ["SCHEMA_VERSION", "Failover", "Generator", "Histograms", "RunInfo", "RunMeta", "RunResults",
-           "RunnerConfig", "RunnerControl", "Scope", "Second", "Stage", "Step", "UnreadableResults", "from_data",
-           "from_snapshot", "parse_results", "read", "read_steps"]
+           "RunnerConfig", "RunnerControl", "Scope", "Second", "Stage", "Step", "UnreadableResults", "from_snapshot",
+           "parse_results", "read", "read_steps"]
 
 DERIVED = {"derived": True}
 
@@ -385,9 +385,6 @@ def read(doc: object, name: str = "results.json") -> RunResults:
         fault=data.get("fault") if isinstance(data.get("fault"), dict) else None,
         probe=data.get("probe") if isinstance(data.get("probe"), dict) else None, document=data,
     )
-
-
-from_data = read  # the gate's older name
 
 
 def read_steps(data: Mapping[str, Any], name: str) -> tuple[Step, ...]:

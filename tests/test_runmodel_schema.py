@@ -71,3 +71,18 @@ def test_another_schema_version_is_one_clear_error(tmp_path):
     assert exc.value.kind == "schema"
     assert str(exc.value) == (f"{path}: schema_version is 2; this opskit reads schema_version 1 "
                               "(docs/results-schema.md)")
+
+
+def test_the_runner_config_travels_as_json_and_comes_back_the_same():
+    import json as json_mod
+
+    cfg = runmodel.RunnerConfig(
+        scenario="smoke", model="open", host="http://127.0.0.1:1", locustfile="/x/assets.py",
+        stages=(runmodel.Stage("a", 2.0, 5.0, 10.0, None), runmodel.Stage("b", 3.0, 10.0, 10.0, None)),
+        max_in_flight=20, timeout_s=5.0, out_dir="/tmp/run", user_classes=("AssetUser",), tick_s=None,
+        params={"path": "/", "tenants": [{"company_id": "c", "key": "k"}]},
+        run=runmodel.RunMeta(run_id="r1", scenario="smoke", versions={"opskit": "0"},
+                             stages=(runmodel.Stage("a", 2.0, 5.0, 10.0, None),)))
+    back = runmodel.RunnerConfig.from_json(json_mod.loads(json_mod.dumps(cfg.to_json())))
+    assert back == cfg
+    assert back.duration_s == 5.0 and back.open_model
