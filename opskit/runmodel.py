@@ -9,24 +9,71 @@ the AbortWatcher, where missing pieces are derived from the timeline.
 Field names are the JSON keys (tests/test_runmodel_schema.py checks them against the schema document);
 a field with `derived` metadata is computed by the reader and is not in the file. Readers ignore keys
 they do not know; later blocks (`fault`, `probe`) are optional and kept as read until they get a type.
-This module must not import the writer (nor locust).
+This module imports nothing of opskit (resultsfile, the file side, imports it), nor the writer, nor locust.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
-
-from opskit.resultsfile import SCHEMA_VERSION, UnreadableResults, check, parse
 
 __all__ = ["SCHEMA_VERSION", "Failover", "Generator", "Histograms", "RunInfo", "RunMeta", "RunResults",
            "RunnerConfig", "RunnerControl", "Scope", "Second", "Stage", "Step", "UnreadableResults", "from_snapshot",
            "parse_results", "read", "read_steps"]
 
 DERIVED = {"derived": True}
+SCHEMA_VERSION = 1
+
+
+class UnreadableResults(ValueError):
+    """The results cannot answer the question. kind: "missing" or "unreadable" (the file itself),
+    "empty", "json" (truncated or corrupt), "schema" (not a results file of this version), or
+    "content" (a key a reader needs is missing or malformed)."""
+
+    def __init__(self, message: str, kind: str = "content") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def parse(text: str, name: str = "results.json") -> Mapping[str, Any]:
+    if not text.strip():
+        raise UnreadableResults(f"{name}: the file is empty", "empty")
+    try:
+        data = json.loads(text, parse_int=_int)
+    except RecursionError:
+        raise UnreadableResults(f"{name}: not a results file: JSON nested too deeply", "json") from None
+    except json.JSONDecodeError as exc:
+        # a writer killed mid-write leaves a prefix: say so, it is the usual cause and not the user's typo
+        stripped = text.strip()
+        cut = exc.pos >= len(text.rstrip()) - 1 or (stripped.startswith("{") and not stripped.endswith("}"))
+        what = f"truncated, the file ends early (column {exc.colno}: {exc.msg})" if cut else \
+            f"{exc.msg} (column {exc.colno})"
+        raise UnreadableResults(f"{name}:{exc.lineno}: not valid JSON: {what}", "json") from None
+    return check(data, name)
+
+
+def _int(text: str) -> int | float:
+    # an integer no float can hold (1e400 written out) becomes inf, which every reader refuses with the
+    # key path ("expected a number"), instead of an OverflowError deep in the arithmetic
+    # (the length test first: int() of more than 4,300 digits raises ValueError in Python 3.11)
+    if len(text.lstrip("-")) <= 18:
+        return int(text)
+    return float("-inf") if text.startswith("-") else float("inf")
+
+
+def check(data: object, name: str = "results.json") -> Mapping[str, Any]:
+    """The top level of a results document: an object of the schema_version this opskit reads."""
+    if not isinstance(data, dict):
+        raise UnreadableResults(f"{name}: not a results file: expected a JSON object at the top level", "schema")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise UnreadableResults(f"{name}: schema_version is {version!r}; this opskit reads schema_version "
+                                f"{SCHEMA_VERSION} (docs/results-schema.md)", "schema")
+    return data
 
 
 @dataclass(frozen=True)
