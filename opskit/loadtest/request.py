@@ -9,7 +9,6 @@ turns the parameter names into its own option names with ParamError.naming.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,19 +17,10 @@ from typing import Any
 
 from opskit.errors import UsageError
 from opskit.loadtest import plan, scenarios
-from opskit.loadtest.safety import Target
+from opskit.loadtest.safety import ParamError, Target
 from opskit.runmodel import RunMeta
 from opskit.spec.schema import Spec
 from opskit.units import parse_duration
-
-
-class ParamError(UsageError):
-    """A bad request parameter, written `name` in the message."""
-
-    def naming(self, option: Callable[[str], str]) -> UsageError:
-        """The same error with each `name` replaced by what the caller calls it (e.g. --duration)."""
-        text = re.sub(r"`([a-z_]+)`", lambda m: option(m.group(1)), self.message)
-        return UsageError(text, details=self.details)
 
 
 @dataclass(frozen=True)

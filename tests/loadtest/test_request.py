@@ -49,6 +49,8 @@ def test_prepare_builds_a_typed_request_from_spec_and_parameters():
      "--metrics-linger needs --metrics-port"),
     (RunParams("smoke", path="health"), "`path` must start with '/', got 'health'",
      "--path must start with '/', got 'health'"),
+    (RunParams("smoke", target="staging", host="http://127.0.0.1:1"), "give `target` NAME or `host` URL, not both",
+     "give --target NAME or --host URL, not both"),
     (RunParams("smoke", ui=True, processes=2), "`ui` runs a single local process; drop `processes`/`expect_workers`",
      "--ui runs a single local process; drop --processes/--expect-workers"),
 ])
