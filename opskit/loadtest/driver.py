@@ -105,7 +105,7 @@ def run(config: RunnerConfig, out_dir: Path, hooks: Hooks, *, hard_limit_s: floa
                 _reap(proc)
 
 
-def _reader(stream: Any, q: queue.Queue[dict[str, Any] | None]) -> None:
+def _reader(stream: Any, q: queue.Queue[Mapping[str, Any] | None]) -> None:
     for raw in iter(stream.readline, b""):
         try:
             msg = json.loads(raw)
@@ -117,7 +117,7 @@ def _reader(stream: Any, q: queue.Queue[dict[str, Any] | None]) -> None:
 
 
 def _watch(proc: subprocess.Popen[bytes], hooks: Hooks, hard_limit_s: float, control: Path) -> Outcome:
-    q: queue.Queue[dict[str, Any] | None] = queue.Queue()
+    q: queue.Queue[Mapping[str, Any] | None] = queue.Queue()
     threading.Thread(target=_reader, args=(proc.stdout, q), daemon=True).start()
     start = time.monotonic()
     outcome = Outcome(code=3, results=None)
@@ -125,7 +125,7 @@ def _watch(proc: subprocess.Popen[bytes], hooks: Hooks, hard_limit_s: float, con
     while True:
         try:
             try:
-                msg: dict[str, Any] | None | bool = q.get(timeout=0.2)
+                msg: Mapping[str, Any] | None | bool = q.get(timeout=0.2)
             except queue.Empty:
                 msg = False
             if msg is None:  # the runner closed its stdout: it is exiting

@@ -1,5 +1,5 @@
 """results.json: assembling the document (pure) and writing it (atomically). See docs/results-schema.md;
-the steps, generator and failover blocks are the run model's (opskit/runmodel.py) written as they are."""
+the steps, generator, failover and histograms blocks are the run model's (opskit/runmodel.py) written as they are."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from opskit.loadtest import health as health_mod
 from opskit.loadtest.aggregate import Aggregator, stats_block
-from opskit.runmodel import Generator, Step
+from opskit.runmodel import Generator, Histograms, Step
 
 SCHEMA_VERSION = 1
 
@@ -71,7 +71,7 @@ def build(agg: Aggregator, run: dict[str, Any], *, duration_s: float, intended: 
             # one sample a second per generator process (percent of one core), for the saturation check
             cpu_samples={proc: samples for proc, samples in agg.cpu_samples()},
         )),
-        "histograms": _histograms(agg, agg_hist) if histograms else {},
+        "histograms": asdict(_histograms(agg, agg_hist)) if histograms else {},
     }
     if failover is not None:
         from opskit.loadtest import failover as failover_mod
@@ -100,15 +100,15 @@ def _steps(agg: Aggregator, timeline: list[dict[str, Any]], model: Any) -> list[
     return out
 
 
-def _histograms(agg: Aggregator, agg_hist: Any) -> dict[str, Any]:
+def _histograms(agg: Aggregator, agg_hist: Any) -> Histograms:
     from opskit.loadtest import hdr
 
-    return {
-        "unit": "us",
-        "aggregate": hdr.encode(agg_hist),
-        "endpoints": {name: hdr.encode(t.hist) for name, t in sorted(agg.endpoints.items())},
-        "steps": [hdr.encode(t.hist) for t in agg.step_totals],
-    }
+    return Histograms(
+        unit="us",
+        aggregate=hdr.encode(agg_hist),
+        endpoints={name: hdr.encode(t.hist) for name, t in sorted(agg.endpoints.items())},
+        steps=tuple(hdr.encode(t.hist) for t in agg.step_totals),
+    )
 
 
 def write(out_dir: str | Path, results: dict[str, Any]) -> Path:

@@ -273,7 +273,7 @@ class Run:
         live = agg.live_row()
         step = agg.steps[agg.step_of(int(elapsed))].name if agg.steps else None
         emit("progress", elapsed=round(elapsed, 2), duration=self.duration, requests=requests, errors=errors,
-             dropped=agg.dropped, step=step, **live, snapshot=self.snapshot(elapsed))
+             dropped=agg.dropped, step=step, **asdict(live), snapshot=self.snapshot(elapsed))
 
     def snapshot(self, elapsed: float) -> dict[str, Any]:
         from opskit.loadtest.aggregate import stats_block
