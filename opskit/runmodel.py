@@ -1,8 +1,9 @@
 """The one typed model of a load-test run: results.json (docs/results-schema.md) and the runner's config.
 
-`opskit loadtest run` writes results.json; every reader (gate, scale's results source, capacity, the
-load-test command) goes through `read` (or resultsfile.load_run), which checks strictly and names the
-key path of the first problem: the gate fails closed, so anything it cannot read is an
+`opskit loadtest run`'s runner writes results.json (once); the gate, capacity, the load-test command and
+resultsfile.newest read it through `read` (or resultsfile.load_run), which checks strictly and names the
+key path of the first problem (scale's results source still takes the checked document, `parse`/`check`,
+and reads the paths its thresholds name): the gate fails closed, so anything it cannot read is an
 UnreadableResults, never a guess. `from_snapshot` reads the partial document a running load test hands
 the AbortWatcher, where missing pieces are derived from the timeline.
 
@@ -40,6 +41,7 @@ class UnreadableResults(ValueError):
 
 
 def parse(text: str, name: str = "results.json") -> Mapping[str, Any]:
+    """A results document's text parsed and its schema_version checked (not yet its blocks)."""
     if not text.strip():
         raise UnreadableResults(f"{name}: the file is empty", "empty")
     try:
