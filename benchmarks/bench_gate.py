@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 from opskit.gate.baseline import compare_metric
-from opskit.gate.results import Scope, Second, parse_results
+from opskit.runmodel import Scope, Second, parse_results
 
 TOLERANCE = 0.10
 

@@ -65,15 +65,19 @@ def test_a_run_folder_stands_for_its_results_json(tmp_path: Path) -> None:
 
 def test_newest_takes_the_latest_run_that_qualifies(tmp_path: Path) -> None:
     assert newest(tmp_path / "no-runs-yet") is None
-    old = write(tmp_path / "a" / "results.json", json.dumps(GOOD))
-    mid = write(tmp_path / "b" / "results.json", json.dumps({**GOOD, "run": {"valid": False}}))
+    # with a filter, a run is read into the run model: a file it cannot read is skipped
+    run = {**GOOD, "run": {**GOOD["run"], "model": "open"},
+           "aggregate": {"requests": 10, "failures": 0, "latency_ms": {"p95": 5.0}}}
+    old = write(tmp_path / "a" / "results.json", json.dumps(run))
+    mid = write(tmp_path / "b" / "results.json", json.dumps({**run, "run": {**run["run"], "valid": False}}))
+    foreign = write(tmp_path / "d" / "results.json", json.dumps(GOOD))  # no aggregate: not a run we can use
     new = write(tmp_path / "c" / "results.json", '{"schema_version": 1, "run": ')  # killed mid-write
-    for age, p in enumerate((new, mid, old)):
+    for age, p in enumerate((new, foreign, mid, old)):
         os.utime(p, (1_000_000 - age * 100, 1_000_000 - age * 100))
     assert newest(tmp_path) == new  # without a filter: simply the latest, so its error is the one reported
-    assert newest(tmp_path, accept=lambda d: True) == mid  # the half-written one is skipped
-    assert newest(tmp_path, accept=lambda d: d["run"].get("valid") is not False) == old
-    assert newest(tmp_path, accept=lambda d: False) is None
+    assert newest(tmp_path, accept=lambda r: True) == mid  # the half-written and the foreign one are skipped
+    assert newest(tmp_path, accept=lambda r: r.valid) == old
+    assert newest(tmp_path, accept=lambda r: False) is None
 
 
 def test_an_integer_no_float_can_hold_is_read_as_inf_not_an_overflow(tmp_path: Path) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from opskit.capacity.steps import SloCapacity, Step, StepData, slo_capacity
 from opskit.capacity.usl import USLFit, fit
 from opskit.errors import ConfigError, RuntimeFailure
 
 if TYPE_CHECKING:
+    from opskit.runmodel import RunResults
     from opskit.spec.schema import Spec
 
 
@@ -19,12 +20,8 @@ def newest_step_run(runs_dir: Path, min_steps: int = 2) -> Path | None:
     """The newest valid runs/*/results.json with at least min_steps load levels (a `step` run), if any."""
     from opskit.resultsfile import newest
 
-    def is_step_run(data: dict[str, Any]) -> bool:
-        steps, run = data.get("steps"), data.get("run")
-        if isinstance(run, dict) and run.get("valid") is False:
-            return False
-        used = [s for s in steps if isinstance(s, dict) and s.get("requests")] if isinstance(steps, list) else []
-        return len(used) >= min_steps
+    def is_step_run(run: RunResults) -> bool:
+        return run.valid and len([s for s in run.steps or () if s.requests]) >= min_steps
 
     return newest(runs_dir, accept=is_step_run)
 

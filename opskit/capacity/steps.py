@@ -28,45 +28,31 @@ class StepData:
     run: dict[str, object]  # the results file's run block (scenario, started_at, git_sha...), {} for a CSV
 
 
-def _num(value: object, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise RuntimeFailure(f"{where}: expected a number, got {value!r}")
-    return float(value)
+def _float(value: float | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def parse_results(doc: object, source: str) -> StepData:
     from opskit.resultsfile import UnreadableResults, check
+    from opskit.runmodel import read_steps
 
     try:
         data = check(doc, source)
+        if not isinstance(data.get("steps"), list):
+            raise UnreadableResults(f"{source}: no steps list (see docs/results-schema.md)")
+        run = data.get("run") if isinstance(data.get("run"), dict) else {}
+        if run and not isinstance(run.get("valid", True), bool):
+            raise UnreadableResults(f"{source}: run.valid: expected true or false, got {run.get('valid')!r}")
+        if run and run.get("valid") is False:
+            # an invalid run (generator saturated, target unreachable...) measured the wrong thing
+            reason = run.get("invalid_reason") or "no reason given"
+            raise UnreadableResults(f"{source}: the run is marked invalid ({reason}): its steps cannot size capacity")
+        levels = read_steps(data, source)
     except UnreadableResults as exc:
         raise RuntimeFailure(str(exc)) from None
-    raw = data.get("steps")
-    if not isinstance(raw, list):
-        raise RuntimeFailure(f"{source}: no steps list (see docs/results-schema.md)")
-    run = data.get("run") if isinstance(data.get("run"), dict) else {}
-    if run and not isinstance(run.get("valid", True), bool):
-        raise RuntimeFailure(f"{source}: run.valid: expected true or false, got {run.get('valid')!r}")
-    if run and run.get("valid") is False:
-        # an invalid run (generator saturated, target unreachable...) measured the wrong thing
-        raise RuntimeFailure(f"{source}: the run is marked invalid ({run.get('invalid_reason') or 'no reason given'})"
-                             ": its steps cannot size capacity")
-    steps = []
-    for i, s in enumerate(raw):
-        where = f"{source}: steps[{i}]"
-        if not isinstance(s, dict):
-            raise RuntimeFailure(f"{where}: expected an object")
-        if not s.get("requests"):
-            continue  # a step that sent nothing (e.g. cut short) says nothing about capacity
-        lat = s.get("latency_ms")
-        p95 = lat.get("p95") if isinstance(lat, dict) else None
-        err = s.get("error_rate")
-        steps.append(Step(
-            concurrency=_num(s.get("concurrency"), f"{where}.concurrency"),
-            throughput=_num(s.get("rps"), f"{where}.rps"),
-            p95_ms=_num(p95, f"{where}.latency_ms.p95") if p95 is not None else None,
-            error_rate=_num(err, f"{where}.error_rate") if err is not None else None,
-            name=str(s.get("name")) if s.get("name") is not None else None))
+    steps = [Step(concurrency=float(s.concurrency), throughput=float(s.rps), p95_ms=_float(s.latency_ms.get("p95")),
+                  error_rate=_float(s.error_rate), name=s.name)
+             for s in levels if s.requests]  # a step that sent nothing says nothing about capacity
     return StepData(source, steps, dict(run or {}))
 
 

@@ -26,7 +26,7 @@ from typing import Literal
 
 import numpy as np
 
-from opskit.gate.results import RunData, Scope
+from opskit.runmodel import RunResults, Scope
 
 METRICS = ("p95", "p99", "error_rate", "rps")
 ERROR_RATE_FLOOR = 0.001
@@ -60,7 +60,7 @@ class Comparison:
         return f"{self.endpoint}: {self.metric} vs baseline"
 
 
-def check_comparable(current: RunData, base: RunData) -> None:
+def check_comparable(current: RunResults, base: RunResults) -> None:
     if current.scenario != base.scenario:
         raise BaselineMismatch(f"the baseline is a run of scenario {base.scenario!r}, this is "
                                f"{current.scenario!r}: compare runs of the same scenario")
@@ -74,7 +74,7 @@ def check_comparable(current: RunData, base: RunData) -> None:
                                    "a different load level is a different experiment")
 
 
-def compare_runs(current: RunData, base: RunData, tolerance_pct: float, *,
+def compare_runs(current: RunResults, base: RunResults, tolerance_pct: float, *,
                  resamples: int = RESAMPLES, confidence: float = CONFIDENCE) -> list[Comparison]:
     """Every endpoint of either run, then the whole run ("(all)"), x METRICS."""
     check_comparable(current, base)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from opskit.gate.criteria import LATENCY_METRICS, Criterion, compare, format_value
-from opskit.gate.results import RunData, Scope
+from opskit.runmodel import RunResults, Scope
 
 Status = Literal["pass", "fail", "error", "skipped"]
 
@@ -50,11 +50,11 @@ class Sustained:
     seconds: int  # rows in the timeline
 
 
-def evaluate(criteria: Iterable[Sourced], run: RunData) -> list[Verdict]:
+def evaluate(criteria: Iterable[Sourced], run: RunResults) -> list[Verdict]:
     return [judge(s, run) for s in criteria]
 
 
-def judge(sourced: Sourced, run: RunData) -> Verdict:
+def judge(sourced: Sourced, run: RunResults) -> Verdict:
     c = sourced.criterion
 
     def verdict(status: Status, measured: float | None, text: str, detail: str = "") -> Verdict:

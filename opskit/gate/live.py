@@ -9,11 +9,12 @@ own timeline is the time.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from opskit.gate.criteria import Criterion, parse
 from opskit.gate.evaluate import Sourced, judge
-from opskit.gate.results import UnreadableResults, from_snapshot
+from opskit.runmodel import UnreadableResults, from_snapshot
 
 
 class AbortWatcher:
@@ -24,7 +25,7 @@ class AbortWatcher:
         self.criteria: list[Criterion] = [parse(text) for text in criteria]
         self.grace_s = grace_s
 
-    def check(self, snapshot: dict[str, Any]) -> str | None:
+    def check(self, snapshot: Mapping[str, Any]) -> str | None:
         if not self.criteria:
             return None
         elapsed = elapsed_s(snapshot)
@@ -42,7 +43,7 @@ class AbortWatcher:
         return None
 
 
-def elapsed_s(snapshot: dict[str, Any]) -> float:
+def elapsed_s(snapshot: Mapping[str, Any]) -> float:
     """Seconds of run covered by the snapshot: run.elapsed_s or run.duration_s, else one past the last
     timeline t."""
     run = snapshot.get("run")

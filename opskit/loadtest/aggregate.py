@@ -170,19 +170,17 @@ class Aggregator:
         self.settle()
         return [{k: v for k, v in self.rows[t].items() if not k.startswith("_")} for t in sorted(self.rows)]
 
-    def live_row(self) -> dict[str, Any]:
+    def live_row(self) -> LiveRow:
         """The last second that is probably complete (the newest may still be filling)."""
         for t in (self.latest_t - 1, self.latest_t):
             row = self._open.get(t)
             if row is not None:
-                return {"rps": float(row.hist.get_total_count()), "p50": hdr.quantile_ms(row.hist, 50),
-                        "p95": hdr.quantile_ms(row.hist, 95), "p99": hdr.quantile_ms(row.hist, 99),
-                        "in_flight": row.in_flight, "second_errors": row.errors}
+                return LiveRow(float(row.hist.get_total_count()), hdr.quantile_ms(row.hist, 50),
+                               hdr.quantile_ms(row.hist, 95), hdr.quantile_ms(row.hist, 99), row.in_flight, row.errors)
             if t in self.rows:
                 r = self.rows[t]
-                return {"rps": r["rps"], "p50": r["p50"], "p95": r["p95"], "p99": r["p99"],
-                        "in_flight": r["in_flight"], "second_errors": r["errors"]}
-        return {"rps": 0.0, "p50": None, "p95": None, "p99": None, "in_flight": 0, "second_errors": 0}
+                return LiveRow(r["rps"], r["p50"], r["p95"], r["p99"], r["in_flight"], r["errors"])
+        return LiveRow()
 
     def in_flight_now(self) -> int:
         """Most requests in flight (summed over processes) in the last second that is probably complete."""
@@ -204,6 +202,18 @@ class Aggregator:
 
 def _ms(us: int | None) -> float | None:
     return None if us is None else round(us / 1000.0, 3)
+
+
+@dataclass(frozen=True)
+class LiveRow:
+    """The figures of the progress line (in this order on the wire)."""
+
+    rps: float = 0.0
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    in_flight: int = 0
+    second_errors: int = 0
 
 
 def stats_block(hist: Any, errors: int, kinds: dict[str, int], duration_s: float) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from typing import Any
 
 _params: dict[str, Any] = {}
@@ -16,6 +17,6 @@ def params() -> dict[str, Any]:
     return _params
 
 
-def set_params(values: dict[str, Any]) -> None:
+def set_params(values: Mapping[str, Any]) -> None:
     _params.clear()
     _params.update(values)

@@ -11,10 +11,15 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from opskit.runmodel import RunnerControl
+
+if TYPE_CHECKING:
+    from opskit.runmodel import RunnerConfig
 
 from opskit import children
 
@@ -29,41 +34,77 @@ class Outcome:
     error_code: int = 3
     interrupted: bool = False
     aborted: str | None = None
-    events: dict[str, Any] = field(default_factory=dict)
+    failover_at_s: float | None = None  # when the failover kill fired...
+    killed_pid: int | None = None  # ...and the service worker it killed
+    metrics_url: str | None = None
+
+
+@dataclass(frozen=True)
+class ProgressReport:
+    """The runner's progress line, once a second."""
+
+    elapsed: float = 0.0
+    duration: float = 0.0
+    requests: int = 0
+    errors: int = 0
+    dropped: int = 0
+    step: str | None = None
+    rps: float = 0.0  # the last settled second's
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    in_flight: int = 0
+    # what the run measured so far, shaped like results.json (runmodel.from_snapshot reads it)
+    snapshot: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_message(cls, msg: Mapping[str, Any]) -> ProgressReport:
+        def num(key: str, default: float | None = 0.0) -> Any:
+            value = msg.get(key)
+            return value if isinstance(value, int | float) and not isinstance(value, bool) else default
+
+        snapshot = msg.get("snapshot")
+        return cls(elapsed=float(num("elapsed")), duration=float(num("duration")), requests=int(num("requests")),
+                   errors=int(num("errors")), dropped=int(num("dropped")),
+                   step=str(msg["step"]) if msg.get("step") is not None else None, rps=num("rps"),
+                   p50=num("p50", None), p95=num("p95", None), p99=num("p99", None), in_flight=num("in_flight"),
+                   snapshot=snapshot if isinstance(snapshot, dict) else {})
 
 
 @dataclass
 class Hooks:
-    on_progress: Callable[[dict[str, Any]], None] = lambda msg: None
+    on_progress: Callable[[ProgressReport], None] = lambda report: None
     on_ui: Callable[[str], None] = lambda url: None
     on_metrics: Callable[[str], None] = lambda url: None
     on_note: Callable[[str], None] = lambda text: None
-    abort_check: Callable[[dict[str, Any]], str | None] | None = None
-    # (seconds into the run, action) fired once when progress passes it; returns facts for events
-    timed: list[tuple[float, Callable[[], dict[str, Any]]]] = field(default_factory=list)
+    abort_check: Callable[[Mapping[str, Any]], str | None] | None = None
+    # the failover scenario: (seconds into the run, kill) fired once when progress passes it; kill returns
+    # the pid it killed (None: nothing to kill)
+    failover: tuple[float, Callable[[], int | None]] | None = None
 
 
 def runner_argv(config_path: Path) -> list[str]:
     return [sys.executable, "-m", "opskit.loadtest.runner", str(config_path)]
 
 
-def run(config: dict[str, Any], out_dir: Path, hooks: Hooks, *, hard_limit_s: float) -> Outcome:
+def run(config: RunnerConfig, out_dir: Path, hooks: Hooks, *, hard_limit_s: float) -> Outcome:
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="opskit-loadtest-") as tmp:
         # the config can hold API keys: a private temporary file, never argv, never the run folder
-        cfg_path = Path(tmp) / "config.json"
+        cfg_path, control = Path(tmp) / "config.json", Path(tmp) / "control.json"
+        config = replace(config, control_path=str(control))
         fd = os.open(cfg_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(config, fh)
+            json.dump(config.to_json(), fh)
         proc = children.start(runner_argv(cfg_path), env=dict(os.environ), log=out_dir / "locust.log",
                               stdout="pipe")
         try:
-            return _watch(proc, hooks, hard_limit_s)
+            return _watch(proc, hooks, hard_limit_s, control)
         finally:
             proc.stop(timeout_s=STOP_GRACE_S)  # nothing outlives the run: its local workers go with its group
 
 
-def _reader(stream: Any, q: queue.Queue[dict[str, Any] | None]) -> None:
+def _reader(stream: Any, q: queue.Queue[Mapping[str, Any] | None]) -> None:
     for raw in iter(stream.readline, b""):
         try:
             msg = json.loads(raw)
@@ -74,29 +115,30 @@ def _reader(stream: Any, q: queue.Queue[dict[str, Any] | None]) -> None:
     q.put(None)
 
 
-def _watch(proc: children.Child, hooks: Hooks, hard_limit_s: float) -> Outcome:
-    q: queue.Queue[dict[str, Any] | None] = queue.Queue()
+def _watch(proc: children.Child, hooks: Hooks, hard_limit_s: float, control: Path) -> Outcome:
+    q: queue.Queue[Mapping[str, Any] | None] = queue.Queue()
     threading.Thread(target=_reader, args=(proc.stdout, q), daemon=True).start()
     start = time.monotonic()
     outcome = Outcome(code=3, results=None)
-    timed = sorted(hooks.timed, key=lambda t: t[0])
     stop_deadline: float | None = None
     while True:
         try:
             try:
-                msg: dict[str, Any] | None | bool = q.get(timeout=0.2)
+                msg: Mapping[str, Any] | None | bool = q.get(timeout=0.2)
             except queue.Empty:
                 msg = False
             if msg is None:  # the runner closed its stdout: it is exiting
                 break
             if msg:
-                _handle(msg, outcome, hooks, proc)  # type: ignore[arg-type]
+                _handle(msg, outcome, hooks, proc, control)  # type: ignore[arg-type]
             now = time.monotonic()
-            if msg and msg.get("type") == "progress":  # type: ignore[union-attr]
+            if msg and msg.get("type") == "progress" and hooks.failover is not None:  # type: ignore[union-attr]
                 elapsed = float(msg.get("elapsed", 0.0))  # type: ignore[union-attr]
-                while timed and elapsed >= timed[0][0] and not outcome.interrupted:
-                    _, action = timed.pop(0)
-                    outcome.events.update({"at_s": elapsed, **action()})
+                at_s, kill = hooks.failover
+                if elapsed >= at_s and not outcome.interrupted:
+                    hooks.failover = None  # once
+                    outcome.failover_at_s, outcome.killed_pid = elapsed, kill()
+                    _tell(control, outcome)
             if stop_deadline is not None and now > stop_deadline:
                 _kill(proc)
             elif stop_deadline is None and now - start > hard_limit_s:
@@ -120,19 +162,30 @@ def _watch(proc: children.Child, hooks: Hooks, hard_limit_s: float) -> Outcome:
     return outcome
 
 
-def _handle(msg: dict[str, Any], outcome: Outcome, hooks: Hooks, proc: children.Child) -> None:
+def _tell(control: Path, outcome: Outcome) -> None:
+    """Leave the runner what it puts in results.json: why the run was aborted, which worker was killed when."""
+    told = RunnerControl(outcome.aborted, outcome.failover_at_s, outcome.killed_pid)
+    part = control.with_suffix(".part")
+    part.write_text(json.dumps(asdict(told)), encoding="utf-8")
+    os.replace(part, control)  # the runner never reads half of it
+
+
+def _handle(msg: Mapping[str, Any], outcome: Outcome, hooks: Hooks, proc: children.Child,
+            control: Path) -> None:
     kind = msg.get("type")
     if kind == "progress":
-        hooks.on_progress(msg)
+        report = ProgressReport.from_message(msg)
+        hooks.on_progress(report)
         if hooks.abort_check is not None and outcome.aborted is None:
-            reason = hooks.abort_check(msg.get("snapshot") or {})
+            reason = hooks.abort_check(report.snapshot)
             if reason:
                 outcome.aborted = reason
+                _tell(control, outcome)
                 _signal(proc, signal.SIGUSR1)
     elif kind == "ui":
         hooks.on_ui(str(msg.get("url")))
     elif kind == "metrics":
-        outcome.events["metrics_url"] = str(msg.get("url"))
+        outcome.metrics_url = str(msg.get("url"))
         hooks.on_metrics(str(msg.get("url")))
     elif kind == "note":
         hooks.on_note(str(msg.get("text")))

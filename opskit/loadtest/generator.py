@@ -12,27 +12,28 @@ from opskit.loadtest import openmodel
 from opskit.loadtest.aggregate import StepWindow
 from opskit.loadtest.arrivals import RateStage
 from opskit.loadtest.recorder import Recorder
+from opskit.runmodel import RunnerConfig
 
 clock = time.perf_counter
 
 
-def rate_stages(cfg: dict[str, Any]) -> list[RateStage]:
-    return [RateStage(s["duration_s"], s["start_rate"] or 0.0, s["end_rate"] or 0.0) for s in cfg["stages"]]
+def rate_stages(cfg: RunnerConfig) -> list[RateStage]:
+    return [RateStage(s.duration_s, s.start_rate or 0.0, s.end_rate or 0.0) for s in cfg.stages]
 
 
-def step_windows(cfg: dict[str, Any]) -> list[StepWindow]:
+def step_windows(cfg: RunnerConfig) -> list[StepWindow]:
     out, start = [], 0.0
-    for i, s in enumerate(cfg["stages"]):
-        rate = max(s["start_rate"] or 0.0, s["end_rate"] or 0.0) if cfg["model"] == "open" else None
-        out.append(StepWindow(i, s["name"], round(start, 3), s["duration_s"], rate, s["users"]))
-        start += s["duration_s"]
+    for i, s in enumerate(cfg.stages):
+        rate = max(s.start_rate or 0.0, s.end_rate or 0.0) if cfg.open_model else None
+        out.append(StepWindow(i, s.name, round(start, 3), s.duration_s, rate, s.users))
+        start += s.duration_s
     return out
 
 
 class Generator:
     """What one process does while generating load: record, report, and (open model) drive arrivals."""
 
-    def __init__(self, cfg: dict[str, Any], index: int, n: int, classes: list[Any]) -> None:
+    def __init__(self, cfg: RunnerConfig, index: int, n: int, classes: list[Any]) -> None:
         self.cfg = cfg
         self.rec: Recorder | None = None
         self.proc = psutil.Process()
@@ -43,10 +44,9 @@ class Generator:
         st.user_classes = classes
         st.index, st.n = index, n
         st.stages = rate_stages(cfg)
-        st.cap = max(1, -(-cfg["max_in_flight"] // n))
-        st.grace_s = cfg["timeout_s"] + 1.0
-        tick = cfg.get("tick_s")
-        st.tick_s = float(tick) if tick is not None else None  # None: auto
+        st.cap = max(1, -(-cfg.max_in_flight // n))
+        st.grace_s = cfg.timeout_s + 1.0
+        st.tick_s = float(cfg.tick_s) if cfg.tick_s is not None else None  # None: auto
 
     def start(self) -> Recorder:
         self.rec = Recorder(clock())

@@ -17,6 +17,7 @@ from locust.contrib.fasthttp import FastHttpUser
 from locust.env import Environment
 
 from opskit.atomicio import write_atomic
+from opskit.runmodel import RunnerConfig
 
 
 class LocustfileError(Exception):
@@ -64,18 +65,18 @@ def tune(classes: list[type[User]], *, host: str, timeout_s: float, concurrency:
                 cls.concurrency = concurrency
 
 
-def parsed_options(config: dict[str, Any] | None = None) -> Any:
+def parsed_options(config: RunnerConfig | None = None) -> Any:
     parser = get_empty_argument_parser()
     setup_parser_arguments(parser)
     opts = parser.parse(args=[])
     opts.headless = True
     if config is not None:
         # custom options travel to every worker with Locust's spawn message
-        opts.opskit_config = json.dumps(config)
+        opts.opskit_config = json.dumps(config.to_json())
     return opts
 
 
-def environment(classes: list[type[User]], host: str, config: dict[str, Any] | None) -> Environment:
+def environment(classes: list[type[User]], host: str, config: RunnerConfig | None) -> Environment:
     env = Environment(user_classes=classes, host=host, parsed_options=parsed_options(config))
     env.stop_timeout = 0.0
     return env

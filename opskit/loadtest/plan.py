@@ -1,4 +1,4 @@
-"""Turning a scenario, a target and the options into the runner's config (pure)."""
+"""Turning a scenario, a target and the options into the runner's config (pure, typed: runmodel.RunnerConfig)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from opskit.loadtest.scenarios import Scenario
+from opskit.runmodel import RunMeta, RunnerConfig, Stage
 
 
 @dataclass(frozen=True)
@@ -23,31 +24,34 @@ class Options:
     metrics_linger_s: float = 0.0  # keep /metrics up this long after the run (Prometheus' last scrape)
 
 
-def config(sc: Scenario, *, host: str, out_dir: Path, opts: Options, run_meta: dict[str, Any]) -> dict[str, Any]:
+def config(sc: Scenario, *, host: str, out_dir: Path, opts: Options, run_meta: RunMeta) -> RunnerConfig:
     local_workers = opts.processes if (opts.processes > 1 or opts.expect_workers) else 0
-    return {
-        "scenario": sc.name,
-        "model": sc.model,
-        "host": host,
-        "locustfile": str((opts.locustfile or sc.locustfile).resolve()),
-        "user_classes": list(opts.user_classes) or None,
-        "stages": [{"name": s.name, "duration_s": s.duration_s, "start_rate": s.start_rate,
-                    "end_rate": s.end_rate, "users": s.users} for s in sc.stages],
-        "max_in_flight": sc.max_in_flight,
-        "timeout_s": sc.timeout_s,
-        "tick_s": sc.tick_s,
-        "spawn_rate": sc.spawn_rate,
-        "workers": local_workers + opts.expect_workers,
-        "local_workers": local_workers,
-        "master_bind": opts.master_bind,
-        "master_port": opts.master_port,
-        "out_dir": str(out_dir),
-        "ui": opts.ui,
-        "metrics_port": opts.metrics_port,
-        "metrics_linger_s": opts.metrics_linger_s if opts.metrics_port is not None else 0.0,
-        "params": {**sc.params, **opts.params},
-        "run": run_meta,
-    }
+    return RunnerConfig(
+        scenario=sc.name,
+        model=sc.model,
+        host=host,
+        locustfile=str((opts.locustfile or sc.locustfile).resolve()),
+        user_classes=tuple(opts.user_classes) or None,
+        stages=stages(sc),
+        max_in_flight=sc.max_in_flight,
+        timeout_s=sc.timeout_s,
+        tick_s=sc.tick_s,
+        spawn_rate=sc.spawn_rate,
+        workers=local_workers + opts.expect_workers,
+        local_workers=local_workers,
+        master_bind=opts.master_bind,
+        master_port=opts.master_port,
+        out_dir=str(out_dir),
+        ui=opts.ui,
+        metrics_port=opts.metrics_port,
+        metrics_linger_s=opts.metrics_linger_s if opts.metrics_port is not None else 0.0,
+        params={**sc.params, **opts.params},
+        run=run_meta,
+    )
+
+
+def stages(sc: Scenario) -> tuple[Stage, ...]:
+    return tuple(Stage(s.name, s.duration_s, s.start_rate, s.end_rate, s.users) for s in sc.stages)
 
 
 def hard_limit_s(sc: Scenario) -> float:

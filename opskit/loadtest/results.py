@@ -1,19 +1,23 @@
-"""results.json: assembling the document (pure) and writing it (atomically). See docs/results-schema.md."""
+"""results.json: assembling the document (pure) and writing it (atomically). See docs/results-schema.md;
+the steps, generator, failover and histograms blocks are the run model's (opskit/runmodel.py) written as they are."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from opskit.loadtest import health as health_mod
 from opskit.loadtest.aggregate import Aggregator, stats_block
+from opskit.runmodel import Generator, Histograms, Step
 
 SCHEMA_VERSION = 1
 
 
 def build(agg: Aggregator, run: dict[str, Any], *, duration_s: float, intended: int | None,
-          processes: int, histograms: bool = True) -> dict[str, Any]:
-    """run: the run metadata known to the caller (scenario, model, target, times, versions, ...)."""
+          processes: int, histograms: bool = True, failover: tuple[float, int] | None = None) -> dict[str, Any]:
+    """run: the run metadata known to the caller (scenario, model, target, times, versions, ...);
+    failover: when (seconds into the run) the CLI killed which service worker (pid)."""
     requests, failures = agg.totals()
     sent = agg.scheduled - agg.dropped
     if run.get("model") == "closed":
@@ -40,7 +44,7 @@ def build(agg: Aggregator, run: dict[str, Any], *, duration_s: float, intended: 
     if run.get("interrupted"):
         valid = False
         reasons.append("interrupted before the end")
-    return {
+    doc = {
         "schema_version": SCHEMA_VERSION,
         "run": {
             **run,
@@ -52,26 +56,32 @@ def build(agg: Aggregator, run: dict[str, Any], *, duration_s: float, intended: 
         "aggregate": stats_block(agg_hist, failures, kinds, duration_s),
         "endpoints": endpoints,
         "timeline": timeline,
-        "steps": _steps(agg, timeline, run.get("model")),
-        "generator": {
-            "cpu_max": health.cpu_max,
-            "cpu_mean": health.cpu_mean,
-            "intended_rate": health.intended_rate,
-            "achieved_rate": health.achieved_rate,
-            "scheduled": agg.scheduled if run.get("model") == "open" else None,
-            "sent": sent,
-            "dropped": agg.dropped,
-            "lag_max_ms": round(agg.lag_max_ms, 3),
-            "task_errors": agg.task_errors,
-            "processes": processes,
+        "steps": [asdict(step) for step in _steps(agg, timeline, run.get("model"))],
+        "generator": asdict(Generator(
+            cpu_max=health.cpu_max,
+            cpu_mean=health.cpu_mean,
+            intended_rate=health.intended_rate,
+            achieved_rate=health.achieved_rate,
+            scheduled=agg.scheduled if run.get("model") == "open" else None,
+            sent=sent,
+            dropped=agg.dropped,
+            lag_max_ms=round(agg.lag_max_ms, 3),
+            task_errors=agg.task_errors,
+            processes=processes,
             # one sample a second per generator process (percent of one core), for the saturation check
-            "cpu_samples": {proc: samples for proc, samples in agg.cpu_samples()},
-        },
-        "histograms": _histograms(agg, agg_hist) if histograms else {},
+            cpu_samples={proc: samples for proc, samples in agg.cpu_samples()},
+        )),
+        "histograms": asdict(_histograms(agg, agg_hist)) if histograms else {},
     }
+    if failover is not None:
+        from opskit.loadtest import failover as failover_mod
+
+        at_s, pid = failover
+        doc["failover"] = asdict(failover_mod.analyse(timeline, at_s, pid))
+    return doc
 
 
-def _steps(agg: Aggregator, timeline: list[dict[str, Any]], model: Any) -> list[dict[str, Any]]:
+def _steps(agg: Aggregator, timeline: list[dict[str, Any]], model: Any) -> list[Step]:
     out = []
     for i, step in enumerate(agg.steps):
         totals = agg.step_totals[i]
@@ -82,24 +92,23 @@ def _steps(agg: Aggregator, timeline: list[dict[str, Any]], model: Any) -> list[
         mean_ms = block["latency_ms"]["mean"] or 0.0
         concurrency = (step.users if model == "closed" and step.users is not None
                        else round(block["rps"] * mean_ms / 1000.0, 3))  # Little's law
-        out.append({
-            "index": step.index, "name": step.name, "rate": step.rate, "users": step.users,
-            "concurrency": concurrency, "start_s": step.start_s, "duration_s": step.duration_s,
-            "active_s": active, "scheduled": agg.step_scheduled[i], "dropped": agg.step_dropped[i],
-            **block,
-        })
+        out.append(Step(
+            index=step.index, name=step.name, rate=step.rate, users=step.users, concurrency=concurrency,
+            start_s=step.start_s, duration_s=step.duration_s, active_s=active, scheduled=agg.step_scheduled[i],
+            dropped=agg.step_dropped[i], **block,
+        ))
     return out
 
 
-def _histograms(agg: Aggregator, agg_hist: Any) -> dict[str, Any]:
+def _histograms(agg: Aggregator, agg_hist: Any) -> Histograms:
     from opskit.loadtest import hdr
 
-    return {
-        "unit": "us",
-        "aggregate": hdr.encode(agg_hist),
-        "endpoints": {name: hdr.encode(t.hist) for name, t in sorted(agg.endpoints.items())},
-        "steps": [hdr.encode(t.hist) for t in agg.step_totals],
-    }
+    return Histograms(
+        unit="us",
+        aggregate=hdr.encode(agg_hist),
+        endpoints={name: hdr.encode(t.hist) for name, t in sorted(agg.endpoints.items())},
+        steps=tuple(hdr.encode(t.hist) for t in agg.step_totals),
+    )
 
 
 def write(out_dir: str | Path, results: dict[str, Any]) -> Path:

@@ -18,6 +18,7 @@ import logging  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from dataclasses import asdict, replace  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -31,6 +32,7 @@ from opskit.loadtest.aggregate import Aggregator  # noqa: E402
 from opskit.loadtest.arrivals import arrivals_until, rate_at  # noqa: E402
 from opskit.loadtest.generator import Generator, rate_stages, step_windows  # noqa: E402
 from opskit.loadtest.worker import worker_main  # noqa: E402
+from opskit.runmodel import RunnerConfig, RunnerControl  # noqa: E402
 
 clock = time.perf_counter
 log = logging.getLogger("opskit.loadtest")
@@ -45,14 +47,14 @@ def emit(kind: str, **data: Any) -> None:
 class Run:
     """The local or master side: starts the load, merges payloads, reports progress, writes results."""
 
-    def __init__(self, cfg: dict[str, Any]) -> None:
+    def __init__(self, cfg: RunnerConfig) -> None:
         self.cfg = cfg
-        self.out = Path(cfg["out_dir"])
+        self.out = Path(cfg.out_dir)
         self.agg = Aggregator(step_windows(cfg))
         self.interrupted = False
         self.aborted = False
-        self.duration = sum(s["duration_s"] for s in cfg["stages"])
-        self.workers = int(cfg.get("workers", 0))
+        self.duration = cfg.duration_s
+        self.workers = int(cfg.workers)
         self.done_procs: set[str] = set()
         self.failures: list[str] = []
         self.children: list[Any] = []
@@ -73,23 +75,23 @@ class Run:
 
     def main(self) -> int:
         cfg = self.cfg
-        context.set_params(cfg.get("params", {}))
-        classes = locustenv.load_locustfile(Path(cfg["locustfile"]), cfg.get("user_classes"))
-        open_model = cfg["model"] == "open"
+        context.set_params(cfg.params)
+        classes = locustenv.load_locustfile(Path(cfg.locustfile), list(cfg.user_classes) if cfg.user_classes else None)
+        open_model = cfg.open_model
         if open_model:
             openmodel.check_open_compatible(classes)
-        locustenv.tune(classes, host=cfg["host"], timeout_s=cfg["timeout_s"], concurrency=max(1, cfg["max_in_flight"])
+        locustenv.tune(classes, host=cfg.host, timeout_s=cfg.timeout_s, concurrency=max(1, cfg.max_in_flight)
                        if open_model else None)
         run_classes: list[Any] = [openmodel.OpenModelDriver] if open_model else classes
         if self.workers:  # workers get the locustfile itself with the config (remote machines have no copy)
-            cfg["locustfile_source"] = Path(cfg["locustfile"]).read_text(encoding="utf-8")
-        env = locustenv.environment(run_classes, cfg["host"], cfg if self.workers else None)
-        if cfg.get("metrics_port") is not None:  # before any worker starts: a taken port fails fast
-            self.start_metrics(int(cfg["metrics_port"]))
+            cfg = self.cfg = replace(cfg, locustfile_source=Path(cfg.locustfile).read_text(encoding="utf-8"))
+        env = locustenv.environment(run_classes, cfg.host, cfg if self.workers else None)
+        if cfg.metrics_port is not None:  # before any worker starts: a taken port fails fast
+            self.start_metrics(int(cfg.metrics_port))
         local_gen: Generator | None = None
         runner: Any
         if self.workers:
-            runner = env.create_master_runner(cfg.get("master_bind", "127.0.0.1"), cfg.get("master_port", 0))
+            runner = env.create_master_runner(cfg.master_bind, cfg.master_port)
             runner.register_message("opskit_stats", lambda environment, msg, **kw: self.ingest(msg.data))
             self.children = spawn_local_workers(cfg, runner.server.port)
             self.wait_for_workers(runner)
@@ -100,8 +102,8 @@ class Run:
         openmodel.install_recording(env)
         if open_model:
             env.events.user_error.add_listener(self._on_user_error)
-        if cfg.get("ui"):
-            port = int(cfg.get("web_port") or free_port())
+        if cfg.ui:
+            port = int(cfg.web_port or free_port())
             env.create_web_ui("127.0.0.1", port)
             emit("ui", url=f"http://127.0.0.1:{port}")
         from locust import stats as lstats
@@ -121,17 +123,21 @@ class Run:
         ended_at = datetime.now(UTC)
         run_time = min(elapsed, self.duration)
         intended = arrivals_until(rate_stages(cfg), run_time) if open_model else None
-        meta = {**cfg.get("run", {}), "model": cfg["model"], "target": cfg["host"],
+        told = told_by_cli(cfg.control_path)
+        meta = {**asdict(cfg.run), "model": cfg.model, "target": cfg.host,
                 "started_at": started_at.isoformat().replace("+00:00", "Z"),
                 "ended_at": ended_at.isoformat().replace("+00:00", "Z"),
-                "interrupted": self.interrupted, "aborted": True if self.aborted else None,
-                "intended_rate": max(max(s["start_rate"] or 0, s["end_rate"] or 0) for s in cfg["stages"])
+                "interrupted": self.interrupted,
+                "aborted": told.aborted or (True if self.aborted else None),
+                "intended_rate": max(max(s.start_rate or 0, s.end_rate or 0) for s in cfg.stages)
                 if open_model else None,  # the peak; generator.intended_rate is the run's mean
-                "users": max((s["users"] or 0) for s in cfg["stages"]) if not open_model else None}
+                "users": max((s.users or 0) for s in cfg.stages) if not open_model else None}
         if self.metrics is not None:
             meta["metrics_url"] = self.metrics.url
         res = results_mod.build(self.agg, meta, duration_s=run_time, intended=intended,
-                                processes=max(self.workers, 1))
+                                processes=max(self.workers, 1),
+                                failover=(told.failover_at_s, told.killed_pid)
+                                if told.killed_pid and told.failover_at_s is not None else None)
         self.out.mkdir(parents=True, exist_ok=True)
         path = results_mod.write(self.out, res)
         locustenv.write_reports(env, self.out)
@@ -160,13 +166,13 @@ class Run:
         now = self.t_end if self.t_end is not None else clock()
         elapsed = max(now - self.t_start, 0.0) if self.t_start is not None else 0.0
         running = self.t_start is not None and self.t_end is None
-        open_model = cfg["model"] == "open"
+        open_model = cfg.open_model
         in_flight = agg.in_flight_now() if running else 0
         users = (int(getattr(self.runner, "user_count", 0)) if not open_model else in_flight) if running else 0
         step = agg.steps[agg.step_of(int(min(elapsed, max(self.duration - 1e-9, 0.0))))] if agg.steps else None
         return RunView(
-            run_id=str(cfg.get("run", {}).get("run_id") or "adhoc"), scenario=str(cfg.get("scenario")),
-            model=cfg["model"], running=running, elapsed_s=elapsed, duration_s=self.duration,
+            run_id=str(cfg.run.run_id or "adhoc"), scenario=str(cfg.scenario),
+            model=cfg.model, running=running, elapsed_s=elapsed, duration_s=self.duration,
             target_rps=rate_at(rate_stages(cfg), elapsed) if open_model and running else 0.0,
             users=users, in_flight=in_flight, scheduled=agg.scheduled, dropped=agg.dropped,
             step_index=step.index if step else None, step_name=step.name if step else None,
@@ -177,7 +183,7 @@ class Run:
         """Keep /metrics up a little after the run so Prometheus scrapes the final counters."""
         if self.metrics is None:
             return
-        linger_s = float(self.cfg.get("metrics_linger_s", 0.0))
+        linger_s = float(self.cfg.metrics_linger_s)
         if linger_s > 0 and not self.interrupted:
             emit("note", text=f"serving the final metrics at {self.metrics.url} for {linger_s:g}s "
                               "(for Prometheus' last scrape; Ctrl-C ends it)")
@@ -204,13 +210,13 @@ class Run:
 
     def drive(self, runner: Any, gen: Generator | None, t_start: float) -> None:
         cfg = self.cfg
-        open_model = cfg["model"] == "open"
-        hard_limit = self.duration + cfg["timeout_s"] + 15.0
+        open_model = cfg.open_model
+        hard_limit = self.duration + cfg.timeout_s + 15.0
         if open_model:
             runner.start(max(self.workers, 1), spawn_rate=max(self.workers, 1))
         stage_ends, acc = [], 0.0
-        for s in cfg["stages"]:
-            acc += s["duration_s"]
+        for s in cfg.stages:
+            acc += s.duration_s
             stage_ends.append(acc)
         stage = -1
         next_report = t_start + REPORT_S
@@ -222,7 +228,7 @@ class Run:
                     break
                 if want != stage:
                     stage = want
-                    runner.start(int(cfg["stages"][stage]["users"]), spawn_rate=cfg["spawn_rate"])
+                    runner.start(int(cfg.stages[stage].users or 0), spawn_rate=cfg.spawn_rate)
             elif elapsed >= self.duration and self._all_done(gen):
                 break
             if runner.state == "stopped" or self.failures:
@@ -248,15 +254,15 @@ class Run:
         openmodel.STATE.stopping = True
         if gen is not None:
             assert gen.rec is not None
-            if self.cfg["model"] == "closed":
+            if not self.cfg.open_model:
                 gen.rec.in_flight = 0  # a gauge of users there, not requests to wait for
-            openmodel._wait_in_flight(gen.rec, 2.0 if self.interrupted else self.cfg["timeout_s"])
+            openmodel._wait_in_flight(gen.rec, 2.0 if self.interrupted else self.cfg.timeout_s)
             runner.stop()
-            self.ingest(gen.payload(final=True, in_flight_gauge=None if self.cfg["model"] == "open" else 0))
+            self.ingest(gen.payload(final=True, in_flight_gauge=None if self.cfg.open_model else 0))
             runner.quit()
             return
         runner.stop()
-        deadline = clock() + self.cfg["timeout_s"] + 5.0
+        deadline = clock() + self.cfg.timeout_s + 5.0
         while len(self.agg.finals) < self.workers and clock() < deadline:
             gevent.sleep(0.1)
         runner.quit()
@@ -267,7 +273,7 @@ class Run:
         live = agg.live_row()
         step = agg.steps[agg.step_of(int(elapsed))].name if agg.steps else None
         emit("progress", elapsed=round(elapsed, 2), duration=self.duration, requests=requests, errors=errors,
-             dropped=agg.dropped, step=step, **live, snapshot=self.snapshot(elapsed))
+             dropped=agg.dropped, step=step, **asdict(live), snapshot=self.snapshot(elapsed))
 
     def snapshot(self, elapsed: float) -> dict[str, Any]:
         from opskit.loadtest.aggregate import stats_block
@@ -279,7 +285,7 @@ class Run:
                 kinds[k] = kinds.get(k, 0) + v
         requests, errors = self.agg.totals()
         return {
-            "run": {"scenario": self.cfg.get("run", {}).get("scenario"), "model": self.cfg["model"],
+            "run": {"scenario": self.cfg.run.scenario, "model": self.cfg.model,
                     "elapsed_s": round(elapsed, 2)},
             "aggregate": stats_block(self.agg.aggregate_hist(), errors, kinds, d),
             "endpoints": {n: stats_block(t.hist, t.errors, t.kinds, d) for n, t in self.agg.endpoints.items()},
@@ -288,6 +294,16 @@ class Run:
             "timeline": [{k: v for k, v in self.agg.rows[t].items() if not k.startswith("_")}
                          for t in sorted(self.agg.rows)[-120:]],
         }
+
+
+def told_by_cli(path: str | None) -> RunnerControl:
+    """What the CLI left for results.json (driver._tell): the abort reason, the failover kill."""
+    if path is None:
+        return RunnerControl()
+    try:
+        return RunnerControl.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return RunnerControl()  # nothing told
 
 
 def free_port() -> int:
@@ -302,17 +318,17 @@ def agg_endpoints(agg: Aggregator) -> list[Any]:
     return list(agg.endpoints.values())
 
 
-def spawn_local_workers(cfg: dict[str, Any], port: int) -> list[Any]:
+def spawn_local_workers(cfg: RunnerConfig, port: int) -> list[Any]:
     import os
 
     from opskit import children
 
-    log_path = Path(cfg["out_dir"]) / "workers.log"
+    log_path = Path(cfg.out_dir) / "workers.log"
     argv = [sys.executable, "-m", "opskit.loadtest.runner", "--worker", "--master", "127.0.0.1",
             "--master-port", str(port)]
     # in the runner's process group, not their own: when the CLI kills that group, the workers go too
     return [children.start(argv, env=dict(os.environ), log=log_path, group=False)
-            for _ in range(int(cfg.get("local_workers", 0)))]
+            for _ in range(int(cfg.local_workers))]
 
 
 def stop_child(child: Any) -> None:
@@ -333,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         gevent.signal_handler(signal.SIGINT, lambda: None)  # the master decides when a worker stops
         return worker_main(args.master, args.master_port)
-    cfg = json.loads(Path(args.config).read_text(encoding="utf-8"))
+    cfg = RunnerConfig.from_json(json.loads(Path(args.config).read_text(encoding="utf-8")))
     run = Run(cfg)
 
     def interrupt() -> None:

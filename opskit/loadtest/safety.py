@@ -8,12 +8,23 @@ is made from the URL text alone, before anything touches the network.
 from __future__ import annotations
 
 import ipaddress
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from opskit.errors import UsageError
 from opskit.spec.schema import Spec
 
+
+class ParamError(UsageError):
+    """A bad parameter of a load-test request, written `name` in the message (the target is the first
+    parameter checked, so the class lives here); a command words it with its own option names."""
+
+    def naming(self, option: Callable[[str], str]) -> UsageError:
+        """The same error with each `name` replaced by what the caller calls it (e.g. --duration)."""
+        text = re.sub(r"`([a-z_]+)`", lambda m: option(m.group(1)), self.message)
+        return UsageError(text, details=self.details)
 
 @dataclass(frozen=True)
 class Target:
@@ -56,21 +67,21 @@ def same_target(a: str, b: str) -> bool:
 def check_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"--host {url!r}: expected an http:// or https:// URL like http://127.0.0.1:8000")
+        raise ParamError(f"`host` {url!r}: expected an http:// or https:// URL like http://127.0.0.1:8000")
     _norm(url)
     return url.rstrip("/")
 
 
 def resolve(spec: Spec, *, target: str | None, host: str | None, confirm_production: bool) -> Target:
     if target and host:
-        raise UsageError("give --target NAME or --host URL, not both")
+        raise ParamError("give `target` NAME or `host` URL, not both")
     if not target and not host and spec.loadtest.default_target:
         target = spec.loadtest.default_target
     if target:
         declared = spec.targets.get(target)
         if declared is None:
             names = ", ".join(sorted(spec.targets)) or "none declared"
-            raise UsageError(f"--target {target!r} is not declared under targets: in the spec (known: {names})")
+            raise ParamError(f"`target` {target!r} is not declared under targets: in the spec (known: {names})")
         return _approve(Target(target, declared.url, declared.environment, declared.max_rps), confirm_production)
     if host:
         url = check_url(host)
@@ -79,15 +90,15 @@ def resolve(spec: Spec, *, target: str | None, host: str | None, confirm_product
                 return _approve(Target(name, url, declared.environment, declared.max_rps), confirm_production)
         if is_loopback(url):
             return Target("loopback", url, "dev", None)
-        raise UsageError(
+        raise ParamError(
             f"refusing to send load to {urlsplit(url).hostname}: it is not loopback and not declared under "
-            "targets: in the spec (declare it there with its environment and max_rps, then use --target NAME)")
+            "targets: in the spec (declare it there with its environment and max_rps, then use `target` NAME)")
     return Target("embedded", None, "dev", None)
 
 
 def _approve(t: Target, confirm_production: bool) -> Target:
     if t.environment == "production" and not confirm_production:
-        raise UsageError(f"target {t.name!r} is production: add --confirm-production to send load to it")
+        raise ParamError(f"target {t.name!r} is production: add `confirm_production` to send load to it")
     return t
 
 

@@ -1,12 +1,13 @@
-"""One `opskit loadtest run`: the embedded service if needed, the runner, the failover kill, and the
-finishing touches on results.json (abort reason, failover analysis). Returns what the command shows."""
+"""One `opskit loadtest run`: the embedded service if needed, the runner, the failover kill. The runner
+writes results.json (with the abort reason and failover kill the driver tells it); the run is read
+back through the run model for the command to show."""
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from opskit.errors import RuntimeFailure, UsageError
 from opskit.loadtest import driver, plan
 from opskit.loadtest.safety import Target
 from opskit.loadtest.scenarios import Scenario
+from opskit.runmodel import RunMeta, RunResults
 
 
 @dataclass
@@ -24,12 +26,12 @@ class Session:
     target: Target
     out_dir: Path
     opts: plan.Options
-    run_meta: dict[str, Any]
-    abort_check: Callable[[dict[str, Any]], str | None] | None = None
+    run_meta: RunMeta
+    abort_check: Callable[[Mapping[str, Any]], str | None] | None = None
     progress: Any = None  # a progress.Progress
 
 
-def execute(s: Session) -> tuple[driver.Outcome, dict[str, Any] | None]:
+def execute(s: Session) -> tuple[driver.Outcome, RunResults | None]:
     if s.scenario.failover_at is not None and not s.target.embedded:
         raise UsageError("the failover scenario kills a worker of the embedded service; run it without "
                          "--target/--host (against another target, kill a node yourself during `peak`)")
@@ -51,18 +53,18 @@ def execute(s: Session) -> tuple[driver.Outcome, dict[str, Any] | None]:
             params["tenants"] = [{"key": k["key"], "company_id": k["company_id"]} for k in service.keys]
         assert host is not None
         opts = plan.Options(**{**s.opts.__dict__, "params": params})
-        meta = {**s.run_meta, "target": host}
+        meta = dataclasses.replace(s.run_meta, target=host)
         cfg = plan.config(s.scenario, host=host, out_dir=s.out_dir, opts=opts, run_meta=meta)
         hooks = driver.Hooks(abort_check=s.abort_check)
         if s.progress is not None:
             hooks.on_progress = s.progress.update
             hooks.on_ui = lambda url: s.progress.note(f"Locust web UI: {url}")
         if service is not None and s.scenario.failover_at is not None:
-            hooks.timed.append((s.scenario.failover_at, lambda: _kill_worker(service.pid, s.progress)))
+            hooks.failover = (s.scenario.failover_at, lambda: _kill_worker(service.pid, s.progress))
         if s.progress is not None:
             hooks.on_note = s.progress.note
             hooks.on_metrics = lambda url: s.progress.note(f"metrics: {url} (Prometheus job opskit-loadtest)")
-        limit = plan.hard_limit_s(s.scenario) + cfg["metrics_linger_s"]
+        limit = plan.hard_limit_s(s.scenario) + cfg.metrics_linger_s
         outcome = driver.run(cfg, s.out_dir, hooks, hard_limit_s=limit)
     if outcome.results is None or not outcome.results.is_file():
         if outcome.interrupted:
@@ -71,33 +73,15 @@ def execute(s: Session) -> tuple[driver.Outcome, dict[str, Any] | None]:
             raise UsageError(outcome.error)
         raise RuntimeFailure(f"the load test failed: {outcome.error or 'the runner exited without results'} "
                              f"(log: {s.out_dir / 'locust.log'})")
-    results = finish(outcome, s.scenario)
-    return outcome, results
+    from opskit.resultsfile import UnreadableResults, load_run
+
+    try:
+        return outcome, load_run(outcome.results)
+    except UnreadableResults as exc:  # the runner wrote something this opskit cannot read: a bug
+        raise RuntimeFailure(f"the load test wrote unreadable results: {exc}") from None
 
 
-def finish(outcome: driver.Outcome, sc: Scenario) -> dict[str, Any]:
-    """Add what only the CLI knows (why it aborted, the failover kill) to results.json, atomically."""
-    from opskit import output as out
-    from opskit.loadtest import failover
-
-    assert outcome.results is not None
-    results = json.loads(outcome.results.read_text(encoding="utf-8"))
-    changed = False
-    if outcome.aborted:
-        results["run"]["aborted"] = outcome.aborted
-        changed = True
-    if outcome.events.get("killed_pid"):
-        results["failover"] = {**failover.analyse(results.get("timeline", []), outcome.events["at_s"]),
-                               "killed_pid": outcome.events.get("killed_pid")}
-        changed = True
-    if changed:
-        from opskit.atomicio import write_atomic
-
-        write_atomic(outcome.results, out.dumps(results) + "\n")
-    return results
-
-
-def _kill_worker(supervisor_pid: int, progress: Any) -> dict[str, Any]:
+def _kill_worker(supervisor_pid: int, progress: Any) -> int | None:
     import psutil
 
     try:
@@ -105,9 +89,9 @@ def _kill_worker(supervisor_pid: int, progress: Any) -> dict[str, Any]:
     except psutil.Error:
         children = []
     if not children:
-        return {"killed_pid": None}
+        return None
     victim = children[0]
     os.kill(victim.pid, signal.SIGKILL)
     if progress is not None:
         progress.note(f"failover: killed service worker pid {victim.pid}")
-    return {"killed_pid": victim.pid}
+    return int(victim.pid)

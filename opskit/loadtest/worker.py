@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,20 @@ import gevent
 
 from opskit.loadtest import context, locustenv, openmodel, safety
 from opskit.loadtest.generator import Generator
+from opskit.runmodel import RunnerConfig
 
 log = logging.getLogger("opskit.loadtest")
 REPORT_S = 1.0
+
+
+@dataclass
+class _State:
+    """The worker between Locust's test_start and test_stop."""
+
+    gen: Generator | None = None
+    open_model: bool = False
+    stopped: bool = False
+    reporter: Any = None  # the greenlet shipping a payload every second
 
 
 def worker_main(master: str, port: int) -> int:
@@ -26,48 +38,48 @@ def worker_main(master: str, port: int) -> int:
     env.parsed_options = None  # so the worker takes the master's options from the spawn message
     runner = env.create_worker_runner(master, port)
     tmp = tempfile.TemporaryDirectory(prefix="opskit-worker-")
-    state: dict[str, Any] = {}
+    state = _State()
 
     def on_test_start(environment: Any, **kw: Any) -> None:
-        cfg = json.loads(environment.parsed_options.opskit_config)
-        refusal = safety.worker_refusal(cfg["host"], os.environ.get("OPSKIT_ALLOWED_TARGETS"))
+        cfg = RunnerConfig.from_json(json.loads(environment.parsed_options.opskit_config))
+        refusal = safety.worker_refusal(cfg.host, os.environ.get("OPSKIT_ALLOWED_TARGETS"))
         if refusal:
             log.error(refusal)
             raise RuntimeError(refusal)
-        context.set_params(cfg.get("params", {}))
-        lf = Path(tmp.name) / Path(cfg["locustfile"]).name
-        lf.write_text(cfg["locustfile_source"], encoding="utf-8")
-        classes = locustenv.load_locustfile(lf, cfg.get("user_classes"))
-        open_model = cfg["model"] == "open"
-        n = int(cfg["workers"])
-        locustenv.tune(classes, host=cfg["host"], timeout_s=cfg["timeout_s"],
-                       concurrency=max(1, -(-cfg["max_in_flight"] // n)) if open_model else None)
+        context.set_params(dict(cfg.params))
+        lf = Path(tmp.name) / Path(cfg.locustfile).name
+        lf.write_text(cfg.locustfile_source or "", encoding="utf-8")
+        classes = locustenv.load_locustfile(lf, list(cfg.user_classes) if cfg.user_classes else None)
+        open_model = cfg.open_model
+        n = int(cfg.workers)
+        locustenv.tune(classes, host=cfg.host, timeout_s=cfg.timeout_s,
+                       concurrency=max(1, -(-cfg.max_in_flight // n)) if open_model else None)
         environment.user_classes[:] = [openmodel.OpenModelDriver] if open_model else classes
         gen = Generator(cfg, runner.worker_index % n, n, classes)
         gen.start()
-        state.update(gen=gen, open=open_model)
+        state.gen, state.open_model = gen, open_model
         openmodel.install_recording(environment)
 
         def report() -> None:
-            while "gen" in state and not state.get("stopped"):
+            while state.gen is not None and not state.stopped:
                 gevent.sleep(REPORT_S)
-                if state.get("stopped"):
+                if state.stopped:
                     break
                 runner.send_message("opskit_stats", gen.payload(
                     in_flight_gauge=None if open_model else runner.user_count))
 
-        state["reporter"] = gevent.spawn(report)
+        state.reporter = gevent.spawn(report)
 
     def on_test_stop(environment: Any, **kw: Any) -> None:
-        gen = state.get("gen")
-        if gen is None:
+        gen = state.gen
+        if gen is None or gen.rec is None:
             return
-        state["stopped"] = True
+        state.stopped = True
         openmodel.STATE.stopping = True
-        if not state["open"]:
+        if not state.open_model:
             gen.rec.in_flight = 0  # a gauge of users there, not requests to wait for
-        openmodel._wait_in_flight(gen.rec, gen.cfg["timeout_s"])
-        runner.send_message("opskit_stats", gen.payload(final=True, in_flight_gauge=None if state["open"] else 0))
+        openmodel._wait_in_flight(gen.rec, gen.cfg.timeout_s)
+        runner.send_message("opskit_stats", gen.payload(final=True, in_flight_gauge=None if state.open_model else 0))
 
     env.events.test_start.add_listener(on_test_start)
     env.events.test_stop.add_listener(on_test_stop)

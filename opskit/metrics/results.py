@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +39,11 @@ def parse_path(text: str) -> tuple[float, list[str]]:
 class ResultsSource:
     name = "results"
 
-    def __init__(self, data: dict[str, Any], *, location: str = "") -> None:
+    def __init__(self, data: Mapping[str, Any], *, location: str = "") -> None:
         self.data = data
         self.location = location
         raw_run = data.get("run")
-        run: dict[str, Any] = raw_run if isinstance(raw_run, dict) else {}
+        run: Mapping[str, Any] = raw_run if isinstance(raw_run, dict) else {}
         try:
             self.started = parse_time(run["started_at"])
             self.ended = parse_time(run["ended_at"])

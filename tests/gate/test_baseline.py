@@ -5,7 +5,7 @@ import json
 import pytest
 
 from opskit.gate.baseline import BaselineMismatch, compare_runs
-from opskit.gate.results import parse_results
+from opskit.runmodel import parse_results
 
 
 def run_of(data: dict):

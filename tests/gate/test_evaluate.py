@@ -6,8 +6,8 @@ import pytest
 
 from opskit.gate.criteria import parse
 from opskit.gate.evaluate import Sourced, evaluate, judge, sustained
-from opskit.gate.results import UnreadableResults, parse_results
 from opskit.gate.sources import cli_criteria, slo_criteria, spec_criteria
+from opskit.runmodel import UnreadableResults, parse_results
 from opskit.spec.schema import SLO, GateSpec
 
 

@@ -133,7 +133,7 @@ def test_ctrl_c_writes_partial_results_and_stops_everything(tmp_path: Path) -> N
 
 
 def test_commands_other_than_loadtest_never_import_locust() -> None:
-    code = ("import sys, opskit.cli, opskit.commands.loadtest, opskit.loadtest.commandflow; "
+    code = ("import sys, opskit.cli, opskit.commands.loadtest, opskit.loadtest.host, opskit.loadtest.verify; "
             "bad = [m for m in ('locust', 'gevent') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -208,3 +208,17 @@ def test_a_broken_locustfile_is_reported_not_hung(invoke, tmp_path: Path) -> Non
     result = invoke("loadtest", "run", "http-get", "--host", "http://127.0.0.1:9", "--locustfile", str(broken),
                     "--rate", "5", "--duration", "2s", "--out", str(tmp_path / "b"))
     assert result.exit_code == 3 and "no credentials configured" in result.stderr
+
+
+def test_the_failover_kill_is_in_the_results_the_runner_wrote(invoke, tmp_path: Path) -> None:
+    """The CLI kills a service worker mid-run and tells the runner, which writes results.json once with
+    the failover block (nothing edits the file afterwards)."""
+    out = tmp_path / "failover"
+    result = invoke("loadtest", "run", "failover", "--duration", "6s", "--rate", "50", "--out", str(out),
+                    "--output", "json")
+    assert result.exit_code == 0, result.stderr
+    doc = _results(out)
+    failover = doc["failover"]
+    assert list(doc)[-1] == "failover" and failover["killed_pid"] > 0
+    assert failover["killed_at_s"] >= 2.0 and failover["errors_after_kill"] >= 0
+    assert json.loads(result.stdout)["failover"] == failover

@@ -145,3 +145,21 @@ def test_arrivals_beyond_the_cap_are_dropped_and_counted_per_second() -> None:
     payload = rec.drain(14.5, final=True)
     assert [(s["t"], s["scheduled"], s["dropped"], s["in_flight"], s["lag_max_ms"]) for s in payload] == [
         (0, 3, 1, 2, 1.0), (1, 1, 0, 2, 3.0), (3, 1, 0, 1, 0.0), (4, 0, 0, 1, 0.0)]
+
+
+def test_the_failover_kill_is_written_with_the_results() -> None:
+    """The runner is results.json's one writer: the kill the CLI told it about is in the document it builds."""
+    steps = [StepWindow(0, "failover", 0, 6, 10.0, None)]
+    agg = Aggregator(steps)
+    rec = Recorder(100.0)
+    for i in range(60):
+        t = 100.0 + i / 10
+        rec.scheduled(t, dropped=False, lag_s=0.0)
+        rec.started(t)
+        rec.record("GET /a", 5.0, "http_502" if 102.0 <= t < 103.0 else None, t + 0.005)
+    agg.ingest({"proc": "0", "seconds": rec.drain(106.5, final=True)})
+    doc = build(agg, {"model": "open"}, duration_s=6.0, intended=60, processes=1, failover=(2.0, 4242))
+    assert list(doc)[-1] == "failover"
+    assert doc["failover"] == {"killed_at_s": 2.0, "errors_after_kill": 10, "recovered": True, "recovery_s": 1.0,
+                               "killed_pid": 4242}
+    assert "failover" not in build(agg, {"model": "open"}, duration_s=6.0, intended=60, processes=1)

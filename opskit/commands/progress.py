@@ -1,11 +1,15 @@
-"""Live progress on stderr: a rich panel on a terminal, one plain line every few seconds otherwise
-(CI logs). stdout stays free for the final report (--output json)."""
+"""The load test's reporter (loadtest.host.Reporter) for the terminal: live progress on stderr, a rich
+panel on a terminal, one plain line every few seconds otherwise (CI logs). stdout stays free for the final
+report (--output json)."""
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opskit.loadtest.driver import ProgressReport
 
 
 def _ms(v: Any) -> str:
@@ -14,13 +18,13 @@ def _ms(v: Any) -> str:
     return f"{v / 1000:.2f}s" if v >= 1000 else f"{v:.1f}ms"
 
 
-def line(msg: dict[str, Any]) -> str:
-    elapsed, duration = msg.get("elapsed", 0.0), msg.get("duration", 0.0)
+def line(r: ProgressReport) -> str:
+    elapsed, duration = r.elapsed, r.duration
     remaining = max(duration - elapsed, 0.0)
-    return (f"[{elapsed:5.0f}s / {duration:.0f}s, {remaining:.0f}s left] step {msg.get('step') or '-'}: "
-            f"{msg.get('rps', 0):.0f} req/s  p50 {_ms(msg.get('p50'))}  p95 {_ms(msg.get('p95'))}  "
-            f"p99 {_ms(msg.get('p99'))}  requests {msg.get('requests', 0)}  errors {msg.get('errors', 0)}  "
-            f"in flight {msg.get('in_flight', 0)}  dropped {msg.get('dropped', 0)}")
+    return (f"[{elapsed:5.0f}s / {duration:.0f}s, {remaining:.0f}s left] step {r.step or '-'}: "
+            f"{r.rps:.0f} req/s  p50 {_ms(r.p50)}  p95 {_ms(r.p95)}  "
+            f"p99 {_ms(r.p99)}  requests {r.requests}  errors {r.errors}  "
+            f"in flight {r.in_flight}  dropped {r.dropped}")
 
 
 class Progress:
@@ -44,7 +48,7 @@ class Progress:
             sys.stderr.flush()
         return self
 
-    def update(self, msg: dict[str, Any]) -> None:
+    def update(self, msg: ProgressReport) -> None:
         if self._live is not None:
             self._live.update(self._panel(msg))
             return
@@ -61,20 +65,20 @@ class Progress:
             sys.stderr.write(text + "\n")
             sys.stderr.flush()
 
-    def _panel(self, msg: dict[str, Any]) -> Any:
+    def _panel(self, msg: ProgressReport) -> Any:
         from rich.panel import Panel
         from rich.progress_bar import ProgressBar
         from rich.table import Table
 
         t = Table.grid(padding=(0, 2))
-        elapsed, duration = msg.get("elapsed", 0.0), msg.get("duration", 0.0) or 1.0
+        elapsed, duration = msg.elapsed, msg.duration or 1.0
         t.add_row(ProgressBar(total=duration, completed=min(elapsed, duration), width=40),
                   f"{elapsed:.0f}s / {duration:.0f}s ({max(duration - elapsed, 0):.0f}s left)")
-        t.add_row("step", str(msg.get("step") or "-"))
-        t.add_row("req/s", f"{msg.get('rps', 0):.0f}")
-        t.add_row("p50 / p95 / p99", f"{_ms(msg.get('p50'))} / {_ms(msg.get('p95'))} / {_ms(msg.get('p99'))}")
-        t.add_row("requests / errors", f"{msg.get('requests', 0)} / {msg.get('errors', 0)}")
-        t.add_row("in flight / dropped", f"{msg.get('in_flight', 0)} / {msg.get('dropped', 0)}")
+        t.add_row("step", str(msg.step or "-"))
+        t.add_row("req/s", f"{msg.rps:.0f}")
+        t.add_row("p50 / p95 / p99", f"{_ms(msg.p50)} / {_ms(msg.p95)} / {_ms(msg.p99)}")
+        t.add_row("requests / errors", f"{msg.requests} / {msg.errors}")
+        t.add_row("in flight / dropped", f"{msg.in_flight} / {msg.dropped}")
         return Panel(t, title=self.title)
 
     def __exit__(self, *exc: object) -> None:

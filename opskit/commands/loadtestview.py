@@ -1,0 +1,177 @@
+"""`opskit loadtest`'s options and output: the run options, the parameter names as options in errors,
+and the tables for a run, the scenario list and a verify. Not a command module (it defines no
+command), like common.py; the commands live in commands/loadtest.py."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from opskit.commands.common import FiniteFloatRange
+
+if TYPE_CHECKING:
+    from opskit.loadtest.driver import Outcome
+    from opskit.loadtest.request import RunRequest, ScenarioRow
+    from opskit.loadtest.verify import VerifyReport
+    from opskit.runmodel import RunResults
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_OPTIONS = {"out_dir": "--out", "user_classes": "--user-class", "target": "--target"}
+
+
+def option_name(param: str) -> str:
+    """A request parameter as `loadtest run` spells it."""
+    return _OPTIONS.get(param, "--" + param.replace("_", "-"))
+
+
+@contextmanager
+def option_names() -> Iterator[None]:
+    """A request's parameter errors (`duration`) worded with the options of this command (--duration)."""
+    from opskit.loadtest.request import ParamError
+
+    try:
+        yield
+    except ParamError as exc:
+        raise exc.naming(option_name) from None
+
+
+def run_options(f: F) -> F:
+    """Every option of `loadtest run` that shapes the request (see loadtest.request.RunParams)."""
+    options = [
+        click.option("--target", "target", metavar="NAME", help="A target declared under targets: in the spec."),
+        click.option("--host", metavar="URL", help="Send load here (loopback, or the URL of a declared target)."),
+        click.option("--users", type=click.IntRange(min=1), help="Closed model: this many concurrent users."),
+        click.option("--rate", type=FiniteFloatRange(min=0, min_open=True), metavar="RPS",
+                     help="Open model: arrivals per second (scales a multi-stage scenario so its peak is RPS)."),
+        click.option("--duration", metavar="DUR", help="Run length, e.g. 30s or 5m (stages scale to fit)."),
+        click.option("--processes", type=click.IntRange(1, 64), default=1, show_default=True,
+                     help="Local generator processes (Locust master + N workers); results merge exactly."),
+        click.option("--expect-workers", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Also wait for this many remote `opskit loadtest worker` processes."),
+        click.option("--master-bind", default="127.0.0.1", show_default=True, metavar="HOST",
+                     help="Where the master listens for workers (0.0.0.0 for remote workers)."),
+        click.option("--master-port", type=click.IntRange(0, 65535), default=None, metavar="PORT",
+                     help="Master port [default: any free port; 5557 with --expect-workers]."),
+        click.option("--locustfile", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
+                     help="Your own Locust file, run through the same pipeline (results, gate, reports)."),
+        click.option("--user-class", "user_classes", multiple=True, metavar="NAME",
+                     help="Only these User classes of the locustfile (repeatable)."),
+        click.option("--path", "path", metavar="P", help="http-get: the path to request [default: /api/assets]."),
+        click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+                     help="Run folder [default: runs/<timestamp>-<scenario>/]."),
+        click.option("--ui", is_flag=True, help="Open Locust's web UI (on loopback) while the run goes."),
+        click.option("--metrics-port", type=click.IntRange(0, 65535), default=None, metavar="PORT",
+                     help="Serve the run's live metrics for Prometheus on 127.0.0.1:PORT/metrics (0: any free "
+                          "port) [default: off]."),
+        click.option("--metrics-linger", metavar="DUR",
+                     help="Keep /metrics up this long after the run [default: alerts.scrape_interval]."),
+        click.option("--confirm-production", is_flag=True, help="Required to send load to a production target."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def verify_options(f: F) -> F:
+    """The stall schedule and run of `loadtest verify`."""
+    options = [
+        click.option("--period", default="10s", show_default=True, metavar="DUR", help="A stall starts every PERIOD."),
+        click.option("--stall", default="2s", show_default=True, metavar="DUR", help="How long each stall lasts."),
+        click.option("--service", "service_time", default="10ms", show_default=True, metavar="DUR",
+                     help="Answer time outside stalls."),
+        click.option("--rate", type=FiniteFloatRange(min=0, min_open=True), default=100.0, show_default=True,
+                     metavar="RPS"),
+        click.option("--duration", metavar="DUR", help="Run length [default: two periods]; use whole periods."),
+        click.option("--processes", type=click.IntRange(1, 64), default=1, show_default=True),
+        click.option("--tolerance", default="5%", show_default=True, metavar="PCT",
+                     help="Allowed relative error per percentile (plus 20 ms for the burst at each stall's end)."),
+        click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR"),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def execute(req: RunRequest) -> tuple[Outcome, RunResults | None]:
+    """Run the request with live progress on stderr."""
+    from opskit.commands.progress import Progress
+    from opskit.loadtest import host
+
+    sc = req.scenario
+    with Progress(f"loadtest {sc.name} ({sc.model} model) -> {req.target.url or 'embedded service'}") as progress:
+        return host.execute(req, progress)
+
+
+def _ms(v: Any) -> str:
+    if v is None:
+        return "-"
+    return f"{v / 1000:.2f}s" if v >= 1000 else f"{v:.1f}ms"
+
+
+def show(results: RunResults, outcome: Outcome, req: RunRequest, output: str) -> None:
+    from opskit import output as out
+
+    run, gen, doc = results.run, results.generator, results.document
+    if output == "json":  # the blocks as the runner wrote them
+        out.emit_json({"results": str(req.results_path), "run": doc["run"], "aggregate": doc["aggregate"],
+                       "generator": doc.get("generator"), "failover": doc.get("failover")})
+        return
+    rows = []
+    for name, ep in [*results.endpoints.items(), ("(all)", results.total)]:
+        lat, error_rate = ep.latency_ms, round(ep.failures / ep.requests, 6) if ep.requests else 0.0
+        rows.append([name, ep.requests, ep.failures, f"{100 * error_rate:.2f}%", f"{ep.rps or 0.0:.1f}",
+                     _ms(lat.get("p50")), _ms(lat.get("p95")), _ms(lat.get("p99")), _ms(lat.get("p999")),
+                     _ms(lat.get("max"))])
+    out.table(["endpoint", "requests", "failures", "errors", "req/s", "p50", "p95", "p99", "p99.9", "max"], rows,
+              title=f"{run.scenario}: {run.model} model, {run.duration_s or 0:g}s against {run.target}")
+    steps = results.steps or ()
+    if len(steps) > 1:
+        out.table(["step", "rate", "users", "requests", "req/s", "p95", "p99", "errors", "concurrency"],
+                  [[s.name, f"{s.rate:.4g}" if s.rate is not None else "", s.users or "", s.requests,
+                    f"{s.rps:.1f}", _ms(s.latency_ms.get("p95")), _ms(s.latency_ms.get("p99")), s.failures,
+                    s.concurrency] for s in steps])
+    if gen is not None:
+        rate = (f"intended {gen.intended_rate:g} req/s, achieved {gen.achieved_rate:g} req/s, "
+                if gen.intended_rate is not None else "closed model (latency not corrected), ")
+        out.echo(f"generator: {rate}dropped {gen.dropped}, cpu max {gen.cpu_max}%")
+    if results.failover is not None:
+        f = results.failover
+        out.echo(f"failover: worker killed at {f.killed_at_s:g}s, {f.errors_after_kill} errors after, "
+                 f"recovery {f.recovery_s if f.recovery_s is not None else 'not seen'}s")
+    verdict = "valid" if run.valid else f"INVALID: {run.invalid_reason}"
+    if outcome.aborted:
+        verdict += f"; aborted: {outcome.aborted}"
+    out.echo(f"run: {verdict}")
+    out.echo(f"results: {req.results_path} (+ locust_report.html, locust_*.csv)")
+    if run.metrics_url:
+        out.echo(f"metrics: served at {run.metrics_url} during the run (run_id {run.run_id})")
+
+
+def show_list(rows: list[ScenarioRow], output: str) -> None:
+    from opskit import output as out
+
+    if output == "json":
+        out.emit_json(rows)
+        return
+    out.table(["scenario", "model", "duration", "load", "description"],
+              [[r.name, r.model, f"{r.duration_s:g}s" if r.duration_s is not None else "-", r.load, r.description]
+               for r in rows])
+
+
+def show_verify(report: VerifyReport, output: str) -> None:
+    from opskit import output as out
+
+    if output == "json":
+        out.emit_json({"passed": report.passed, "valid": report.valid, "schedule": report.schedule,
+                       "results": str(report.results), "percentiles": report.percentiles})
+        return
+    sched = report.schedule
+    out.table(["percentile", "analytic", "measured", "verdict"],
+              [[r.percentile, f"{r.analytic_ms:.1f}ms", f"{r.measured_ms}ms", "ok" if r.ok else "OFF"]
+               for r in report.percentiles],
+              title=f"stall {sched.stall_s:g}s every {sched.period_s:g}s, {report.rate:g} req/s, open model")

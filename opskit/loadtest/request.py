@@ -1,0 +1,191 @@
+"""Preparing a load test as a core: the spec and the request's parameters in, a typed RunRequest out,
+refusing before any network use. What the machine knows (clock, tenant keys, git, versions) comes in as
+HostFacts from the adapter (loadtest/host.py), asked for once the request is approved; nothing here reads
+the environment or prints.
+
+Errors name the request's parameters (`duration`) and spec keys (loadtest.max_duration); a command
+turns the parameter names into its own option names with ParamError.naming.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from opskit.errors import UsageError
+from opskit.loadtest import plan, scenarios
+from opskit.loadtest.safety import ParamError, Target
+from opskit.runmodel import RunMeta
+from opskit.spec.schema import Spec
+from opskit.units import parse_duration
+
+
+@dataclass(frozen=True)
+class RunParams:
+    """What the user asks for; None leaves it to the scenario, the spec or the default."""
+
+    scenario: str
+    target: str | None = None
+    host: str | None = None
+    users: int | None = None
+    rate: float | None = None
+    duration: str | None = None
+    processes: int = 1
+    expect_workers: int = 0
+    master_bind: str = "127.0.0.1"
+    master_port: int | None = None
+    locustfile: Path | None = None
+    user_classes: tuple[str, ...] = ()
+    path: str | None = None  # http-get: the path to request
+    out_dir: Path | None = None
+    ui: bool = False
+    metrics_port: int | None = None
+    metrics_linger: str | None = None
+    confirm_production: bool = False
+
+
+@dataclass(frozen=True)
+class TenantKey:
+    company_id: str
+    key: str
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What the machine says about this run, gathered by the adapter."""
+
+    now: datetime
+    tenant_keys: tuple[TenantKey, ...] = ()  # for a real target (OPSKIT_API_KEYS)
+    spec_hash: str | None = None
+    git_sha: str | None = None
+    versions: Mapping[str, str | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A load test ready to start: the scenario adjusted to the request, the approved target, the folder."""
+
+    spec: Spec
+    scenario: scenarios.Scenario
+    target: Target
+    out_dir: Path
+    opts: plan.Options
+    run_meta: RunMeta
+    notes: tuple[str, ...] = ()
+
+    @property
+    def results_path(self) -> Path:
+        return self.out_dir / "results.json"
+
+
+def prepare(spec: Spec, p: RunParams, gather: Callable[[], HostFacts]) -> RunRequest:
+    """gather: the machine's facts, asked for only once the request is approved (it runs git)."""
+    from opskit.loadtest import safety
+
+    # safety first: nothing below may touch the network before the target is approved
+    target = safety.resolve(spec, target=p.target, host=p.host, confirm_production=p.confirm_production)
+    if p.users is not None and p.rate is not None:
+        raise ParamError("give `users` (closed model) or `rate` (open model), not both")
+    sc = scenarios.load(p.scenario, spec, target_max_rps=target.max_rps)
+    duration_s = None
+    if p.duration is not None:
+        try:
+            duration_s = parse_duration(p.duration)
+        except ValueError as exc:
+            raise ParamError(f"`duration`: {exc}") from None
+        if duration_s <= 0:
+            raise ParamError("`duration` must be above zero")
+    sc, notes = scenarios.adjust(sc, rate=p.rate, users=p.users, duration_s=duration_s, max_rps=target.max_rps)
+    if sc.model == "closed" and target.max_rps is not None:
+        raise ParamError(f"target {target.name!r} has max_rps {target.max_rps:g}: the closed model (`users`) "
+                         "cannot hold a rate cap; use the open model (`rate`)")
+    if sc.duration_s > spec.loadtest.max_duration:
+        raise ParamError(f"the run would last {sc.duration_s:g}s, over loadtest.max_duration "
+                         f"({spec.loadtest.max_duration:g}s); shorten it with `duration`")
+    if (p.expect_workers or p.processes > 1) and p.ui:
+        raise ParamError("`ui` runs a single local process; drop `processes`/`expect_workers`")
+    linger_s = linger(spec, p.metrics_port, p.metrics_linger)
+    host = gather()
+    params: dict[str, Any] = {}
+    if p.path is not None:
+        if not p.path.startswith("/"):
+            raise ParamError(f"`path` must start with '/', got {p.path!r}")
+        params["path"] = p.path
+    if host.tenant_keys:
+        params["tenants"] = [{"company_id": k.company_id, "key": k.key} for k in host.tenant_keys]
+    stamp = host.now.strftime("%Y%m%dT%H%M%SZ")
+    folder = p.out_dir or Path(spec.loadtest.out_dir) / f"{stamp}-{sc.name}"
+    opts = plan.Options(processes=p.processes, expect_workers=p.expect_workers, master_bind=p.master_bind,
+                        master_port=p.master_port if p.master_port is not None else (5557 if p.expect_workers else 0),
+                        ui=p.ui, locustfile=p.locustfile, user_classes=p.user_classes, params=params,
+                        metrics_port=p.metrics_port, metrics_linger_s=linger_s)
+    meta = RunMeta(run_id=f"{stamp}-{sc.name}", scenario=sc.name, target_name=target.name,
+                   environment=target.environment, spec_hash=host.spec_hash, git_sha=host.git_sha,
+                   locustfile=str(p.locustfile or sc.locustfile), versions=dict(host.versions),
+                   stages=plan.stages(sc), max_in_flight=sc.max_in_flight)
+    return RunRequest(spec, sc, target, folder, opts, meta, tuple(notes))
+
+
+def linger(spec: Spec, metrics_port: int | None, metrics_linger: str | None) -> float:
+    """How long /metrics stays up after the run: one scrape interval by default, so the local Prometheus
+    (which scrapes at alerts.scrape_interval) sees the final counters at least once."""
+    if metrics_linger is None:
+        return float(spec.alerts.scrape_interval) if metrics_port is not None else 0.0
+    if metrics_port is None:
+        raise ParamError("`metrics_linger` needs `metrics_port`")
+    try:
+        linger_s = parse_duration(metrics_linger)
+    except ValueError as exc:
+        raise ParamError(f"`metrics_linger`: {exc}") from None
+    if linger_s < 0 or linger_s > 600:
+        raise ParamError(f"`metrics_linger` must be between 0s and 10m, got {metrics_linger!r}")
+    return linger_s
+
+
+def parse_api_keys(raw: str, where: str = "OPSKIT_API_KEYS") -> tuple[TenantKey, ...]:
+    """"company-1=KEY,company-2=KEY": tenant keys for a real target (kept out of argv)."""
+    out = []
+    for item in filter(None, (p.strip() for p in raw.strip().split(","))):
+        company, sep, key = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{where}: expected company=KEY pairs separated by commas")
+        out.append(TenantKey(company, key))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class ScenarioRow:
+    """One line of `loadtest list`."""
+
+    name: str
+    model: str
+    duration_s: float | None
+    stages: int | None
+    load: str
+    description: str
+
+
+def catalogue(spec: Spec) -> list[ScenarioRow]:
+    """Every scenario in loadtests/, load levels resolved from the spec; a broken file is a row saying so."""
+    rows = []
+    for path in scenarios.list_files():
+        try:
+            sc = scenarios.load(path.stem, spec, target_max_rps=None)
+            rows.append(ScenarioRow(sc.name, sc.model, round(sc.duration_s, 1), len(sc.stages), _load_text(sc),
+                                    sc.description))
+        except Exception as exc:  # one broken file must not hide the others
+            rows.append(ScenarioRow(path.stem, "?", None, None, "",
+                                    f"cannot be loaded: {getattr(exc, 'message', exc)}"))
+    return rows
+
+
+def _load_text(sc: scenarios.Scenario) -> str:
+    if sc.model == "closed":
+        users = sorted({s.users or 0 for s in sc.stages})
+        return f"{users[0]} users" if len(users) == 1 else f"{users[0]}..{users[-1]} users"
+    rates = [r for s in sc.stages for r in (s.start_rate, s.end_rate) if r is not None]
+    lo, hi = min(rates), max(rates)
+    return f"{hi:.3g} req/s" if lo == hi else f"{lo:.3g}..{hi:.3g} req/s"
