@@ -1,8 +1,7 @@
 """The stack's daemons one by one: start each (as the service user), wait until it answers, and find or
 stop exactly it again later.
 
-The process start/stop goes through `opskit.stack.lifecycle`, a stand-in with the same API as the
-project's child-process helper: switching to it is this module's one import line."""
+The process start/stop goes through opskit.children, the one child-process helper."""
 
 from __future__ import annotations
 
@@ -15,9 +14,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from opskit import children
 from opskit.errors import RuntimeFailure
 from opskit.stack import config as cfg
-from opskit.stack import lifecycle as children
 
 if TYPE_CHECKING:
     import psutil

@@ -46,7 +46,9 @@ def live(stack_dir: Path, service: LocalService, tmp_path_factory: pytest.TempPa
     low = {("database", "storage_utilization"), ("redis", "memory_utilization"), ("redis", "connections")}
     for row in spec["thresholds"]:
         if (row["resource"], row["metric"]) in low:
-            row["scale_up"], row["scale_down"], row["for"] = 1e-9, 0, "1s"
+            # keep each row's unit: a percent row with a bare number would lose opskit's default query
+            pct = isinstance(row["scale_up"], str) and row["scale_up"].endswith("%")
+            row["scale_up"], row["scale_down"], row["for"] = ("0.0000001%", "0%", "1s") if pct else (1e-9, 0, "1s")
     # [1m] rates need no more than two 1 s scrapes, and the lint wants 4 scrapes per window
     (work / "opskit.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     runner = CliRunner()

@@ -220,7 +220,7 @@ def test_a_part_that_cannot_start_stops_the_others_and_says_why(invoke, tmp_path
                     env={"PATH": f"{fake_bin}:{os.environ['PATH']}"})
     assert result.exit_code == ExitCode.RUNTIME
     assert result.stderr.count("\n") == 1
-    assert "node-exporter exited with code 1 while starting" in result.stderr and "simulated" in result.stderr
+    assert "node-exporter exited with status 1 while starting" in result.stderr and "simulated" in result.stderr
     root = str(runtime.home(state_dir))
     leftovers = []
     for proc in psutil.process_iter(["cwd", "cmdline"]):
