@@ -108,10 +108,10 @@ def find_row(thresholds: Sequence[Threshold], alert: Alert) -> Threshold | None:
 
 def alert_params(alert: Alert, row: Threshold, *, current: int | None, resources: Mapping[str, Resource],
                  service_url: str | None, now: dt.datetime) -> dict[str, object]:
-    """The hand-over parameters `scale check --act` would give for this row breaching its scale-up
-    level now (the alert says the direction, not by how much: the value is taken at the level, so the
-    count moves by the band's smallest step, within the resource's min/max). Empty when the count
-    cannot move (unknown, or already at max). reason = the alert's name and summary."""
+    """The hand-over parameters `scale check --act` would give for this row at its scale-up level now.
+    The alert says the direction, not by how much (its value is only in the summary text), so the value
+    is taken at the level: the count the band math and the resource's min/max allow for that, at least
+    one more. Empty when the count cannot move (unknown, or already at max). reason = alert name + summary."""
     from opskit.metrics.base import Sample, Series
     from opskit.scaling.act import handoffs
     from opskit.scaling.evaluate import evaluate
