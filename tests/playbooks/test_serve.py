@@ -33,6 +33,7 @@ PLAYBOOK = """\
 apiVersion: opskit/v1
 kind: Playbook
 metadata: {{name: {name}, description: tell the recorder, risk: low{auto}}}
+lock: scale-{name}
 params:
   replicas: {{type: integer, minimum: 1}}
   reason: {{type: string, min_length: 5}}
@@ -211,3 +212,17 @@ def test_an_alert_that_cannot_be_acted_on_does_not_stall_the_others(harness):
     errors = [e for e in harness.journal() if e["action"] == "error"]
     assert [e["fingerprint"] for e in errors] == ["zz09"] and "no thresholds row" in errors[0]["why"]
     assert len(harness.calls()) == 1
+
+
+def test_the_run_lock_still_applies(harness):
+    from opskit.playbooks import lock
+
+    held = lock.acquire(harness.state, "scale-notify-scale", run_id="by-hand", playbook="notify-scale",
+                        started=dt.datetime.now(dt.UTC).isoformat())
+    try:
+        harness.post(payload(alert("aa01")))
+        [req] = until("the request to end", lambda: [r for r in harness.requests() if r["state"] == "finished"])
+    finally:
+        held.release()
+    assert req["outcome"] == "locked" and "by-hand" in req["message"] and harness.calls() == []
+    until("the line about it", lambda: any("lock 'scale-notify-scale' is held" in line for line in harness.lines))
