@@ -220,15 +220,18 @@ def runs(run_id: str | None, state_dir: Path, output: str) -> None:
 def serve(port: int, approve_mode: str, cooldown: str, token_file: Path | None, service_url: str | None,
           state_dir: Path, spec_file: str | None) -> None:
     """Receive Alertmanager webhooks on 127.0.0.1 and turn firing alerts with a playbook label into runs."""
+    import datetime as dt
     import signal
     import threading
 
     from opskit import output as out
+    from opskit import tokens
     from opskit.errors import UsageError
-    from opskit.playbooks import requests as store
     from opskit.playbooks.alertruns import Receiver
     from opskit.playbooks.receiver import Policy
     from opskit.playbooks.serve import Server
+    from opskit.scaling.act import params_at_level
+    from opskit.spec.schema import Threshold
     from opskit.units import parse_duration
 
     try:
@@ -236,8 +239,8 @@ def serve(port: int, approve_mode: str, cooldown: str, token_file: Path | None, 
     except ValueError as exc:
         raise UsageError(f"--cooldown: {exc}") from None
     spec = _spec(spec_file)
-    path = token_file or store.ensure_token(store.default_token_file(state_dir))
-    token = store.read_token(path)
+    path = token_file or tokens.ensure_token(tokens.default_token_file(state_dir))
+    token = tokens.read_token(path)
     service = service_url or (spec.service.url if spec is not None else None)
     if service is not None and not _loopback(service):
         if service_url:
@@ -254,8 +257,14 @@ def serve(port: int, approve_mode: str, cooldown: str, token_file: Path | None, 
 
         return LineReporter(lambda line: say(f"[{run_id}] {line}"))
 
+    base = service.rstrip("/") if service else None
+
+    def params_for(row: Threshold, current: int | None, now: dt.datetime) -> dict[str, object]:
+        return params_at_level(row, current=current, resources=spec.resources if spec else {}, service_url=base,
+                               now=now)
+
     receiver = Receiver(state_dir, spec=spec, policy=Policy(approve_mode, cooldown_s),  # type: ignore[arg-type]
-                        service_url=service.rstrip("/") if service else None, reporter=reporter, say=say)
+                        service_url=base, params_for=params_for, reporter=reporter, say=say)
     try:
         server = Server(receiver, token=token, port=port, say=say)
     except OSError as exc:

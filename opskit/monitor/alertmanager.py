@@ -96,7 +96,7 @@ def render(spec: Spec, state_dir: Path, *, receiver: str | None, token_file: Pat
     Alertmanager sends the token of this state dir (made here if serve has not made it yet), which a
     `playbook serve` with the same --state-dir checks, unless another token file is given."""
     from opskit.alerts.render import render_alertmanager
-    from opskit.playbooks.requests import default_token_file, ensure_token
+    from opskit.tokens import default_token_file, ensure_token
 
     url = receiver or spec.alerts.routing.playbook_receiver
     if token_file is None:

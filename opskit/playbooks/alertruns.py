@@ -15,13 +15,17 @@ from opskit.errors import OpskitError, Refused, UsageError
 from opskit.playbooks import requests as store
 from opskit.playbooks.alertmsg import Notification
 from opskit.playbooks.outcome import RunOutcome
-from opskit.playbooks.receiver import Intent, Policy, alert_params, decide, find_row
+from opskit.playbooks.receiver import Intent, Policy, decide, find_row, reason
 from opskit.playbooks.report import Reporter
 
 if TYPE_CHECKING:
     from opskit.spec import Spec
+    from opskit.spec.schema import Threshold
 
 Clock = Callable[[], dt.datetime]
+# (thresholds row, replicas now, now) -> hand-over parameters; the command passes the scaling core's
+# opskit.scaling.act.params_at_level (the receiver does not import the scaling package: it imports this one)
+ParamsFor = Callable[["Threshold", "int | None", dt.datetime], dict[str, object]]
 AUTO_BY = "opskit playbook serve --approve auto"
 
 
@@ -33,11 +37,12 @@ class Receiver:
     """What `playbook serve` does with each notification (one at a time, on its dispatcher thread)."""
 
     def __init__(self, state_dir: Path, *, spec: Spec | None, policy: Policy, service_url: str | None,
-                 reporter: Callable[[str], Reporter], say: Callable[[str], None], clock: Clock = _utcnow) -> None:
+                 params_for: ParamsFor, reporter: Callable[[str], Reporter], say: Callable[[str], None],
+                 clock: Clock = _utcnow) -> None:
         from opskit.playbooks.journal import Journal, Masker
 
         self.state_dir, self.spec, self.policy, self.service_url = state_dir, spec, policy, service_url
-        self.reporter, self.say, self.clock = reporter, say, clock
+        self.params_for, self.reporter, self.say, self.clock = params_for, reporter, say, clock
         self.journal = Journal(store.root(state_dir) / "journal.jsonl", Masker(), clock)
         self.stopping = threading.Event()  # set on shutdown: running playbooks stop at a safe point
         self.threads: list[threading.Thread] = []
@@ -67,13 +72,12 @@ class Receiver:
                              "the --spec the rules were rendered from)")
         resource = row.resource
         current = current_count(resource, self.spec, self.service_url)
-        params = alert_params(alert, row, current=current, resources=self.spec.resources if self.spec else {},
-                              service_url=self.service_url, now=now)
+        params = self.params_for(row, current, now)
         if not params:
             self._note(n, intent, "skip", f"{resource} cannot move from {current} replicas (unknown, or at its "
                                           "min/max): nothing to run")
             return
-        req = self._request(n, intent, playbook, resource, params, now)
+        req = self._request(n, intent, playbook, resource, {**params, "reason": reason(alert)}, now)
         store.save(self.state_dir, req)
         verb = "started" if intent.kind == "run" else "queued: approve with `opskit playbook approve " \
                                                      f"{req.run_id}`"
@@ -88,9 +92,9 @@ class Receiver:
                  params: dict[str, object], now: dt.datetime) -> store.Request:
         from opskit.playbooks import engine
         from opskit.playbooks.executor import new_run_id
-        from opskit.scaling.act import declared_params
+        from opskit.playbooks.loader import load_playbook
 
-        declared = declared_params(playbook)
+        declared = set(load_playbook(playbook).playbook.params)
         given = {k: v for k, v in params.items() if k in declared}
         prep = engine.prepare(playbook, given)  # bad params are refused now, not at approval time
         stamp = store.now_text(now)

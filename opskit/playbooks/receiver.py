@@ -1,5 +1,5 @@
 """The alert receiver's core (pure): what to do with each alert of a notification, given the requests
-made earlier and the clock, and the parameters a playbook gets from an alert.
+made earlier and the clock. (The parameters come from the scaling core: opskit.scaling.act.params_at_level.)
 
 Deduplication: one alert (fingerprint) starts at most one run while that run is pending approval,
 approved, running, or ended less than the cooldown ago; the same holds for the playbook + resource it
@@ -9,12 +9,12 @@ applies when the run starts."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from opskit.playbooks.alertmsg import Alert, Notification
-from opskit.spec.schema import Resource, Threshold
+from opskit.spec.schema import Threshold
 
 ApproveMode = Literal["auto", "manual"]
 IntentKind = Literal["run", "queue", "skip", "resolved", "ignore"]
@@ -106,23 +106,6 @@ def find_row(thresholds: Sequence[Threshold], alert: Alert) -> Threshold | None:
     return None
 
 
-def alert_params(alert: Alert, row: Threshold, *, current: int | None, resources: Mapping[str, Resource],
-                 service_url: str | None, now: dt.datetime) -> dict[str, object]:
-    """The hand-over parameters `scale check --act` would give for this row at its scale-up level now.
-    The alert says the direction, not by how much (its value is only in the summary text), so the value
-    is taken at the level: the count the band math and the resource's min/max allow for that, at least
-    one more. Empty when the count cannot move (unknown, or already at max). reason = alert name + summary."""
-    from opskit.metrics.base import Sample, Series
-    from opskit.scaling.act import handoffs
-    from opskit.scaling.evaluate import evaluate
-
-    assert row.scale_up is not None  # only rows with a scale_up level are rendered as alerts
-    level = row.model_copy(update={"for_": None})  # Alertmanager already waited the row's window
-    series = Series(row.resource, row.metric, (Sample(row.scale_up * (1 + 1e-6) + 1e-6, now),))
-    ev = evaluate([level], [series], now=now, resources=resources, replicas={row.resource: current})
-    plans = handoffs(ev, service_url=service_url)
-    if not plans:
-        return {}
-    params = dict(plans[0].params)
-    params["reason"] = f"{alert.name}: {alert.summary}" if alert.summary else alert.name
-    return params
+def reason(alert: Alert) -> str:
+    """The run's reason: the alert's name and summary (the playbook keeps it in the journal)."""
+    return f"{alert.name}: {alert.summary}" if alert.summary else alert.name

@@ -5,6 +5,7 @@
                                               hash, its state, the approval (auto, or who and when)
     STATE_DIR/receiver/journal.jsonl          every notification's alerts and what was done (hash-chained)
     STATE_DIR/receiver/token                  the bearer token (0600), made by `serve` or `monitor up`
+                                              (opskit.tokens)
 
 A request's state moves pending -> approved -> running -> finished, or pending -> rejected; auto-approved
 ones start at approved. Changes go through update(), under a per-request file lock."""
@@ -14,8 +15,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
-import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -127,29 +126,3 @@ def locked(state_dir: Path, run_id: str) -> Iterator[Request]:
 
 def now_text(now: dt.datetime) -> str:
     return now.astimezone(dt.UTC).isoformat(timespec="seconds")
-
-
-# ---- the token -----------------------------------------------------------------------------------
-
-def default_token_file(state_dir: Path) -> Path:
-    return root(state_dir) / "token"
-
-
-def ensure_token(path: Path) -> Path:
-    """Make the token file (random, 0600) unless it exists; a shared state dir shares it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileExistsError):
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(32) + "\n")
-    return path
-
-
-def read_token(path: Path) -> str:
-    try:
-        token = path.read_text().strip()
-    except OSError as exc:
-        raise UsageError(f"--token-file {path}: cannot read it ({exc.strerror or exc})") from None
-    if len(token) < 16 or any(c.isspace() for c in token):
-        raise UsageError(f"--token-file {path}: expected one token of at least 16 characters")
-    return token

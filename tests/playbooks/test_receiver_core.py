@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from opskit.playbooks.alertmsg import PayloadError, parse
-from opskit.playbooks.receiver import Policy, Tracked, alert_params, decide, find_row
+from opskit.playbooks.receiver import Policy, Tracked, decide, find_row, reason
+from opskit.scaling.act import params_at_level
 from opskit.spec.schema import Resource, Threshold
 
 NOW = dt.datetime(2026, 12, 5, 12, 0, tzinfo=dt.UTC)
@@ -128,15 +129,17 @@ ROW = Threshold(resource="api", metric="cpu_utilization", scale_up="70%", scale_
 def test_params_move_the_count_one_band_step_up_within_bounds():
     a = parse(payload(alert())).alerts[0]
     assert find_row([ROW], a) == ROW
-    params = alert_params(a, ROW, current=2, resources={"api": Resource(min=1, max=10)}, service_url=None, now=NOW)
+    assert reason(a) == "ApiCpuUtilizationHigh: api cpu 91% > 70%"
+    params = params_at_level(ROW, current=2, resources={"api": Resource(min=1, max=10)}, service_url=None, now=NOW)
     # what `scale check` recommends for 70% on 2 replicas: back to the band's middle, ceil(2 x 70 / 45) = 4
-    assert params == {"replicas": 4, "reason": "ApiCpuUtilizationHigh: api cpu 91% > 70%"}
-    local = alert_params(a, ROW, current=1, resources={"api": Resource(min=1, max=2)},
-                         service_url="http://127.0.0.1:8123", now=NOW)
+    assert params["replicas"] == 4
+    local = params_at_level(ROW, current=1, resources={"api": Resource(min=1, max=2)},
+                            service_url="http://127.0.0.1:8123", now=NOW)
     assert local["workers"] == local["replicas"] == 2 and local["target"] == "http://127.0.0.1:8123"
     # already at max, or the count unknown: nothing to hand over
-    assert alert_params(a, ROW, current=2, resources={"api": Resource(min=1, max=2)}, service_url=None, now=NOW) == {}
-    assert alert_params(a, ROW, current=None, resources={}, service_url=None, now=NOW) == {}
+    assert params_at_level(ROW, current=2, resources={"api": Resource(min=1, max=2)}, service_url=None,
+                           now=NOW) == {}
+    assert params_at_level(ROW, current=None, resources={}, service_url=None, now=NOW) == {}
 
 
 def test_an_alert_matches_only_the_row_it_was_rendered_from():

@@ -17,6 +17,7 @@ from opskit.playbooks.alertruns import Receiver
 from opskit.playbooks.receiver import Policy
 from opskit.playbooks.report import NullReporter
 from opskit.playbooks.serve import Server
+from opskit.scaling.act import params_at_level
 from opskit.spec import load_spec
 
 TOKEN = "t0ken-for-the-receiver-tests"
@@ -78,8 +79,14 @@ class Harness:
             recorder.route("POST", f"/scale/{name}", (200, {"ok": True}))
         (tmp / "opskit.yaml").write_text(SPEC)
         self.lines: list[str] = []
-        self.receiver = Receiver(self.state, spec=load_spec(str(tmp / "opskit.yaml")), policy=Policy(approve, 300),
-                                 service_url=None, reporter=lambda run_id: NullReporter(), say=self.lines.append)
+        spec = load_spec(str(tmp / "opskit.yaml"))
+
+        def params_for(row: Any, current: int | None, now: dt.datetime) -> dict[str, object]:
+            return params_at_level(row, current=current, resources=spec.resources, service_url=None, now=now)
+
+        self.receiver = Receiver(self.state, spec=spec, policy=Policy(approve, 300), service_url=None,
+                                 params_for=params_for, reporter=lambda run_id: NullReporter(),
+                                 say=self.lines.append)
         self.server = Server(self.receiver, token=TOKEN, port=0, say=self.lines.append).start()
 
     def post(self, body: bytes, token: str | None = TOKEN, path: str = "/alerts") -> httpx.Response:
