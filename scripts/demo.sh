@@ -4,7 +4,7 @@
 # capacity report -> alert rules and dashboards -> the closed scaling loop on a live service -> the same
 # loop driven by a firing alert (Prometheus -> Alertmanager -> `playbook serve`).
 # Everything it writes goes under runs/demo/ (emptied first); it leaves nothing running.
-# Takes ~2.5 minutes on a 2-core machine (130-150 s measured). DEMO_STEP_DURATION (default 60s) shortens or lengthens the step run.
+# Takes ~3.5 minutes on a 2-core machine (130-150 s measured before the alert loop, which adds ~60 s). DEMO_STEP_DURATION (default 60s) shortens or lengthens the step run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -8,6 +8,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from opskit.playbooks.alertmsg import PayloadError, parse
 from opskit.playbooks.receiver import Policy, Tracked, decide, find_row, reason
@@ -145,3 +147,19 @@ def test_params_move_the_count_one_band_step_up_within_bounds():
 def test_an_alert_matches_only_the_row_it_was_rendered_from():
     a = parse(payload(alert(metric="memory_utilization"))).alerts[0]
     assert find_row([ROW], a) is None
+
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+                     max_leaves=20)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.one_of(st.binary(max_size=200), _json.map(lambda v: json.dumps(v).encode()),
+                 st.dictionaries(st.sampled_from(["version", "groupKey", "status", "receiver", "alerts"]), _json)
+                 .map(lambda d: json.dumps(d).encode())))
+def test_any_body_parses_or_is_refused_with_a_payload_error(body):
+    try:
+        parse(body)
+    except PayloadError as exc:
+        assert str(exc)
