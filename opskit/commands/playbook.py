@@ -239,6 +239,9 @@ def serve(port: int, approve_mode: str, cooldown: str, token_file: Path | None, 
     except ValueError as exc:
         raise UsageError(f"--cooldown: {exc}") from None
     spec = _spec(spec_file)
+    if spec is None:
+        out.warn("no opskit.yaml here and no --spec: alerts cannot be matched to their thresholds rows, so "
+                 "every one will be journaled as an error; pass the spec the rules were rendered from")
     path = token_file or tokens.ensure_token(tokens.default_token_file(state_dir))
     token = tokens.read_token(path)
     service = service_url or (spec.service.url if spec is not None else None)
