@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The main job end to end on the embedded default (`make demo`, after ./scripts/setup.sh):
 # spec -> smoke load test + CI gate -> step load test -> USL fit -> scaling check -> cost -> forecast ->
-# capacity report -> alert rules and dashboards -> the closed scaling loop on a live service.
+# capacity report -> alert rules and dashboards -> the closed scaling loop on a live service -> the same
+# loop driven by a firing alert (Prometheus -> Alertmanager -> `playbook serve`).
 # Everything it writes goes under runs/demo/ (emptied first); it leaves nothing running.
-# Takes ~2.5 minutes on a 2-core machine (130-150 s measured). DEMO_STEP_DURATION (default 60s) shortens or lengthens the step run.
+# Takes ~3.5 minutes on a 2-core machine (130-150 s measured before the alert loop, which adds ~60 s). DEMO_STEP_DURATION (default 60s) shortens or lengthens the step run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,16 +17,27 @@ STEP_DURATION=${DEMO_STEP_DURATION:-60s}
 export OPSKIT_STATE_DIR="$OUT/state"   # playbook runs, locks, scaling history: kept with the demo's outputs
 unset OPSKIT_SPEC                      # the demo names its spec where it matters
 SVC_PID=""
+LOAD_PID=""   # the alert loop's background load and receiver (section 11)
+SERVE_PID=""
+MONITOR_UP=""
 started=$(date +%s)
 
-cleanup() {
-  # the closed loop's service (the load tests stop their own embedded services)
-  if [ -n "$SVC_PID" ] && kill -0 "$SVC_PID" 2>/dev/null; then
-    kill -TERM "$SVC_PID" 2>/dev/null || true
-    for _ in $(seq 1 150); do kill -0 "$SVC_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$SVC_PID" 2>/dev/null || true
-    wait "$SVC_PID" 2>/dev/null || true
+stop_pid() {  # PID: TERM, wait up to 15 s, then KILL; only a pid this script started
+  if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
+    kill -TERM "$1" 2>/dev/null || true
+    for _ in $(seq 1 150); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
   fi
+}
+
+cleanup() {
+  stop_pid "$LOAD_PID"; LOAD_PID=""
+  [ -z "$MONITOR_UP" ] || $OPSKIT monitor down --state-dir "$OPSKIT_STATE_DIR" >/dev/null || true
+  MONITOR_UP=""
+  stop_pid "$SERVE_PID"; SERVE_PID=""
+  # the closed loop's service (the load tests stop their own embedded services)
+  stop_pid "$SVC_PID"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -137,13 +149,57 @@ $OPSKIT playbook runs
 echo "-- the same load with 2 workers"
 load --rate "$RATE" --duration 10s --out "$LOOP/after"
 P95_AFTER=$(json "$LOOP/after/results.json" 'd["aggregate"]["latency_ms"]["p95"]')
-cleanup; SVC_PID=""
 
 echo
 printf 'closed loop: %s req/s, p95 with 1 worker %.1f ms (threshold 500 ms) -> with 2 workers %.1f ms\n' \
   "$RATE" "$P95_BEFORE" "$P95_AFTER"
 "$PY" -c "import sys; sys.exit(0 if $P95_AFTER < $P95_BEFORE else 1)" \
   || die "p95 did not drop after scaling ($P95_BEFORE -> $P95_AFTER ms)"
+
+section "11. Alerts that act: the p95 rule fires in Prometheus -> Alertmanager -> playbook serve -> a second worker -> resolved"
+ALOOP=$OUT/alert-loop
+mkdir -p "$ALOOP"
+$OPSKIT playbook apply local-horizontal-scale -p workers=1 -p "reason=demo: back to one worker for the alert loop" \
+  -p target="$URL" --yes --no-dry-run >"$ALOOP/reset.log"
+$OPSKIT alerts render --spec "$LOOP_SPEC" --out "$ALOOP/alerts" >/dev/null
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+SERVE_PORT=$(free_port); METRICS_PORT=$(free_port)
+$OPSKIT playbook serve --port "$SERVE_PORT" --approve auto --spec "$LOOP_SPEC" --service "$URL" \
+  --state-dir "$OPSKIT_STATE_DIR" >"$ALOOP/serve.log" 2>&1 &
+SERVE_PID=$!
+for _ in $(seq 1 300); do grep -q listening "$ALOOP/serve.log" 2>/dev/null && break; sleep 0.1; done
+grep -q listening "$ALOOP/serve.log" || die "playbook serve did not start: $(tail -3 "$ALOOP/serve.log")"
+MONITOR_UP=1
+$OPSKIT monitor up --spec "$LOOP_SPEC" --port 0 --target "$URL" --loadtest "http://127.0.0.1:$METRICS_PORT" \
+  --rules "$PWD/$ALOOP/alerts/*.rules.yml" --alertmanager --alertmanager-port 0 \
+  --receiver "http://127.0.0.1:$SERVE_PORT/alerts" --state-dir "$OPSKIT_STATE_DIR"
+ARATE=$("$PY" -c "print(round(1.6 * $CAP1))")
+echo "-- load on 1 worker: a ramp to $ARATE req/s over 30 s (examples/closed-loop/alert-load.yaml); waiting for the alert to act, then resolve"
+$OPSKIT loadtest run examples/closed-loop/alert-load.yaml --spec "$LOOP_SPEC" --host "$URL" --rate "$ARATE" --duration 30s --metrics-port "$METRICS_PORT" --out "$ALOOP/load" >"$ALOOP/load.log" 2>&1 &
+LOAD_PID=$!
+"$PY" - "$OPSKIT_STATE_DIR/receiver" <<'PYEOF' || die "the alert loop did not complete (see $ALOOP/serve.log)"
+import json, pathlib, sys, time
+root = pathlib.Path(sys.argv[1])
+def journal():
+    p = root / "journal.jsonl"
+    return [json.loads(x) for x in p.read_text().splitlines()] if p.exists() else []
+start, deadline = time.monotonic(), time.monotonic() + 110
+while time.monotonic() < deadline:
+    runs = [e for e in journal() if e["action"] == "run"]
+    done = [json.loads(p.read_text()) for p in (root / "requests").glob("*.json")] if runs else []
+    done = [r for r in done if r["state"] == "finished"]
+    resolved = [e for e in journal() if e["action"] == "resolved" and done and e["run_id"] == done[0]["run_id"]]
+    if resolved:
+        r = done[0]
+        print(f"{r['alert']['name']} (fingerprint {r['alert']['fingerprint']}): {r['playbook']} "
+              f"{r['params']} approved {r['approval']['mode']} -> {r['outcome']}; resolved "
+              f"{time.monotonic() - start:.0f}s after the load started")
+        sys.exit(0 if r["outcome"] == "succeeded" else 1)
+    time.sleep(0.5)
+sys.exit(1)
+PYEOF
+echo "service: $(health_workers "$URL") workers now (/health)"
+cleanup; SVC_PID=""
 
 section "Done in $(( $(date +%s) - started ))s. Outputs under $OUT/:"
 cat <<EOF
@@ -152,5 +208,6 @@ cat <<EOF
   capacity-report.html   capacity report (and capacity-report.md)
   loop/capacity-1/       one worker's capacity (sets the loop's rate)
   loop/before-*/, after/ the same load on 1 and on 2 workers; loop/check-*.json: the scale checks
-  state/runs/*/journal.jsonl   the playbook run's journal (opskit playbook runs --state-dir $OUT/state)
+  state/runs/*/journal.jsonl   the playbook runs' journals (opskit playbook runs --state-dir $OUT/state)
+  alert-loop/            rendered rules, serve.log; state/receiver/: the alerts' requests and journal
 EOF

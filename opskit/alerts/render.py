@@ -37,9 +37,22 @@ def render_rules(ruleset: RuleSet) -> dict[str, str]:
     return {f.name: template.render(file=f, header=GENERATED_HEADER) for f in ruleset.files}
 
 
-def render_alertmanager(spec: Spec) -> str:
+def render_alertmanager(spec: Spec, *, playbook_url: str | None = None, credentials_file: str | None = None) -> str:
+    """The routing config. Alerts with a `playbook` label also go to `opskit playbook serve` (at
+    `playbook_url`, default the spec's alerts.routing.playbook_receiver), with its bearer token read from
+    `credentials_file` when given (a file, so the token is never in the config or an argv)."""
+    from opskit.alerts.promql import window
+
     prefix = health_prefix(spec)
+    routing = spec.alerts.routing
     return environment().get_template("alertmanager.yml.j2").render(
+        group_wait=window(routing.group_wait),
+        group_interval=window(routing.group_interval),
+        repeat_interval=window(routing.repeat_interval),
+        page_wait=window(min(10.0, routing.group_wait)),
+        page_repeat=window(min(3600.0, routing.repeat_interval)),
+        playbook_url=playbook_url or routing.playbook_receiver,
+        credentials_file=credentials_file,
         header=GENERATED_HEADER,
         group_by=["alertname", "service", "slo", "sli", "resource", "job"],
         down_alert=f"{prefix}TargetDown",

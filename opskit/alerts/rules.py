@@ -101,6 +101,8 @@ def threshold_alerts(spec: Spec, notes: list[Note]) -> list[ThresholdAlert]:
                                      f"({promql.window(for_s)})"))
         labels = {"severity": row.severity, "resource": row.resource, "metric": row.metric,
                   **_extra_labels(spec)}
+        if row.playbook:  # Alertmanager routes on it to `opskit playbook serve`, which runs it
+            labels["playbook"] = row.playbook
         rule = Rule(
             alert=threshold_alert_name(row),
             expr=f"({query.expr}) > {row.scale_up:g}",

@@ -187,15 +187,143 @@ def resume(ctx: click.Context, run_id: str, yes: bool, state_dir: Path, spec_fil
 def runs(run_id: str | None, state_dir: Path, output: str) -> None:
     """The runs in the state dir, or one run's journal."""
     from opskit import output as out
-    from opskit.playbooks.render import runs_view
+    from opskit.playbooks.render import pending_view, runs_view
+    from opskit.playbooks.requests import all_requests
     from opskit.playbooks.runs import list_runs
 
     if run_id:
         _show_run(state_dir, run_id, output)
-    elif output == "json":
-        out.emit_json({"runs": out.to_jsonable(list_runs(state_dir))})
+        return
+    pending = [r for r in all_requests(state_dir) if r.state == "pending"]
+    if output == "json":
+        out.emit_json({"runs": out.to_jsonable(list_runs(state_dir)),
+                       "pending": [r.model_dump() for r in pending]})
     else:
-        _show(runs_view(list_runs(state_dir)))
+        _show(runs_view(list_runs(state_dir)) + pending_view(pending))
+
+
+@playbook.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=19095, show_default=True,
+              help="Port on 127.0.0.1 (0 picks a free one).")
+@click.option("--approve", "approve_mode", type=click.Choice(["auto", "manual"]), default="manual",
+              show_default=True, help="auto: run playbooks that declare auto_apply at once; the rest, and "
+                                      "everything with manual, wait for `playbook approve`.")
+@click.option("--cooldown", default="5m", show_default=True, metavar="DURATION",
+              help="After a run for an alert or resource ends, ignore it this long.")
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The bearer token Alertmanager sends [default: STATE_DIR/receiver/token, made if missing].")
+@click.option("--service", "service_url", metavar="URL",
+              help="The local asset service local playbooks scale [default: the spec's service.url if on "
+                   "loopback].")
+@state_dir_option
+@spec_option
+def serve(port: int, approve_mode: str, cooldown: str, token_file: Path | None, service_url: str | None,
+          state_dir: Path, spec_file: str | None) -> None:
+    """Receive Alertmanager webhooks on 127.0.0.1 and turn firing alerts with a playbook label into runs."""
+    import datetime as dt
+    import signal
+    import threading
+
+    from opskit import output as out
+    from opskit import tokens
+    from opskit.errors import UsageError
+    from opskit.playbooks.alertruns import Receiver
+    from opskit.playbooks.receiver import Policy
+    from opskit.playbooks.serve import Server
+    from opskit.scaling.act import params_at_level
+    from opskit.spec.schema import Threshold
+    from opskit.units import parse_duration
+
+    try:
+        cooldown_s = parse_duration(cooldown)
+    except ValueError as exc:
+        raise UsageError(f"--cooldown: {exc}") from None
+    spec = _spec(spec_file)
+    if spec is None:
+        out.warn("no opskit.yaml here and no --spec: alerts cannot be matched to their thresholds rows, so "
+                 "every one will be journaled as an error; pass the spec the rules were rendered from")
+    path = token_file or tokens.ensure_token(tokens.default_token_file(state_dir))
+    token = tokens.read_token(path)
+    service = service_url or (spec.service.url if spec is not None else None)
+    if service is not None and not _loopback(service):
+        if service_url:
+            raise UsageError(f"--service: local playbooks scale a loopback service only, got {service_url!r}")
+        service = None
+    printing = threading.Lock()
+
+    def say(line: str) -> None:
+        with printing:
+            out.echo(line)
+
+    def reporter(run_id: str) -> LineReporter:
+        from opskit.playbooks.report import LineReporter
+
+        return LineReporter(lambda line: say(f"[{run_id}] {line}"))
+
+    base = service.rstrip("/") if service else None
+
+    def params_for(row: Threshold, current: int | None, now: dt.datetime) -> dict[str, object]:
+        return params_at_level(row, current=current, resources=spec.resources if spec else {}, service_url=base,
+                               now=now)
+
+    receiver = Receiver(state_dir, spec=spec, policy=Policy(approve_mode, cooldown_s),  # type: ignore[arg-type]
+                        service_url=base, params_for=params_for, reporter=reporter, say=say)
+    try:
+        server = Server(receiver, token=token, port=port, say=say)
+    except OSError as exc:
+        raise UsageError(f"--port {port}: cannot listen on 127.0.0.1 ({exc.strerror or exc})") from None
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    server.start()
+    say(f"listening on {server.url} (approve {approve_mode}, cooldown {cooldown}, token file {path}); "
+        "Ctrl-C stops")
+    stop.wait()
+    say("stopping: no new notifications; running playbooks stop at their next safe point")
+    server.stop()
+
+
+@playbook.command()
+@click.argument("run_id")
+@state_dir_option
+@spec_option
+@output_option("table", "json")
+@click.pass_context
+def approve(ctx: click.Context, run_id: str, state_dir: Path, spec_file: str | None, output: str) -> None:
+    """Approve a run an alert queued, and run it here (exactly the queued plan)."""
+    import datetime as dt
+
+    from opskit import output as out
+    from opskit.playbooks import alertruns
+
+    by = alertruns.user()
+    req = alertruns.approve(state_dir, run_id, by=by, now=dt.datetime.now(dt.UTC))
+    out.echo(f"{run_id}: approved by {by}; running {req.playbook} for alert {req.alert.name} "
+             f"({req.alert.fingerprint})", err=output == "json")
+    outcome = alertruns.run_request(state_dir, run_id, spec=_spec(spec_file), reporter=_reporter(output))
+    _finish(ctx, outcome, output)
+
+
+@playbook.command()
+@click.argument("run_id")
+@state_dir_option
+def reject(run_id: str, state_dir: Path) -> None:
+    """Refuse a run an alert queued (recorded with who and when; the alert stays quiet for the cooldown)."""
+    import datetime as dt
+
+    from opskit import output as out
+    from opskit.playbooks import alertruns
+
+    by = alertruns.user()
+    req = alertruns.reject(state_dir, run_id, by=by, now=dt.datetime.now(dt.UTC))
+    out.echo(f"{run_id}: rejected by {by} ({req.playbook} for alert {req.alert.name})")
+
+
+def _loopback(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    return host == "localhost" or host == "::1" or host.startswith("127.")
 
 
 def _show_run(state_dir: Path, run_id: str, output: str) -> None:

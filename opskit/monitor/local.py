@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from opskit.monitor import alertmanager as am
 from opskit.monitor import config as cfg
 from opskit.monitor import process as proc
 
@@ -20,6 +21,7 @@ class UpResult:
 def up(
     state_dir: Path, *, job: str, targets: list[str], port: int | None, scrape_interval_s: float,
     rule_paths: list[Path], retention: str = "7d", loadtest: list[str] | None = None,
+    alertmanager: str | None = None,
 ) -> UpResult:
     from opskit.atomicio import write_atomic
 
@@ -37,7 +39,7 @@ def up(
     text = cfg.render_config(job=job, port=chosen, targets_path=str(root / "targets.json"),
                              rule_files=rule_files, scrape_interval_s=scrape_interval_s,
                              loadtest_targets_path=str(root / "loadtest-targets.json"),
-                             static_jobs=_stack_jobs(state_dir))
+                             static_jobs=_stack_jobs(state_dir), alertmanager=alertmanager)
     write_atomic(root / "loadtest-targets.json", cfg.targets_file(loadtest_targets))
     urls = [t.url for t in scrape_targets]
     if current is not None:
@@ -64,6 +66,7 @@ class DownResult:
     pid: int | None
     purged: bool
     state_error: str | None  # why a state file that exists could not be read
+    alertmanager_pid: int | None = None  # the Alertmanager stopped too, if one ran
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ class NotRunning:
     stale_state: bool
     state_dir: str
     state_error: str | None
+    alertmanager: am.Status | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,7 @@ class Running:
     rule_files: list[str]
     targets: list[Target]
     rules: int | None  # loaded rules; None when the API did not answer
+    alertmanager: am.Status | None = None
 
 
 Status = Running | NotRunning
@@ -104,21 +109,30 @@ def down(state_dir: Path, *, purge: bool = False) -> DownResult:
 
     state = proc.read_state(state_dir)
     stopped = proc.stop(state_dir, state) if state else False
+    am_stopped, am_pid = am.down(state_dir)
     if purge:
         shutil.rmtree(proc.home(state_dir), ignore_errors=True)
+        shutil.rmtree(am.home(state_dir), ignore_errors=True)
     return DownResult(stopped=stopped, pid=state.pid if state else None, purged=purge,
-                      state_error=None if state else proc.state_problem(state_dir))
+                      state_error=None if state else proc.state_problem(state_dir),
+                      alertmanager_pid=am_pid if am_stopped else None)
 
 
 def status(state_dir: Path) -> Status:
     state = proc.read_state(state_dir)
     if state is None or not proc.is_ours(state):
         return NotRunning(running=False, stale_state=state is not None, state_dir=str(proc.home(state_dir)),
-                          state_error=None if state else proc.state_problem(state_dir))
+                          state_error=None if state else proc.state_problem(state_dir),
+                          alertmanager=_am_status(state_dir))
     targets, rules = _api_status(state.url)
     return Running(running=True, pid=state.pid, url=state.url, ready=proc.ready(state.url),
                    uptime_s=round(time.time() - state.started_at, 1), config=state.config,
-                   rule_files=state.rule_files, targets=targets, rules=rules)
+                   rule_files=state.rule_files, targets=targets, rules=rules, alertmanager=_am_status(state_dir))
+
+
+def _am_status(state_dir: Path) -> am.Status | None:
+    info = am.status(state_dir)
+    return info if info.running else None
 
 
 def _api_status(url: str) -> tuple[list[Target], int | None]:

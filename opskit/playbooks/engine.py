@@ -92,8 +92,8 @@ def dry_runs(prep: Prepared, env: Mapping[str, str] | None = None, *, commands: 
     return out
 
 
-def apply(prep: Prepared, rt: Runtime) -> RunOutcome:
-    return Executor(prep.loaded, prep.values, prep.plan, rt).start()
+def apply(prep: Prepared, rt: Runtime, run_id: str | None = None) -> RunOutcome:
+    return Executor(prep.loaded, prep.values, prep.plan, rt).start(run_id)
 
 
 def resume(state_dir: Path, run_id: str, rt_factory: Callable[[], Runtime],

@@ -52,6 +52,9 @@ class Runtime:
     env: Mapping[str, str] = field(default_factory=dict)  # extra environment for commands
     # how waits (backoff, verification intervals) pass; injected so tests need not sleep
     wait: Callable[[float], bool] | None = None
+    # what started the run when it was not a person at a terminal (an alert: its name, fingerprint and
+    # the approval), written into run_start
+    trigger: Mapping[str, object] | None = None
 
 
 @dataclass
@@ -93,7 +96,8 @@ class Executor:
         journal = self._journal(run_id)
         journal.write("run_start", run_id=run_id, playbook=self.pb.metadata.name, path=str(self.loaded.path),
                       playbook_sha=self.loaded.sha, plan_hash=self.plan.hash, params=self.values.public(),
-                      lock=self.pb.lock, user=os.environ.get("USER", ""), pid=os.getpid())
+                      lock=self.pb.lock, user=os.environ.get("USER", ""), pid=os.getpid(),
+                      **({"trigger": dict(self.rt.trigger)} if self.rt.trigger else {}))
         return self._locked(run_id, journal, lambda: self._from(run_id, journal, _State(), 0, True), True)
 
     def resume(self, run_id: str, state: dict[str, dict[str, Any]], done: list[str], from_index: int,

@@ -3,9 +3,9 @@ Prints nothing; the command shows a view through opskit.output."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opskit import output as out
 from opskit.playbooks.loader import LoadedPlaybook
@@ -13,6 +13,9 @@ from opskit.playbooks.planner import Plan
 from opskit.playbooks.providers.base import DryRun
 from opskit.playbooks.runs import RunSummary
 from opskit.playbooks.schema import ParamSpec
+
+if TYPE_CHECKING:
+    from opskit.playbooks.requests import Request
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,13 @@ def run_row(r: RunSummary) -> list[Any]:
 def runs_view(runs: list[RunSummary]) -> View:
     return [Table(["run", "playbook", "status", "started", "ended", "failed step", "message"],
                   [run_row(r) for r in runs], "playbook runs")]
+
+
+def pending_view(requests: Sequence[Request]) -> View:
+    """Alert requests waiting for `playbook approve` / `reject`."""
+    rows = [[r.run_id, r.playbook, f"{r.alert.name} ({r.alert.fingerprint})", r.created,
+             " ".join(f"{k}={v}" for k, v in r.params.items() if k != "reason")] for r in requests]
+    return [Table(["run", "playbook", "alert", "queued", "params"], rows, "waiting for approval")] if rows else []
 
 
 def run_view(summary: RunSummary, events: list[dict[str, Any]]) -> View:

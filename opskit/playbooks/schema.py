@@ -32,6 +32,8 @@ class Metadata(Strict):
     risk: Literal["low", "medium", "high"] = "medium"
     owner: str | None = None
     runbook: str | None = None
+    # `playbook serve --approve auto` applies it without a person; only a low-risk playbook may say so
+    auto_apply: bool = False
 
     @field_validator("name")
     @classmethod
@@ -39,6 +41,13 @@ class Metadata(Strict):
         if not NAME.match(v):
             raise ValueError(f"use lower-case letters, digits, '-', '_' or '.', got {v!r}")
         return v
+
+    @model_validator(mode="after")
+    def _auto(self) -> Metadata:
+        if self.auto_apply and self.risk != "low":
+            raise ValueError(f"auto_apply: true needs risk: low (this playbook is risk {self.risk}): an "
+                             "unattended change must be one a person would approve without a second look")
+        return self
 
 
 class ParamSpec(Strict):

@@ -3,11 +3,16 @@ hand-over itself through opskit.playbooks.handoff."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import datetime as dt
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from opskit.scaling.model import Evaluation
+
+if TYPE_CHECKING:
+    from opskit.spec.schema import Resource, Threshold
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,23 @@ def handoffs(ev: Evaluation, *, service_url: str | None) -> list[Handoff]:
             params["target"] = service_url
         out.append(Handoff(resource=name, playbook=r.playbook, decision=r.decision, params=params))
     return out
+
+
+def params_at_level(row: Threshold, *, current: int | None, resources: Mapping[str, Resource],
+                    service_url: str | None, now: dt.datetime) -> dict[str, object]:
+    """The hand-over parameters for `row` at its scale-up level now (what `playbook serve` gives a firing
+    alert's playbook: the alert says the direction, not the value, which is only in its summary text).
+    The count is what the band math and the resource's min/max allow for that, at least one more; empty
+    when it cannot move (unknown, or already at max)."""
+    from opskit.metrics.base import Sample, Series
+    from opskit.scaling.evaluate import evaluate
+
+    assert row.scale_up is not None  # only rows with a scale_up level are rendered as alerts
+    level = row.model_copy(update={"for_": None})  # Alertmanager already waited the row's window
+    series = Series(row.resource, row.metric, (Sample(row.scale_up * (1 + 1e-6) + 1e-6, now),))
+    ev = evaluate([level], [series], now=now, resources=resources, replicas={row.resource: current})
+    plans = handoffs(ev, service_url=service_url)
+    return dict(plans[0].params) if plans else {}
 
 
 def declared_params(playbook: str) -> set[str]:

@@ -357,11 +357,22 @@ class Runbooks(Strict):
     threshold: str | None = Field(None, description="threshold alerts whose row names no playbook")
 
 
+class AlertRouting(Strict):
+    """Timings of the Alertmanager config opskit renders, and where playbook-bound alerts go."""
+
+    group_wait: Seconds = Field(30, gt=0, description="wait before the first notification of a group")
+    group_interval: Seconds = Field(300, gt=0, description="wait before notifying a group of new alerts")
+    repeat_interval: Seconds = Field(43200, gt=0, description="re-send a still-firing group after this")
+    playbook_receiver: str = Field("http://127.0.0.1:19095/alerts",
+                                   description="webhook URL of `opskit playbook serve` for alerts with a playbook")
+
+
 class AlertsSpec(Strict):
     runbook_base_url: str = "https://github.com/example/opskit/blob/main/playbooks/"
     scrape_interval: Seconds = Field(15, gt=0)
     labels: dict[str, str] = Field(default_factory=dict, description="extra labels on every alert")
     runbooks: Runbooks = Runbooks()
+    routing: AlertRouting = AlertRouting()
     default_for: Seconds = Field(300, gt=0, description="for: of a threshold alert whose row has none")
     resource_selectors: dict[str, str] = Field(
         default_factory=dict,
@@ -375,7 +386,7 @@ class AlertsSpec(Strict):
         for key in v:
             if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", key) or key.startswith("__"):
                 raise ValueError(f"{key!r} is not a Prometheus label name")
-            if key in ("severity", "slo", "sli", "resource", "metric"):
+            if key in ("severity", "slo", "sli", "resource", "metric", "playbook"):
                 raise ValueError(f"label {key!r} is set by opskit itself")
         return v
 

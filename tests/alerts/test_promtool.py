@@ -71,7 +71,7 @@ def test_a_wrong_threshold_fails_the_unit_tests(invoke, alerts_copy):
     rules.write_text(rules.read_text().replace(") > 3000\n", ") > 30000\n"))
     result, report = run_test(invoke, slim(alerts_copy))
     assert result.exit_code == 1
-    unit = next(c for c in report["checks"] if c["target"] == "tests/stack-thresholds.test.yml")
+    unit = next(c for c in report["checks"] if c["target"] == "tests/thresholds.test.yml")
     assert not unit["ok"] and "DatabaseIopsHigh" in unit["detail"]
 
 

@@ -136,4 +136,4 @@ def test_runs_lists_and_shows_a_run_by_id(kit):
 
 def test_empty_state_dir_lists_no_runs(kit):
     res = kit.run("runs", "-o", "json")
-    assert res.exit_code == 0 and json.loads(res.stdout) == {"runs": []}
+    assert res.exit_code == 0 and json.loads(res.stdout) == {"runs": [], "pending": []}
