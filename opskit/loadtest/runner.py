@@ -89,7 +89,7 @@ class Run:
             cfg = self.cfg = replace(cfg, locustfile_source=Path(cfg.locustfile).read_text(encoding="utf-8"))
         env = locustenv.environment(run_classes, cfg.host, cfg if self.workers else None)
         locustenv.guard_requests(cfg.host, declared_targets())
-        token = self.channel_token() if self.workers else None
+        token = self.channel_token()
         if cfg.metrics_port is not None:  # before any worker starts: a taken port fails fast
             self.start_metrics(int(cfg.metrics_port))
         local_gen: Generator | None = None
@@ -157,8 +157,10 @@ class Run:
 
         cfg = self.cfg
         token = os.environ.pop(channel.TOKEN_ENV, None) or None  # not for the locustfile's eyes
+        if not self.workers:
+            return None
         remote = cfg.workers > cfg.local_workers
-        if token is None and remote and not safety.is_loopback(f"http://{cfg.master_bind}"):
+        if token is None and not safety.is_loopback(f"http://{cfg.master_bind}"):
             raise ValueError(f"--master-bind {cfg.master_bind}: remote workers join only with a token "
                              f"(--token-file F or {channel.TOKEN_ENV}); without one, bind 127.0.0.1")
         if token is None and not remote:
