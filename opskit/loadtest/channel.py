@@ -19,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import os
+import secrets
 import time
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -84,6 +86,26 @@ def _watch_refusals(sock: Any) -> None:
         event = recv_monitor_message(monitor)
         log.warning("refused a worker connection: the handshake failed (no token or a wrong one; event %s)",
                     event.get("event"))
+
+
+def master_token(bind: str, *, workers: int, remote: bool) -> str | None:
+    """The token a master's workers must prove, taken out of this process's environment (the locustfile
+    has no business reading it): the run's; one made up for the run when every worker is local; None
+    without workers, or for remote workers on loopback without a token (Locust's plain channel). The
+    channel is made CURVE here when there is a token. A bind off loopback without a token is refused."""
+    from opskit.loadtest.safety import is_loopback
+
+    token = os.environ.pop(TOKEN_ENV, None) or None
+    if not workers:
+        return None
+    if token is None and not is_loopback(f"http://{bind}"):
+        raise ValueError(f"--master-bind {bind}: remote workers join only with a token "
+                         f"(--token-file F or {TOKEN_ENV}); without one, bind 127.0.0.1")
+    if token is None and not remote:
+        token = secrets.token_urlsafe(32)
+    if token is not None:
+        secure(token)
+    return token
 
 
 def secure(token: str) -> None:

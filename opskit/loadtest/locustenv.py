@@ -8,6 +8,7 @@ import csv
 import importlib.util
 import io
 import json
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -137,6 +138,12 @@ def _same_origin_redirect(self: Any, resp: Any) -> str | None:
     if target is None:
         return None
     return target if origin(urljoin(resp.url, target)) == origin(resp.url) else None
+
+
+def declared_targets() -> list[str]:
+    """The spec's target URLs, as the CLI (or `loadtest worker`, from its own spec) passed them."""
+    raw = os.environ.get("OPSKIT_ALLOWED_TARGETS")
+    return [str(u) for u in json.loads(raw)] if raw else []
 
 
 def guard_requests(host: str, declared: Iterable[str]) -> None:

@@ -16,7 +16,6 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
-import secrets  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -88,7 +87,7 @@ class Run:
         if self.workers:  # workers get the locustfile itself with the config (remote machines have no copy)
             cfg = self.cfg = replace(cfg, locustfile_source=Path(cfg.locustfile).read_text(encoding="utf-8"))
         env = locustenv.environment(run_classes, cfg.host, cfg if self.workers else None)
-        locustenv.guard_requests(cfg.host, declared_targets())
+        locustenv.guard_requests(cfg.host, locustenv.declared_targets())
         token = self.channel_token()
         if cfg.metrics_port is not None:  # before any worker starts: a taken port fails fast
             self.start_metrics(int(cfg.metrics_port))
@@ -151,23 +150,10 @@ class Run:
         return code
 
     def channel_token(self) -> str | None:
-        """The token workers must prove (channel.py): the run's, or one made up for this run when every
-        worker is local; None only for remote workers on loopback without a token (Locust's plain channel)."""
-        from opskit.loadtest import channel, safety
+        from opskit.loadtest import channel
 
         cfg = self.cfg
-        token = os.environ.pop(channel.TOKEN_ENV, None) or None  # not for the locustfile's eyes
-        if not self.workers:
-            return None
-        remote = cfg.workers > cfg.local_workers
-        if token is None and not safety.is_loopback(f"http://{cfg.master_bind}"):
-            raise ValueError(f"--master-bind {cfg.master_bind}: remote workers join only with a token "
-                             f"(--token-file F or {channel.TOKEN_ENV}); without one, bind 127.0.0.1")
-        if token is None and not remote:
-            token = secrets.token_urlsafe(32)
-        if token is not None:
-            channel.secure(token)
-        return token
+        return channel.master_token(cfg.master_bind, workers=self.workers, remote=cfg.workers > cfg.local_workers)
 
     # ---- /metrics ----------------------------------------------------------------------------
 
@@ -339,12 +325,6 @@ def free_port() -> int:
 
 def agg_endpoints(agg: Aggregator) -> list[Any]:
     return list(agg.endpoints.values())
-
-
-def declared_targets() -> list[str]:
-    """The spec's target URLs the CLI passed (requests may go to these and to the run's target)."""
-    raw = os.environ.get("OPSKIT_ALLOWED_TARGETS")
-    return [str(u) for u in json.loads(raw)] if raw else []
 
 
 def spawn_local_workers(cfg: RunnerConfig, port: int, token: str | None) -> list[Any]:

@@ -63,8 +63,7 @@ def worker_main(master: str, port: int, token: str | None = None) -> int:
             log.error(refusal)
             raise RuntimeError(refusal)
         context.set_params(dict(cfg.params))
-        allowed = os.environ.get("OPSKIT_ALLOWED_TARGETS")
-        locustenv.guard_requests(cfg.host, [str(u) for u in json.loads(allowed)] if allowed else [])
+        locustenv.guard_requests(cfg.host, locustenv.declared_targets())
         lf = Path(tmp.name) / Path(cfg.locustfile).name
         lf.write_text(cfg.locustfile_source or "", encoding="utf-8")
         classes = locustenv.load_locustfile(lf, list(cfg.user_classes) if cfg.user_classes else None)
