@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from locust import User
@@ -92,10 +92,12 @@ class RequestsHostNotDeclared(requests.exceptions.ConnectionError):
 
 
 _ALLOWED: set[tuple[str, str, int]] = set()  # the origins this process may send requests to
+_PREFIXES: list[tuple[str, ...]] = [()]  # "scheme://netloc/" as given: most URLs match one, without parsing
 
 
 def _check(url: str, refusal: type[Exception] = HostNotDeclared) -> None:
-    if origin(url) not in _ALLOWED:
+    # the prefix test costs ~60 ns against ~1.3 us for parsing; other spellings of an origin are parsed
+    if not url.startswith(_PREFIXES[0]) and origin(url) not in _ALLOWED:
         raise refusal(url)
 
 
@@ -151,8 +153,10 @@ def guard_requests(host: str, declared: Iterable[str]) -> None:
     included) goes only to the run's target or a declared target's origin (scheme, host, port)."""
     from locust.clients import HttpSession
 
+    urls = [host, *declared]
     _ALLOWED.clear()
-    _ALLOWED.update(origin(u) for u in [host, *declared])
+    _ALLOWED.update(origin(u) for u in urls)
+    _PREFIXES[0] = tuple(f"{p.scheme}://{p.netloc}/" for p in map(urlsplit, urls) if p.scheme and p.netloc)
     # Locust has no per-request hook that can refuse or stop a redirect: its clients are swapped here
     fasthttp.LocustUserAgent = _GuardedUserAgent  # type: ignore[misc]  # FastHttpSession builds its client from this name
     HttpSession.send = _guarded_send  # type: ignore[method-assign]  # requests sends every hop through it
