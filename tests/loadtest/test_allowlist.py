@@ -134,3 +134,12 @@ def test_a_declared_target_may_be_called_by_absolute_url(invoke, servers: tuple[
     endpoints = json.loads((out / "results.json").read_text())["endpoints"]
     assert endpoints["GET fast absolute"]["failures"] == 0 and endpoints["GET plain absolute"]["failures"] == 0
     assert other.hits["/direct"] > 0 and other.hits["/stolen"] == 0
+
+
+def test_origins_are_read_from_the_url_text() -> None:
+    from opskit.loadtest.safety import origin
+
+    assert origin("http://127.0.0.1:8000/x") == origin("HTTP://127.0.0.1:8000") == ("http", "127.0.0.1", 8000)
+    assert origin("https://Example.com/a") == ("https", "example.com", 443)
+    assert origin("http://127.0.0.1:8000@evil.example/") == ("http", "evil.example", 80)  # userinfo is no host
+    assert origin("http://127.0.0.1:80001/") == origin("http://h:x/") == ("", "", 0)  # no readable port: none
