@@ -45,11 +45,11 @@ def run(ctx: click.Context, scenario: str, use_gate: bool, spec_file: str | None
     host must be declared under targets: (checked before any request or DNS lookup).
 
     Exit codes: 0 done (and the gate passed); 1 the gate failed or an abort_on_fail criterion
-    stopped the run; 2 usage or configuration error (undeclared target, bad scenario); 3 the run
+    stopped the run; 2 usage or configuration error (undeclared target, bad scenario, API key
+    missing or refused, a bind off loopback without a token); 3 the run
     is invalid (generator saturated or off its rate, no requests) or broke; 130 interrupted
     (partial results are written, marked interrupted).
     """
-    from opskit import output as out
     from opskit.errors import Interrupted, Refused, RuntimeFailure
     from opskit.loadtest import host
     from opskit.loadtest.request import RunParams, prepare
@@ -57,10 +57,10 @@ def run(ctx: click.Context, scenario: str, use_gate: bool, spec_file: str | None
     spec = load(spec_file)
     gate_opts = {k: opts.pop(k) for k in GATE_KEYS if k in opts}
     with view.option_names():
-        req = prepare(spec, RunParams(scenario, **opts), lambda: host.facts(spec_file))
+        req = prepare(spec, params := RunParams(scenario, **opts), lambda: host.facts(spec_file, params))
         host.check_local(req)
-    for note in req.notes:
-        out.warn(note)
+        view.warn(req.notes)  # before the keys are tried: how they were given
+        host.check_keys(req)
     outcome, results = view.execute(req)
     if results is None:
         raise Interrupted(f"interrupted before any results were written (log: {req.out_dir / 'locust.log'})")
@@ -79,16 +79,18 @@ def run(ctx: click.Context, scenario: str, use_gate: bool, spec_file: str | None
 @loadtest.command()
 @click.option("--master", required=True, metavar="HOST", help="The machine running `opskit loadtest run`.")
 @click.option("--master-port", type=click.IntRange(1, 65535), default=5557, show_default=True)
+@view.token_option
 @spec_option
-def worker(master: str, master_port: int, spec_file: str | None) -> None:
+def worker(master: str, master_port: int, token_file: Path | None, spec_file: str | None) -> None:
     """Join a distributed run (Locust master/worker) started elsewhere with --expect-workers.
 
-    The worker refuses to send load to a host that is neither loopback nor declared under
-    targets: in its own spec (the master's word is not enough).
+    Master and worker prove the run's token to each other first (--token-file or OPSKIT_LOADTEST_TOKEN;
+    required off loopback). Requests go only to the run's target or targets: in this worker's spec.
     """
+    from opskit import output as out
     from opskit.loadtest import host
 
-    host.worker(load(spec_file), master, master_port)
+    host.worker(load(spec_file), master, master_port, token_file, out.warn)
 
 
 @loadtest.command()

@@ -4,7 +4,8 @@ command), like common.py; the commands live in commands/loadtest.py."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_OPTIONS = {"out_dir": "--out", "user_classes": "--user-class", "target": "--target"}
+_OPTIONS = {"out_dir": "--out", "user_classes": "--user-class", "target": "--target", "api_key": "--api-key"}
 
 
 def option_name(param: str) -> str:
@@ -38,6 +39,14 @@ def option_names() -> Iterator[None]:
         yield
     except ParamError as exc:
         raise exc.naming(option_name) from None
+
+
+def warn(notes: Iterable[str]) -> None:
+    """A request's notes as warnings, its parameters (`api_key`) worded as options (--api-key)."""
+    from opskit import output as out
+
+    for note in notes:
+        out.warn(re.sub(r"`([a-z_]+)`", lambda m: option_name(m.group(1)), note))
 
 
 def run_options(f: F) -> F:
@@ -71,10 +80,22 @@ def run_options(f: F) -> F:
         click.option("--metrics-linger", metavar="DUR",
                      help="Keep /metrics up this long after the run [default: alerts.scrape_interval]."),
         click.option("--confirm-production", is_flag=True, help="Required to send load to a production target."),
+        click.option("--api-key", "api_keys", multiple=True, metavar="COMPANY=KEY|-",
+                     help="A tenant's API key for a real target (repeatable); '-' reads company=KEY lines from "
+                          "stdin (keep keys out of argv: '-', --keys-file or OPSKIT_API_KEYS)."),
+        click.option("--keys-file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+                     help="Tenant API keys, one company=KEY a line (mode 600)."),
+        token_option,
     ]
     for option in reversed(options):
         f = option(f)
     return f
+
+
+token_option = click.option(
+    "--token-file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+    help="The distributed run's shared token (one line, mode 600; or OPSKIT_LOADTEST_TOKEN): master and "
+         "workers prove it to each other; required to bind the master or join a master off loopback.")
 
 
 def verify_options(f: F) -> F:

@@ -87,7 +87,9 @@ def runner_argv(config_path: Path) -> list[str]:
     return [sys.executable, "-m", "opskit.loadtest.runner", str(config_path)]
 
 
-def run(config: RunnerConfig, out_dir: Path, hooks: Hooks, *, hard_limit_s: float) -> Outcome:
+def run(config: RunnerConfig, out_dir: Path, hooks: Hooks, *, hard_limit_s: float,
+        env: Mapping[str, str] | None = None) -> Outcome:
+    """env: added to the runner's environment (the channel token, the declared targets)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="opskit-loadtest-") as tmp:
         # the config can hold API keys: a private temporary file, never argv, never the run folder
@@ -96,7 +98,7 @@ def run(config: RunnerConfig, out_dir: Path, hooks: Hooks, *, hard_limit_s: floa
         fd = os.open(cfg_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(config.to_json(), fh)
-        proc = children.start(runner_argv(cfg_path), env=dict(os.environ), log=out_dir / "locust.log",
+        proc = children.start(runner_argv(cfg_path), env={**os.environ, **(env or {})}, log=out_dir / "locust.log",
                               stdout="pipe")
         try:
             return _watch(proc, hooks, hard_limit_s, control)

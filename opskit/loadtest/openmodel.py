@@ -54,6 +54,9 @@ def failure_kind(exc: BaseException | None, response: Any) -> str:
     status = getattr(response, "status_code", None) or 0
     if status >= 400:
         return f"http_{status}"
+    named = getattr(exc, "failure_kind", None)  # e.g. locustenv.HostNotDeclared: its own clear name
+    if isinstance(named, str):
+        return named
     name = type(exc).__name__ if exc is not None else "error"
     lowered = name.lower()
     if "timeout" in lowered or "timedout" in lowered:

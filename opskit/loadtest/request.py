@@ -45,12 +45,16 @@ class RunParams:
     metrics_port: int | None = None
     metrics_linger: str | None = None
     confirm_production: bool = False
+    api_keys: tuple[str, ...] = ()  # company=KEY values, or "-": read them from stdin (host.py)
+    keys_file: Path | None = None  # company=KEY lines
+    token_file: Path | None = None  # the distributed channel's shared secret
 
 
 @dataclass(frozen=True)
 class TenantKey:
     company_id: str
-    key: str
+    key: str = field(repr=False)
+    source: str = field(default="", compare=False)  # where it was given, for messages: "--keys-file F line 2"
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,9 @@ class HostFacts:
     """What the machine says about this run, gathered by the adapter."""
 
     now: datetime
-    tenant_keys: tuple[TenantKey, ...] = ()  # for a real target (OPSKIT_API_KEYS)
+    tenant_keys: tuple[TenantKey, ...] = ()  # for a real target (--api-key, --keys-file, OPSKIT_API_KEYS)
+    token: str | None = field(default=None, repr=False)  # --token-file or OPSKIT_LOADTEST_TOKEN
+    notes: tuple[str, ...] = ()  # warnings about how the secrets were given
     spec_hash: str | None = None
     git_sha: str | None = None
     versions: Mapping[str, str | None] = field(default_factory=dict)
@@ -75,6 +81,8 @@ class RunRequest:
     opts: plan.Options
     run_meta: RunMeta
     notes: tuple[str, ...] = ()
+    tenant_keys: tuple[TenantKey, ...] = ()  # checked against a real target before the run (host.check_keys)
+    token: str | None = field(default=None, repr=False)  # handed to the runner by environment, never argv
 
     @property
     def results_path(self) -> Path:
@@ -109,6 +117,13 @@ def prepare(spec: Spec, p: RunParams, gather: Callable[[], HostFacts]) -> RunReq
         raise ParamError("`ui` runs a single local process; drop `processes`/`expect_workers`")
     linger_s = linger(spec, p.metrics_port, p.metrics_linger)
     host = gather()
+    if not safety.is_loopback(f"http://{p.master_bind}") and not host.token:
+        raise ParamError(f"`master_bind` {p.master_bind}: remote workers join only with a token; give one with "
+                         "`token_file` F or OPSKIT_LOADTEST_TOKEN (and the same to every worker)")
+    if sc.needs_keys and p.locustfile is None and not target.embedded and not host.tenant_keys:
+        raise ParamError(f"scenario {sc.name!r} needs tenant API keys for {target.url}: create one per company with "
+                         "`opskit service keys create --company C --tier internal` and pass them with "
+                         "`api_key` - (company=KEY lines on stdin), `keys_file` F or OPSKIT_API_KEYS")
     params: dict[str, Any] = {}
     if p.path is not None:
         if not p.path.startswith("/"):
@@ -126,7 +141,8 @@ def prepare(spec: Spec, p: RunParams, gather: Callable[[], HostFacts]) -> RunReq
                    environment=target.environment, spec_hash=host.spec_hash, git_sha=host.git_sha,
                    locustfile=str(p.locustfile or sc.locustfile), versions=dict(host.versions),
                    stages=plan.stages(sc), max_in_flight=sc.max_in_flight)
-    return RunRequest(spec, sc, target, folder, opts, meta, tuple(notes))
+    return RunRequest(spec, sc, target, folder, opts, meta, (*notes, *host.notes),
+                      tenant_keys=host.tenant_keys if not target.embedded else (), token=host.token)
 
 
 def linger(spec: Spec, metrics_port: int | None, metrics_linger: str | None) -> float:
@@ -146,13 +162,19 @@ def linger(spec: Spec, metrics_port: int | None, metrics_linger: str | None) -> 
 
 
 def parse_api_keys(raw: str, where: str = "OPSKIT_API_KEYS") -> tuple[TenantKey, ...]:
-    """"company-1=KEY,company-2=KEY": tenant keys for a real target (kept out of argv)."""
+    """"company-1=KEY,company-2=KEY" (or one pair a line; blank lines and # comments skipped): tenant keys
+    for a real target. Errors name the place and the line, never the text (it holds keys)."""
     out = []
-    for item in filter(None, (p.strip() for p in raw.strip().split(","))):
-        company, sep, key = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"{where}: expected company=KEY pairs separated by commas")
-        out.append(TenantKey(company, key))
+    lines = raw.splitlines()
+    for n, line in enumerate(lines, 1):
+        if line.strip().startswith("#"):
+            continue
+        at = f"{where} line {n}" if len(lines) > 1 else where
+        for item in filter(None, (p.strip() for p in line.split(","))):
+            company, sep, key = item.partition("=")
+            if not sep or not key.strip() or not company.strip():
+                raise UsageError(f"{at}: expected company=KEY pairs (one a line, or separated by commas)")
+            out.append(TenantKey(company.strip(), key.strip(), at))
     return tuple(out)
 
 

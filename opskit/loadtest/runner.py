@@ -15,6 +15,7 @@ gevent.monkey.patch_all()
 import argparse  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
+import os  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -86,6 +87,8 @@ class Run:
         if self.workers:  # workers get the locustfile itself with the config (remote machines have no copy)
             cfg = self.cfg = replace(cfg, locustfile_source=Path(cfg.locustfile).read_text(encoding="utf-8"))
         env = locustenv.environment(run_classes, cfg.host, cfg if self.workers else None)
+        locustenv.guard_requests(cfg.host, locustenv.declared_targets())
+        token = self.channel_token()
         if cfg.metrics_port is not None:  # before any worker starts: a taken port fails fast
             self.start_metrics(int(cfg.metrics_port))
         local_gen: Generator | None = None
@@ -93,7 +96,7 @@ class Run:
         if self.workers:
             runner = env.create_master_runner(cfg.master_bind, cfg.master_port)
             runner.register_message("opskit_stats", lambda environment, msg, **kw: self.ingest(msg.data))
-            self.children = spawn_local_workers(cfg, runner.server.port)
+            self.children = spawn_local_workers(cfg, runner.server.port, token)
             self.wait_for_workers(runner)
         else:
             runner = env.create_local_runner()
@@ -145,6 +148,12 @@ class Run:
         code = 130 if self.interrupted else 0
         self.linger()
         return code
+
+    def channel_token(self) -> str | None:
+        from opskit.loadtest import channel
+
+        cfg = self.cfg
+        return channel.master_token(cfg.master_bind, workers=self.workers, remote=cfg.workers > cfg.local_workers)
 
     # ---- /metrics ----------------------------------------------------------------------------
 
@@ -318,16 +327,16 @@ def agg_endpoints(agg: Aggregator) -> list[Any]:
     return list(agg.endpoints.values())
 
 
-def spawn_local_workers(cfg: RunnerConfig, port: int) -> list[Any]:
-    import os
-
+def spawn_local_workers(cfg: RunnerConfig, port: int, token: str | None) -> list[Any]:
     from opskit import children
+    from opskit.loadtest.channel import TOKEN_ENV
 
     log_path = Path(cfg.out_dir) / "workers.log"
     argv = [sys.executable, "-m", "opskit.loadtest.runner", "--worker", "--master", "127.0.0.1",
             "--master-port", str(port)]
     # in the runner's process group, not their own: when the CLI kills that group, the workers go too
-    return [children.start(argv, env=dict(os.environ), log=log_path, group=False)
+    env = {**os.environ, **({TOKEN_ENV: token} if token else {})}  # the token by environment, never argv
+    return [children.start(argv, env=env, log=log_path, group=False)
             for _ in range(int(cfg.local_workers))]
 
 
@@ -348,7 +357,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
     if args.worker:
         gevent.signal_handler(signal.SIGINT, lambda: None)  # the master decides when a worker stops
-        return worker_main(args.master, args.master_port)
+        from opskit.loadtest.channel import TOKEN_ENV
+
+        return worker_main(args.master, args.master_port, os.environ.pop(TOKEN_ENV, None) or None)
     cfg = RunnerConfig.from_json(json.loads(Path(args.config).read_text(encoding="utf-8")))
     run = Run(cfg)
 

@@ -60,6 +60,14 @@ def _norm(url: str) -> tuple[str, str, int]:
     return scheme, (parts.hostname or "").lower(), port
 
 
+def origin(url: str) -> tuple[str, str, int]:
+    """A URL's origin (scheme, host, port), from its text; a URL whose port is unreadable has none."""
+    try:
+        return _norm(url)
+    except UsageError:
+        return ("", "", 0)
+
+
 def same_target(a: str, b: str) -> bool:
     return _norm(a) == _norm(b)
 

@@ -81,6 +81,8 @@ class ScenarioFile(_Strict):
     service: ServiceSetup = ServiceSetup()
     failover: Failover | None = None
     params: dict[str, Any] = Field(default_factory=dict, description="passed to the locustfile")
+    needs_keys: bool = Field(False, description="the locustfile needs tenant API keys: against a real target "
+                             "the run refuses to start without them (--api-key, --keys-file, OPSKIT_API_KEYS)")
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ class Scenario:
     service: ServiceSetup
     failover_at: float | None
     params: dict[str, Any]
+    needs_keys: bool = False
 
     @property
     def duration_s(self) -> float:
@@ -182,6 +185,7 @@ def load(name: str, spec: Spec, *, target_max_rps: float | None = None, director
         locustfile=lf, max_in_flight=sf.max_in_flight, timeout_s=sf.timeout,
         tick_s=None if sf.tick == "auto" else float(sf.tick), spawn_rate=sf.spawn_rate,
         service=sf.service, failover_at=sf.failover.at if sf.failover else None, params=dict(sf.params),
+        needs_keys=sf.needs_keys,
     )
 
 

@@ -29,6 +29,7 @@ class Session:
     run_meta: RunMeta
     abort_check: Callable[[Mapping[str, Any]], str | None] | None = None
     progress: Any = None  # a progress.Progress
+    child_env: Mapping[str, str] = dataclasses.field(default_factory=dict)  # added to the runner's environment
 
 
 def execute(s: Session) -> tuple[driver.Outcome, RunResults | None]:
@@ -65,7 +66,7 @@ def execute(s: Session) -> tuple[driver.Outcome, RunResults | None]:
             hooks.on_note = s.progress.note
             hooks.on_metrics = lambda url: s.progress.note(f"metrics: {url} (Prometheus job opskit-loadtest)")
         limit = plan.hard_limit_s(s.scenario) + cfg.metrics_linger_s
-        outcome = driver.run(cfg, s.out_dir, hooks, hard_limit_s=limit)
+        outcome = driver.run(cfg, s.out_dir, hooks, hard_limit_s=limit, env=s.child_env)
     if outcome.results is None or not outcome.results.is_file():
         if outcome.interrupted:
             return outcome, None

@@ -20,6 +20,7 @@ from opskit.runmodel import RunnerConfig
 
 log = logging.getLogger("opskit.loadtest")
 REPORT_S = 1.0
+JOIN_TIMEOUT_S = 300.0  # a worker may start before its master, as with Locust's own (5 min there too)
 
 
 @dataclass
@@ -32,8 +33,23 @@ class _State:
     reporter: Any = None  # the greenlet shipping a payload every second
 
 
-def worker_main(master: str, port: int) -> int:
-    """Join a master: the run's config (and the locustfile's source) arrive with Locust's spawn message."""
+def worker_main(master: str, port: int, token: str | None = None) -> int:
+    """Join a master: the run's config (and the locustfile's source) arrive with Locust's spawn message.
+    With a token the channel is CURVE (channel.py) and the master must prove the token before this
+    worker joins; without one only a loopback master is joined. Exit 2 when either side refuses."""
+    from opskit.loadtest import channel
+
+    if token is None and not safety.is_loopback(f"http://{master}"):
+        log.error("refusing to join %s without a token: a remote master's locustfile runs here "
+                  "(give the run's token: --token-file F or %s)", master, channel.TOKEN_ENV)
+        return 2
+    try:
+        channel.probe(master, port, token, timeout_s=JOIN_TIMEOUT_S)
+    except channel.ChannelRefused as exc:
+        log.error("%s", exc)
+        return 2
+    if token is not None:
+        channel.secure(token)
     env = locustenv.environment([], "http://127.0.0.1", None)
     env.parsed_options = None  # so the worker takes the master's options from the spawn message
     runner = env.create_worker_runner(master, port)
@@ -47,6 +63,7 @@ def worker_main(master: str, port: int) -> int:
             log.error(refusal)
             raise RuntimeError(refusal)
         context.set_params(dict(cfg.params))
+        locustenv.guard_requests(cfg.host, locustenv.declared_targets())
         lf = Path(tmp.name) / Path(cfg.locustfile).name
         lf.write_text(cfg.locustfile_source or "", encoding="utf-8")
         classes = locustenv.load_locustfile(lf, list(cfg.user_classes) if cfg.user_classes else None)
