@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from starlette.applications import Starlette
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -37,6 +38,7 @@ OPERATIONS = {
     ("GET", "/api/companies/{id}/stats"): "stats",
 }
 JSON = "application/json"
+HEALTH_TTL_S = 1.0  # a worker recomputes /health (worker count, a storage query) at most this often
 
 
 class Service:
@@ -54,6 +56,9 @@ class Service:
         # worker sees every write without any coordination
         self.pages = PageCache(config.page_cache_bytes)
         self._totals: tuple[float, tuple[int, int]] = (0.0, (0, 0))
+        self._health: tuple[float, tuple[int, bytes]] = (float("-inf"), (0, b""))
+        # raw query string -> (limit, after): wrk, dashboards and pagers ask for the same few pages
+        self._queries: dict[bytes, tuple[int, int]] = {}
         # SQLite has one writer at a time anyway: one thread (one warm connection) per worker does the
         # small writes, off the event loop, so a write waiting for the lock never stalls reads
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="writes")
@@ -68,7 +73,14 @@ class Service:
         return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
 
     def authenticate(self, request: Request) -> KeyRecord:
-        header = request.headers.get("authorization", "")
+        return self.authenticate_scope(request.scope)
+
+    def authenticate_scope(self, scope: Scope) -> KeyRecord:
+        header = ""
+        for name, value in scope["headers"]:  # what Request.headers.get does, without building Headers
+            if name == b"authorization":
+                header = value.decode("latin-1")
+                break
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
             raise ApiError(401, "missing API key: send 'Authorization: Bearer KEY'",
@@ -87,14 +99,56 @@ class Service:
             record = cached[0]
         decision = self.limiter.check(record.key_id, record.tier, time.time())
         if decision is not None:
-            request.scope["ratelimit"] = decision  # Observe puts the X-RateLimit-* headers on the answer
+            scope["ratelimit"] = decision  # Observe puts the X-RateLimit-* headers on the answer
             if not decision.allowed:
                 raise ApiError(
                     429, f"rate limit of the {record.tier} tier ({decision.limit} requests per hour) exceeded",
                     headers={"Retry-After": str(decision.retry_after_s)},
                 )
-        request.scope["company_id"] = record.company_id
+        scope["company_id"] = record.company_id
         return record
+
+    def list_page(self, company_id: str, query_string: bytes) -> bytes:
+        """GET /api/assets: the page as bytes, from the page cache when the store has not changed."""
+        parsed = self._queries.get(query_string)
+        if parsed is None:
+            q = QueryParams(query_string)
+            parsed = (parse_limit(q.get("limit")), decode_cursor(q["cursor"]) if q.get("cursor") else 0)
+            if len(self._queries) > 10_000:
+                self._queries.clear()
+            self._queries[query_string] = parsed  # only what parsed: a bad query raises again every time
+        limit, after = parsed
+        self.fresh()
+        cache_key = (company_id, after, limit)
+        body = self.pages.get(cache_key) if self.config.page_cache else None
+        if body is None:
+            data, last = self.storage.list_json(company_id, after, limit)
+            cursor = json.dumps(encode_cursor(last) if last is not None else None)
+            body = f'{{"data":{data},"next_cursor":{cursor}}}'.encode()
+            if self.config.page_cache:
+                self.pages.put(cache_key, body)
+        return body
+
+    def health(self) -> tuple[int, bytes]:
+        """The /health answer, computed at most every HEALTH_TTL_S per worker: probes come every few
+        seconds, but a benchmark or a crowd of balancers must not pay a file read and a query each time."""
+        at, answer = self._health
+        now = time.monotonic()
+        if now - at < HEALTH_TTL_S:
+            return answer
+        body: dict[str, Any] = {
+            "status": "ok", "workers": read_int_file(self.config.workers_file, 1),
+            "supervisor_pid": self.config.supervisor_pid, "worker_pid": os.getpid(), "storage": "sqlite",
+        }
+        status = 200
+        try:
+            self.storage.check()
+        except sqlite3.Error as exc:
+            body.update(status="error", error=f"storage: {exc}")
+            status = 503
+        answer = (status, json.dumps(body, separators=(",", ":")).encode())
+        self._health = (now, answer)
+        return answer
 
     def fresh(self) -> None:
         if self.storage.changed():
@@ -138,19 +192,7 @@ def build_routes(svc: Service) -> list[Route]:
 
     async def list_assets(request: Request) -> Response:
         record = svc.authenticate(request)
-        q = request.query_params
-        limit = parse_limit(q.get("limit"))
-        after = decode_cursor(q["cursor"]) if q.get("cursor") else 0
-        svc.fresh()
-        cache_key = (record.company_id, after, limit)
-        body = svc.pages.get(cache_key) if config.page_cache else None
-        if body is None:
-            data, last = storage.list_json(record.company_id, after, limit)
-            cursor = json.dumps(encode_cursor(last) if last is not None else None)
-            body = f'{{"data":{data},"next_cursor":{cursor}}}'.encode()
-            if config.page_cache:
-                svc.pages.put(cache_key, body)
-        return Response(body, media_type=JSON)
+        return Response(svc.list_page(record.company_id, request.scope["query_string"]), media_type=JSON)
 
     async def get_asset(request: Request) -> Response:
         record = svc.authenticate(request)
@@ -220,16 +262,8 @@ def build_routes(svc: Service) -> list[Route]:
         return _json(stats.__dict__)
 
     async def health(request: Request) -> Response:
-        body: dict[str, Any] = {
-            "status": "ok", "workers": read_int_file(config.workers_file, 1),
-            "supervisor_pid": config.supervisor_pid, "worker_pid": os.getpid(), "storage": "sqlite",
-        }
-        try:
-            storage.check()
-        except sqlite3.Error as exc:
-            body.update(status="error", error=f"storage: {exc}")
-            return _json(body, 503)
-        return _json(body)
+        status, body = svc.health()
+        return Response(body, status_code=status, media_type=JSON)
 
     async def ready(request: Request) -> Response:
         return _json({"ready": True, "worker_pid": os.getpid()})
@@ -293,21 +327,23 @@ class Observe:
             status = 500
         finally:
             route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            method = scope["method"]
-            self.metrics.observe_request(method, template, status, time.perf_counter() - start)
-            op = OPERATIONS.get((method, template))
-            if op is not None:
-                outcome = "success" if status < 400 else ("error" if status >= 500 else "client_error")
-                self.metrics.operation(op, outcome, scope.get("company_id", ""))
+            self._count(scope, getattr(route, "path", None) or "unmatched", status, start)
+
+    def _count(self, scope: Scope, template: str, status: int, start: float) -> None:
+        method = scope["method"]
+        self.metrics.observe_request(method, template, status, time.perf_counter() - start)
+        op = OPERATIONS.get((method, template))
+        if op is not None:
+            outcome = "success" if status < 400 else ("error" if status >= 500 else "client_error")
+            self.metrics.operation(op, outcome, scope.get("company_id", ""))
 
 
-def _api_error(request: Request, exc: Exception) -> Response:
+def _api_error(request: Request | None, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     return JSONResponse({"error": exc.message, **exc.extra}, status_code=exc.status, headers=exc.headers)
 
 
-def _busy(request: Request, exc: Exception) -> Response:
+def _busy(request: Request | None, exc: Exception) -> Response:
     # a long upload holds the write lock; a writer that waited out busy_timeout gets a retryable answer
     if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
         return JSONResponse({"error": "the store is busy, retry"}, status_code=503, headers={"Retry-After": "1"})
