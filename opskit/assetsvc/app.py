@@ -39,6 +39,10 @@ OPERATIONS = {
 }
 JSON = "application/json"
 HEALTH_TTL_S = 1.0  # a worker recomputes /health (worker count, a storage query) at most this often
+# a GET on one of these exact paths skips Starlette's router, middleware and Request/Response objects
+# (a third of a cached list request's cost); answers, errors, headers and metrics stay the same
+FastRoute = Callable[[Scope], tuple[int, bytes]]
+_JSON_HEADER = (b"content-type", JSON.encode())
 
 
 class Service:
@@ -290,9 +294,10 @@ class Observe:
     with the route template, counts asset operations, and turns any escaped exception into a JSON 500
     so one bad request never takes the worker's other requests with it."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, fast: dict[str, FastRoute] | None = None) -> None:
         self.app = app
         self.metrics = metrics
+        self.fast = fast or {}
         # set by the worker when it stops: every answer then says "Connection: close", so keep-alive
         # clients move to the other workers after their next request instead of finding a closed socket
         self.draining = False
@@ -301,6 +306,11 @@ class Observe:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope["method"] == "GET":
+            route = self.fast.get(scope["path"])
+            if route is not None:
+                await self._fast(route, scope, send)
+                return
         start = time.perf_counter()
         status = 500
         started = False
@@ -329,6 +339,29 @@ class Observe:
             route = scope.get("route")
             self._count(scope, getattr(route, "path", None) or "unmatched", status, start)
 
+    async def _fast(self, route: FastRoute, scope: Scope, send: Send) -> None:
+        start = time.perf_counter()
+        status = 500
+        try:
+            try:
+                status, body = route(scope)
+                headers = [(b"content-length", str(len(body)).encode()), _JSON_HEADER]
+            except Exception as exc:  # the answers Starlette's exception handlers give on the slow path
+                error = _error_response(exc)
+                if error is None:
+                    log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+                    error = JSONResponse({"error": "internal error"}, status_code=500)
+                status, body, headers = error.status_code, bytes(error.body), error.raw_headers
+            rate = scope.get("ratelimit")
+            if rate is not None:
+                headers += _rate_headers(rate)
+            if self.draining:
+                headers.append((b"connection", b"close"))
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+        finally:
+            self._count(scope, scope["path"], status, start)
+
     def _count(self, scope: Scope, template: str, status: int, start: float) -> None:
         method = scope["method"]
         self.metrics.observe_request(method, template, status, time.perf_counter() - start)
@@ -351,6 +384,12 @@ def _busy(request: Request | None, exc: Exception) -> Response:
     return JSONResponse({"error": "storage error"}, status_code=500)
 
 
+def _error_response(exc: Exception) -> Response | None:
+    if isinstance(exc, ApiError):
+        return _api_error(None, exc)
+    return _busy(None, exc) if isinstance(exc, sqlite3.Error) else None
+
+
 def _http_error(request: Request, exc: Exception) -> Response:
     status = getattr(exc, "status_code", 500)
     detail = getattr(exc, "detail", "error")
@@ -365,4 +404,8 @@ def create_app(config: ServiceConfig, storage: Storage, metrics: Metrics) -> Obs
         ApiError: _api_error, sqlite3.Error: _busy, HTTPException: _http_error,
     }
     app = Starlette(routes=build_routes(svc), exception_handlers=handlers)
-    return Observe(app, metrics)
+
+    def list_assets(scope: Scope) -> tuple[int, bytes]:
+        return 200, svc.list_page(svc.authenticate_scope(scope).company_id, scope["query_string"])
+
+    return Observe(app, metrics, {"/api/assets": list_assets, "/health": lambda scope: svc.health()})
