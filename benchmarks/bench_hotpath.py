@@ -1,5 +1,6 @@
 """The asset service's hot path against the bare stack, as ratios measured in the same run.
 
+Writes (POST /api/assets, one asset each, wrk -c32) are in every round too, for the writes figure on SQLite.
 The anchor is a bare Starlette hello-world on the same uvicorn + uvloop + httptools stack (the `app` below),
 2 workers like the service. Each round runs wrk -t1 -c64 against, in turn: the hello-world, the service's
 cached list page (GET /api/assets?limit=50 with --assets stored) and its /health; with --baseline-rev the
@@ -92,7 +93,10 @@ class BareStack:
                 self.proc.wait()
 
 
-def _service(db: Path, src: Path | None, tmp: Path) -> LocalService:
+def _service(seeded: Path, src: Path | None, tmp: Path) -> LocalService:
+    # a copy each: writes grow the WAL, and one service's checkpoints must not land in the other's runs
+    db = tmp / f"{'before' if src else 'service'}.db"
+    shutil.copyfile(seeded, db)
     env: dict[str, str] = {}
     if src is not None:
         env["PYTHONPATH"] = str(src)  # `python -m opskit` puts the cwd first on sys.path: start from tmp
@@ -102,6 +106,15 @@ def _service(db: Path, src: Path | None, tmp: Path) -> LocalService:
         return LocalService(workers=2, db=db, tenants=1, extra_env=env).start()
     finally:
         os.chdir(cwd)
+
+
+def post_script(tmp: Path) -> Path:
+    """wrk: POST /api/assets with one asset per request (the writes figure: wrk -c32)."""
+    body = json.dumps({"address": "1 Bench St, Springfield", "latitude": 39.78, "longitude": -89.65})
+    script = tmp / "post.lua"
+    script.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
+                      'wrk.headers["Content-Type"] = "application/json"\n')
+    return script
 
 
 def run(db: Path, duration: int, rounds: int, baseline_rev: str | None, tmp: Path) -> dict[str, Any]:
@@ -116,9 +129,12 @@ def run(db: Path, duration: int, rounds: int, baseline_rev: str | None, tmp: Pat
                     httpx.get(f"{svc.url}/api/assets?limit=50", headers={"Authorization": f"Bearer {svc.key}"})
             for i in range(rounds):
                 one = {"loadavg": {"rps": os.getloadavg()[0]}, "bare": wrk(bare.url + "/", duration)}
-                for name, svc in services.items():
+                order = list(services.items())
+                for name, svc in order if i % 2 == 0 else order[::-1]:  # neither always goes first
                     one[f"{name}_list"] = wrk(f"{svc.url}/api/assets?limit=50", duration, svc.key)
                     one[f"{name}_health"] = wrk(f"{svc.url}/health", duration)
+                    one[f"{name}_write"] = wrk(f"{svc.url}/api/assets", duration, svc.key, post_script(tmp),
+                                               connections=32)
                 results.append(one)
                 print(json.dumps({"round": i + 1, **{k: v["rps"] for k, v in one.items()}}), flush=True)
     finally:
@@ -134,11 +150,12 @@ def report(res: dict[str, Any], argv: str, loadavg: str) -> str:
              f"- machine: {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}, "
              f"load average before: {loadavg}; per round: {per_round}",
              f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", f"- command: `{argv}`",
-             "- wrk -t1 -c64 on loopback, 2 workers each; wrk shares the cores with the server it measures", "",
+             "- wrk -t1 -c64 on loopback (writes: -c32, POST /api/assets, one asset per request, SQLite), 2 workers "
+             "each; wrk shares the cores with the server it measures; non-2xx counts a write's 201 as 2xx", "",
              "| run | req/s (median) | p50 ms | p99 ms | non-2xx + socket errors | vs bare, per round "
              "| vs bare (median) |",
              "|---|---:|---:|---:|---:|---|---:|"]
-    runs = ["bare"] + [f"{n}_{p}" for n in res["names"] for p in ("list", "health")]
+    runs = ["bare"] + [f"{n}_{p}" for n in res["names"] for p in ("list", "health", "write")]
     for run_name in runs:
         rps = [r[run_name]["rps"] for r in rounds]
         ratios = [r[run_name]["rps"] / r["bare"]["rps"] for r in rounds]

@@ -189,7 +189,7 @@ def report(r: dict[str, Any], argv: str) -> str:
 
 def main() -> None:
     if len(sys.argv) == 5 and sys.argv[1] == "--reader":
-        reader(sys.argv[2], os.environ["BENCH_READ_KEY"], float(sys.argv[3]), float(sys.argv[4]))
+        reader(sys.argv[2], os.environ["BENCH_READ_KEY"], float(sys.argv[3]), sys.argv[4])
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--uploads", type=int, default=100)
