@@ -1,15 +1,15 @@
 """The asset service's hot path against the bare stack, as ratios measured in the same run.
 
-Writes (POST /api/assets, one asset each, wrk -c32) are in every round too, for the writes figure on SQLite.
 The anchor is a bare Starlette hello-world on the same uvicorn + uvloop + httptools stack (the `app` below),
-2 workers like the service. Each round runs wrk -t1 -c64 against, in turn: the hello-world, the service's
-cached list page (GET /api/assets?limit=50 with --assets stored) and its /health; with --baseline-rev the
-service as committed at REV too, so a change's before/after ratios come from the same run. Ratios are taken
-round by round (each against the hello-world run next to it) and the median is reported: absolute rates
-move about 2x between machines of this kind and with the load of a shared one, same-run ratios much less.
+2 workers like the service. For each service, each round runs wrk -t1 -c64 against, in turn: the
+hello-world, the service's cached list page (GET /api/assets?limit=50 with --assets stored), its /health,
+and writes (POST /api/assets, one asset per request, wrk -c32, SQLite). --baseline-rev adds the service as
+committed at REV (repeatable: one per step of a change), so each step's ratios come from the same run.
+Every ratio is to the hello-world run just before it; the median over rounds is reported. Absolute rates
+move about 2x between machines of this kind and with the load of a shared one; same-run ratios much less.
 
     .venv/bin/python benchmarks/bench_hotpath.py [--assets 1000000] [--duration 8] [--rounds 3]
-        [--baseline-rev REV] [--db FILE] [--out benchmarks/results/hotpath.md]
+        [--baseline-rev REV ...] [--db FILE] [--out benchmarks/results/hotpath.md]
 """
 
 from __future__ import annotations
@@ -93,9 +93,9 @@ class BareStack:
                 self.proc.wait()
 
 
-def _service(seeded: Path, src: Path | None, tmp: Path) -> LocalService:
+def _service(seeded: Path, src: Path | None, tmp: Path, name: str) -> LocalService:
     # a copy each: writes grow the WAL, and one service's checkpoints must not land in the other's runs
-    db = tmp / f"{'before' if src else 'service'}.db"
+    db = tmp / f"{name}.db"
     shutil.copyfile(seeded, db)
     env: dict[str, str] = {}
     if src is not None:
@@ -117,20 +117,22 @@ def post_script(tmp: Path) -> Path:
     return script
 
 
-def run(db: Path, duration: int, rounds: int, baseline_rev: str | None, tmp: Path) -> dict[str, Any]:
-    services = {"service": _service(db, None, tmp)}
+def run(db: Path, duration: int, rounds: int, revs: list[str], tmp: Path) -> dict[str, Any]:
+    services = {"service": _service(db, None, tmp, "service")}
     try:
-        if baseline_rev:
-            services["before"] = _service(db, baseline_tree(baseline_rev, tmp), tmp)
+        for rev in revs:
+            services[rev] = _service(db, baseline_tree(rev, tmp), tmp, rev)
         results: list[dict[str, dict[str, float]]] = []
         with BareStack() as bare:
             for svc in services.values():  # warm each page cache and key cache
                 for _ in range(3):
                     httpx.get(f"{svc.url}/api/assets?limit=50", headers={"Authorization": f"Bearer {svc.key}"})
             for i in range(rounds):
-                one = {"loadavg": {"rps": os.getloadavg()[0]}, "bare": wrk(bare.url + "/", duration)}
+                one = {"loadavg": {"rps": os.getloadavg()[0]}}
                 order = list(services.items())
-                for name, svc in order if i % 2 == 0 else order[::-1]:  # neither always goes first
+                for name, svc in order if i % 2 == 0 else order[::-1]:  # none always goes first
+                    # the anchor right before each service's runs: the load of a shared machine moves
+                    one[f"{name}_bare"] = wrk(bare.url + "/", duration)
                     one[f"{name}_list"] = wrk(f"{svc.url}/api/assets?limit=50", duration, svc.key)
                     one[f"{name}_health"] = wrk(f"{svc.url}/health", duration)
                     one[f"{name}_write"] = wrk(f"{svc.url}/api/assets", duration, svc.key, post_script(tmp),
@@ -155,10 +157,11 @@ def report(res: dict[str, Any], argv: str, loadavg: str) -> str:
              "| run | req/s (median) | p50 ms | p99 ms | non-2xx + socket errors | vs bare, per round "
              "| vs bare (median) |",
              "|---|---:|---:|---:|---:|---|---:|"]
-    runs = ["bare"] + [f"{n}_{p}" for n in res["names"] for p in ("list", "health", "write")]
-    for run_name in runs:
+    runs = [(n, p) for n in res["names"] for p in ("bare", "list", "health", "write")]
+    for name, part in runs:
+        run_name = f"{name}_{part}"
         rps = [r[run_name]["rps"] for r in rounds]
-        ratios = [r[run_name]["rps"] / r["bare"]["rps"] for r in rounds]
+        ratios = [r[run_name]["rps"] / r[f"{name}_bare"]["rps"] for r in rounds]
         errors = sum(r[run_name]["non_2xx"] + r[run_name]["socket_errors"] for r in rounds)
         p50 = statistics.median(r[run_name].get("p50_ms", 0) for r in rounds)
         p99 = statistics.median(r[run_name].get("p99_ms", 0) for r in rounds)
@@ -173,7 +176,8 @@ def main() -> None:
     ap.add_argument("--db", type=Path, default=None, help="an already seeded store (else one is seeded)")
     ap.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--baseline-rev", default=None, help="also measure the service as committed at this revision")
+    ap.add_argument("--baseline-rev", action="append", default=[],
+                    help="also measure the service as committed at this revision (repeatable: one per step)")
     ap.add_argument("--out", default=None, help="write the Markdown report here")
     args = ap.parse_args()
     loadavg = " ".join(f"{x:.2f}" for x in os.getloadavg())
