@@ -325,3 +325,17 @@ def test_keep_alive_timeout_option_and_open_files_limit(tmp_path):
             assert sock.recv(1) == b""  # closed by the service once idle for 1 s (10 s would time out)
     finally:
         svc.stop()
+
+
+def test_workers_run_with_two_malloc_arenas_unless_the_operator_set_it(monkeypatch):
+    def arenas(svc: LocalService) -> str:
+        worker = httpx.get(f"{svc.url}/health").json()["worker_pid"]
+        with open(f"/proc/{worker}/environ", "rb") as f:
+            env = dict(v.split(b"=", 1) for v in f.read().split(b"\0") if b"=" in v)
+        return env.get(b"MALLOC_ARENA_MAX", b"").decode()
+
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    with LocalService(workers=1) as svc:
+        assert arenas(svc) == "2"
+    with LocalService(workers=1, extra_env={"MALLOC_ARENA_MAX": "4"}) as svc:
+        assert arenas(svc) == "4"
