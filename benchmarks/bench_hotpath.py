@@ -15,6 +15,7 @@ move about 2x between machines of this kind and with the load of a shared one; s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -61,6 +62,7 @@ class BareStack:
         self.workers = workers
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
+        self.pid = 0
 
     def __enter__(self) -> BareStack:
         with socket.socket() as s:
@@ -73,6 +75,7 @@ class BareStack:
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
         self.url = f"http://127.0.0.1:{port}"
+        self.pid = self.proc.pid
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -108,6 +111,27 @@ def _service(seeded: Path, src: Path | None, tmp: Path, name: str) -> LocalServi
         os.chdir(cwd)
 
 
+def workers_cpu_s(parent: int) -> float:
+    """User + system CPU seconds of a server's worker processes (the children of `parent`)."""
+    total = 0.0
+    for pid in Path(f"/proc/{parent}/task/{parent}/children").read_text().split():
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def measured(parent: int, url: str, duration: int, key: str | None = None, script: Path | None = None,
+             connections: int = 64) -> dict[str, float]:
+    """A wrk run plus the workers' CPU microseconds per request: the server's own cost per request, which
+    moves much less with the machine's load than the rate does (the rate also depends on what the
+    other processes leave to wrk and the server)."""
+    before = workers_cpu_s(parent)
+    out = wrk(url, duration, key, script, connections)
+    out["cpu_us"] = (workers_cpu_s(parent) - before) / max(1.0, out["rps"] * duration) * 1e6
+    return out
+
+
 def post_script(tmp: Path) -> Path:
     """wrk: POST /api/assets with one asset per request (the writes figure: wrk -c32)."""
     body = json.dumps({"address": "1 Bench St, Springfield", "latitude": 39.78, "longitude": -89.65})
@@ -132,11 +156,11 @@ def run(db: Path, duration: int, rounds: int, revs: list[str], tmp: Path) -> dic
                 order = list(services.items())
                 for name, svc in order if i % 2 == 0 else order[::-1]:  # none always goes first
                     # the anchor right before each service's runs: the load of a shared machine moves
-                    one[f"{name}_bare"] = wrk(bare.url + "/", duration)
-                    one[f"{name}_list"] = wrk(f"{svc.url}/api/assets?limit=50", duration, svc.key)
-                    one[f"{name}_health"] = wrk(f"{svc.url}/health", duration)
-                    one[f"{name}_write"] = wrk(f"{svc.url}/api/assets", duration, svc.key, post_script(tmp),
-                                               connections=32)
+                    one[f"{name}_bare"] = measured(bare.pid, bare.url + "/", duration)
+                    one[f"{name}_list"] = measured(svc.pid, f"{svc.url}/api/assets?limit=50", duration, svc.key)
+                    one[f"{name}_health"] = measured(svc.pid, f"{svc.url}/health", duration)
+                    one[f"{name}_write"] = measured(svc.pid, f"{svc.url}/api/assets", duration, svc.key,
+                                                    post_script(tmp), connections=32)
                 results.append(one)
                 print(json.dumps({"round": i + 1, **{k: v["rps"] for k, v in one.items()}}), flush=True)
     finally:
@@ -154,19 +178,24 @@ def report(res: dict[str, Any], argv: str, loadavg: str) -> str:
              f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", f"- command: `{argv}`",
              "- wrk -t1 -c64 on loopback (writes: -c32, POST /api/assets, one asset per request, SQLite), 2 workers "
              "each; wrk shares the cores with the server it measures; non-2xx counts a write's 201 as 2xx", "",
+             "- CPU/req: the server's workers' CPU microseconds per request (median); vs bare: the hello-world's "
+             "CPU per request over this run's (above 1: cheaper than the bare stack)", "",
              "| run | req/s (median) | p50 ms | p99 ms | non-2xx + socket errors | vs bare, per round "
-             "| vs bare (median) |",
-             "|---|---:|---:|---:|---:|---|---:|"]
+             "| vs bare (median) | CPU/req us | CPU vs bare |",
+             "|---|---:|---:|---:|---:|---|---:|---:|---:|"]
     runs = [(n, p) for n in res["names"] for p in ("bare", "list", "health", "write")]
     for name, part in runs:
         run_name = f"{name}_{part}"
         rps = [r[run_name]["rps"] for r in rounds]
         ratios = [r[run_name]["rps"] / r[f"{name}_bare"]["rps"] for r in rounds]
+        cpu = statistics.median(r[run_name]["cpu_us"] for r in rounds)
+        cpu_ratio = statistics.median(r[f"{name}_bare"]["cpu_us"] / r[run_name]["cpu_us"] for r in rounds)
         errors = sum(r[run_name]["non_2xx"] + r[run_name]["socket_errors"] for r in rounds)
         p50 = statistics.median(r[run_name].get("p50_ms", 0) for r in rounds)
         p99 = statistics.median(r[run_name].get("p99_ms", 0) for r in rounds)
         lines.append(f"| {run_name} | {statistics.median(rps):,.0f} | {p50:.2f} | {p99:.2f} | {errors:.0f} | "
-                     f"{', '.join(f'{x:.2f}' for x in ratios)} | **{statistics.median(ratios):.2f}** |")
+                     f"{', '.join(f'{x:.2f}' for x in ratios)} | **{statistics.median(ratios):.2f}** | {cpu:.0f} | "
+                     f"{cpu_ratio:.2f} |")
     return "\n".join(lines) + "\n"
 
 
