@@ -124,11 +124,11 @@ def main() -> None:
     ap.add_argument("--timeouts", default="75,5", help="keep-alive timeouts to compare, seconds")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="bench-keepalive-"))
     rows = []
-    for t in (int(x) for x in args.timeouts.split(",")):
-        rows.append(one(t, args.users, args.duration, tmp))
-        print(json.dumps(rows[-1]), flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-keepalive-") as tmp:
+        for t in (int(x) for x in args.timeouts.split(",")):
+            rows.append(one(t, args.users, args.duration, Path(tmp)))
+            print(json.dumps(rows[-1]), flush=True)
     text = report(rows, "python benchmarks/bench_keepalive.py " + " ".join(sys.argv[1:]), args.users)
     print(text)
     if args.out:
