@@ -41,6 +41,9 @@ class ServiceConfig:
     key_cache_ttl_s: float = 5.0  # a worker re-reads a cached key this often: a revoked key dies within it
     max_header_bytes: int = 16 * 1024  # request line excluded; 431 beyond
     max_headers: int = 100  # header fields per request; 431 beyond
+    # idle keep-alive connections are closed after this long: uvicorn's 5 s made a user who reads a page
+    # for 10 s reconnect on every request; 75 s is nginx's keepalive_timeout
+    keep_alive_s: int = 75
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))

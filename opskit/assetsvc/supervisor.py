@@ -145,6 +145,10 @@ class Supervisor:
         env[FD_ENV] = str(self._sock.fileno())
         env[READY_FD_ENV] = str(self._ready_w)
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        # glibc gives each thread that allocates its own malloc arena (up to 8 per core) and keeps what
+        # they once held: uploads, writes, stats and /metrics run in threads, and 100 concurrent uploads
+        # left each worker at 240 MB instead of 120 MB. Two arenas; an operator's own setting wins
+        env.setdefault("MALLOC_ARENA_MAX", "2")
         proc = subprocess.Popen(  # argv list, no shell; the worker inherits exactly the two fds it needs
             [sys.executable, "-m", "opskit.assetsvc.worker"],
             env=env, pass_fds=(self._sock.fileno(), self._ready_w), stdin=subprocess.DEVNULL,

@@ -62,10 +62,12 @@ def service() -> None:
               help="Uploads in progress per worker; 503 with Retry-After beyond.")
 @click.option("--key-cache-ttl", type=FiniteFloatRange(min=0), default=5.0, show_default=True,
               help="Seconds a worker trusts a cached API key: a revoked key is refused within it.")
+@click.option("--keep-alive-timeout", type=click.IntRange(1, 3600), default=75, show_default=True,
+              help="Seconds an idle keep-alive connection stays open (nginx's default; users think for seconds).")
 def run(spec_file: str | None, host: str, port: int, db: str, workers: int, ready_file: str | None,
         rate_limits: str, max_csv_mb: float, max_json_mb: float, graceful_timeout: float,
         page_cache: bool, label_company: bool, page_cache_mb: float, body_timeout: float, max_uploads: int,
-        key_cache_ttl: float) -> None:
+        key_cache_ttl: float, keep_alive_timeout: int) -> None:
     """Serve the asset API in the foreground until SIGTERM/Ctrl-C (which drain and stop)."""
     import json
     import os
@@ -82,7 +84,7 @@ def run(spec_file: str | None, host: str, port: int, db: str, workers: int, read
         db_path=db_arg(db), max_csv_bytes=int(max_csv_mb * MB), max_json_bytes=int(max_json_mb * MB),
         rate_limits=limits, buckets=_buckets(spec_file), label_company=label_company,
         page_cache=page_cache, page_cache_bytes=int(page_cache_mb * MB), body_timeout_s=body_timeout,
-        max_uploads=max_uploads, key_cache_ttl_s=key_cache_ttl,
+        max_uploads=max_uploads, key_cache_ttl_s=key_cache_ttl, keep_alive_s=keep_alive_timeout,
     )
 
     def ready(url: str, count: int) -> None:

@@ -87,6 +87,38 @@ def test_metrics_are_merged_across_workers_and_use_route_templates(service, api_
 
 
 @pytest.mark.slow
+def test_list_and_health_are_counted_exactly_and_answer_like_every_route(service, api_a):
+    """GET /api/assets and /health skip Starlette's router: the same answers, headers and exact metrics."""
+    auth = {"Authorization": f"Bearer {service.key}"}
+    before = _families(service.url)
+    for _ in range(20):  # fresh connections: both workers answer
+        assert httpx.get(f"{service.url}/api/assets?limit=2", headers=auth).json()["data"] is not None
+        bad = httpx.get(f"{service.url}/api/assets?limit=0", headers=auth)
+        assert bad.status_code == 400 and bad.headers["content-type"] == "application/json"
+        assert "limit" in bad.json()["error"]
+        assert httpx.get(f"{service.url}/health").json()["status"] == "ok"
+    missing = httpx.get(f"{service.url}/api/assets")
+    assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
+    assert httpx.post(f"{service.url}/health").status_code == 405  # other methods still go through the router
+
+    def grew(f, route, status):
+        hist = f["http_request_duration_seconds"]
+        spec = dict(name="http_request_duration_seconds_count", method="GET", route=route, status_code=status)
+        return _value(hist, **spec) - _value(before["http_request_duration_seconds"], **spec)
+
+    def ops(f, status):
+        return (_value(f["asset_operations"], operation="list", status=status)
+                - _value(before["asset_operations"], operation="list", status=status))
+
+    after = _poll(service.url, lambda f: grew(f, "/health", "200") >= 20 and ops(f, "client_error") >= 21)
+    assert grew(after, "/api/assets", "200") == 20
+    assert grew(after, "/api/assets", "400") == 20
+    assert grew(after, "/api/assets", "401") == 1
+    assert grew(after, "/health", "200") == 20
+    assert ops(after, "success") == 20 and ops(after, "client_error") == 21
+
+
+@pytest.mark.slow
 def test_upload_processing_is_timed_by_type_and_size(service, api_c):
     api_c.post("/api/assets/upload", content=b"address,latitude,longitude\na,1,2\n",
                headers={"Content-Type": "text/csv"})

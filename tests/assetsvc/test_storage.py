@@ -79,6 +79,28 @@ def test_changed_reports_writes_by_other_connections(store, tmp_path):
     assert store.changed() is False
 
 
+def test_changed_sees_every_commit_and_costs_no_statement_when_nothing_changed(store, tmp_path):
+    import sqlite3
+
+    path = str(tmp_path / "db" / "a.db")
+    store.changed()
+    statements: list[str] = []
+    store._conn.set_trace_callback(statements.append)  # type: ignore[attr-defined]
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        for i in range(30):
+            assert store.changed() is False
+            other.execute("INSERT INTO assets (company_id, address, latitude, longitude, created_at, updated_at) "
+                          "VALUES ('acme', ?, 0, 0, '', '')", (f"{i} Main St",))
+            if i % 7 == 0:  # a WAL restart rewrites the header from scratch: still seen as a change
+                other.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            assert store.changed() is True
+    finally:
+        other.close()
+    # a look with nothing committed is one read of the WAL-index header, not a statement
+    assert len(statements) == 30
+
+
 def test_run_dirs_of_dead_supervisors_are_removed(tmp_path, monkeypatch):
     import os
     import subprocess

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import threading
@@ -276,3 +277,65 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def _keep_alive_request(sock: socket.socket) -> None:
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(4096)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(h for h in head.lower().split(b"\r\n") if h.startswith(b"content-length:")).split(b":")[1])
+    while len(body) < length:  # the whole answer, so nothing is left to make the socket readable
+        body += sock.recv(4096)
+    assert head.startswith(b"HTTP/1.1 200") and b"connection: close" not in head.lower()
+
+
+def test_idle_keep_alive_connections_stay_open_for_the_configured_timeout(service):
+    # the shared service runs with the default (75 s): an idle pause longer than uvicorn's 5 s keeps
+    # the connection, as a user reading a page for 10 s needs
+    host, port = service.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        _keep_alive_request(sock)
+        sock.setblocking(False)
+        readable, _, _ = select.select([sock], [], [], 6.0)  # a close by the server would make it readable
+        assert not readable, "the service closed an idle keep-alive connection within 6 s"
+        sock.setblocking(True)
+        _keep_alive_request(sock)  # the same connection still serves
+
+
+def test_keep_alive_timeout_option_and_open_files_limit(tmp_path):
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))  # what the workers inherit
+    try:
+        svc = LocalService(workers=1, extra_args=["--keep-alive-timeout", "1"]).start()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    try:
+        worker = httpx.get(f"{svc.url}/health").json()["worker_pid"]
+        with open(f"/proc/{worker}/limits") as f:
+            limits = f.read()
+        line = next(x for x in limits.splitlines() if x.startswith("Max open files"))
+        assert line.split()[3:5] == [str(hard), str(hard)] or hard == resource.RLIM_INFINITY, line
+        host, port = svc.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            _keep_alive_request(sock)
+            assert sock.recv(1) == b""  # closed by the service once idle for 1 s (10 s would time out)
+    finally:
+        svc.stop()
+
+
+def test_workers_run_with_two_malloc_arenas_unless_the_operator_set_it(monkeypatch):
+    def arenas(svc: LocalService) -> str:
+        worker = httpx.get(f"{svc.url}/health").json()["worker_pid"]
+        with open(f"/proc/{worker}/environ", "rb") as f:
+            env = dict(v.split(b"=", 1) for v in f.read().split(b"\0") if b"=" in v)
+        return env.get(b"MALLOC_ARENA_MAX", b"").decode()
+
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    with LocalService(workers=1) as svc:
+        assert arenas(svc) == "2"
+    with LocalService(workers=1, extra_env={"MALLOC_ARENA_MAX": "4"}) as svc:
+        assert arenas(svc) == "4"
