@@ -166,7 +166,7 @@ def _compare(run: RunResults, base_path: Path, tolerance_pct: float,
              so_far: GateReport) -> tuple[list[Comparison], list[str]]:
     """The baseline comparisons and notes; an unusable baseline still leaves the criteria's verdicts
     (so_far) in the report."""
-    from opskit.gate.baseline import BaselineMismatch, check_comparable, compare_runs
+    from opskit.gate.baseline import OPEN_MODEL_NOTE, BaselineMismatch, check_comparable, compare_runs, compared_metrics
 
     base = _read(base_path, "baseline", so_far)
     try:
@@ -183,4 +183,6 @@ def _compare(run: RunResults, base_path: Path, tolerance_pct: float,
         notes.append(f"the baseline ran against {base.target}, this run against {run.target}")
     if base.git_sha:
         notes.append(f"baseline from commit {base.git_sha}")
+    if "rps" not in compared_metrics(run.model):
+        notes.append(OPEN_MODEL_NOTE)
     return compare_runs(run, base, tolerance_pct), notes
