@@ -22,6 +22,7 @@ give the same answer.
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass
 from typing import Literal
@@ -56,6 +57,9 @@ class Comparison:
     ci_high: float | None
     allowed: float  # the change that is still fine (negative for rps: the drop allowed)
     detail: str = ""
+    # inconclusive on an interval: about how long both runs would need to be (at this load) for the
+    # interval to clear the tolerance, the interval narrowing as 1/sqrt(duration)
+    runs_needed_s: float | None = None
 
     @property
     def name(self) -> str:
@@ -151,7 +155,28 @@ def compare_metric(name: str, metric: str, cur: Scope, old: Scope, tol: float, *
         status = "fail" if high < allowed else "pass" if low >= allowed else "inconclusive"
     else:
         status = "fail" if low > allowed else "pass" if high <= allowed else "inconclusive"
-    return Comparison(name, metric, status, shown_old, shown_cur, change, low, high, allowed)
+    if status != "inconclusive":
+        return Comparison(name, metric, status, shown_old, shown_cur, change, low, high, allowed)
+    needed = _needed_s(change, low, high, allowed, max(len(cur.timeline), len(old.timeline)))
+    words = "the interval straddles the tolerance" + (
+        f"; runs of about {duration_text(needed)} at this load would decide it" if needed is not None else "")
+    return Comparison(name, metric, status, shown_old, shown_cur, change, low, high, allowed, words, needed)
+
+
+def _needed_s(change: float, low: float, high: float, allowed: float, seconds: int) -> float | None:
+    gap = abs(change - allowed)
+    if gap <= 0 or seconds <= 0:
+        return None
+    toward = high - change if change < allowed else change - low  # the side that crosses the tolerance
+    return seconds * (toward / gap) ** 2
+
+
+def duration_text(seconds: float) -> str:
+    from opskit.units import format_duration
+
+    if seconds > 86400:
+        return "more than a day"
+    return format_duration(60 * math.ceil(seconds / 60) if seconds > 120 else 10 * math.ceil(seconds / 10))
 
 
 def _onto(metric: str, shown: float, estimate: float, boot: np.ndarray) -> np.ndarray:

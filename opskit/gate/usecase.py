@@ -185,4 +185,21 @@ def _compare(run: RunResults, base_path: Path, tolerance_pct: float,
         notes.append(f"baseline from commit {base.git_sha}")
     if "rps" not in compared_metrics(run.model):
         notes.append(OPEN_MODEL_NOTE)
-    return compare_runs(run, base, tolerance_pct), notes
+    comparisons = compare_runs(run, base, tolerance_pct)
+    notes += _too_short(comparisons, tolerance_pct)
+    return comparisons, notes
+
+
+def _too_short(comparisons: list[Comparison], tolerance_pct: float) -> list[str]:
+    """A note when intervals straddle the tolerance: the runs are too short at this load to tell a change
+    of that size from noise, and about how long they would need to be."""
+    import statistics
+
+    from opskit.gate.baseline import duration_text
+
+    needed = [c.runs_needed_s for c in comparisons if c.status == "inconclusive" and c.runs_needed_s]
+    if not needed:
+        return []
+    return [f"{len(needed)} comparison(s) inconclusive: the runs are too short at this load to tell a "
+            f"{tolerance_pct:g}% change from noise; runs of about {duration_text(statistics.median(needed))} "
+            "would decide half of them (or widen --tolerance)"]

@@ -54,6 +54,12 @@ def test_a_short_noisy_run_is_inconclusive_not_failed(make_results) -> None:
     p95 = by_metric(compare_runs(cur, base, 10))["p95"]
     assert p95.status == "inconclusive"
     assert p95.ci_low < 0.10 < p95.ci_high
+    # and it says about how long the runs would need to be: the interval narrows as 1/sqrt(duration)
+    assert p95.runs_needed_s is not None and p95.runs_needed_s > 12
+    assert p95.runs_needed_s == pytest.approx(12 * ((p95.change - p95.ci_low) / (p95.change - 0.10)) ** 2
+                                              if p95.change > 0.10 else
+                                              12 * ((p95.ci_high - p95.change) / (0.10 - p95.change)) ** 2)
+    assert "runs of about" in p95.detail and "would decide it" in p95.detail
 
 
 def test_the_same_regression_is_proven_by_a_longer_run(make_results) -> None:
