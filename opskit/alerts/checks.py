@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from opskit.alerts import lint, tools
 from opskit.errors import ConfigError
@@ -21,18 +21,53 @@ class Check:
     detail: str
 
 
+class RuleDoc(TypedDict, total=False):
+    """One rule of a Prometheus rule file, as read (only what the checks look at)."""
+
+    alert: str
+    record: str
+    expr: str
+    labels: dict[str, str] | None
+
+
+class RuleGroupDoc(TypedDict, total=False):
+    name: str
+    rules: list[RuleDoc] | None
+
+
+class RuleFileDoc(TypedDict, total=False):
+    groups: list[RuleGroupDoc] | None
+
+
+class AlertCaseDoc(TypedDict, total=False):
+    """One `alert_rule_test` case of a promtool test file."""
+
+    alertname: str
+    eval_time: str
+    exp_alerts: list[dict[str, dict[str, str] | None]] | None  # exp_labels / exp_annotations
+
+
+class TestGroupDoc(TypedDict, total=False):
+    alert_rule_test: list[AlertCaseDoc] | None
+
+
+class TestFileDoc(TypedDict, total=False):
+    rule_files: list[str]
+    tests: list[TestGroupDoc] | None
+
+
 def _load(path: Path) -> Any:
     from opskit.spec.loader import parse_yaml
 
     return parse_yaml(path.read_text(encoding="utf-8"), str(path)).data
 
 
-def coverage(rule_docs: dict[str, Any], test_docs: dict[str, Any]) -> list[Check]:
+def coverage(rule_docs: dict[str, RuleFileDoc | None], test_docs: dict[str, TestFileDoc | None]) -> list[Check]:
     """Each alert (per severity) must fire in some test and stay silent in another."""
     fired: set[tuple[str, str]] = set()
     silent: set[str] = set()
-    for doc in test_docs.values():
-        for group in (doc or {}).get("tests") or []:
+    for tests in test_docs.values():
+        for group in (tests or {}).get("tests") or []:
             for case in group.get("alert_rule_test") or []:
                 name = case.get("alertname", "")
                 alerts = case.get("exp_alerts") or []
@@ -41,9 +76,9 @@ def coverage(rule_docs: dict[str, Any], test_docs: dict[str, Any]) -> list[Check
                 for alert in alerts:
                     fired.add((name, str((alert.get("exp_labels") or {}).get("severity", ""))))
     out = []
-    for file, doc in rule_docs.items():
-        for group in (doc or {}).get("groups") or []:
-            for rule in group.get("rules") or []:
+    for file, rules in rule_docs.items():
+        for rule_group in (rules or {}).get("groups") or []:
+            for rule in rule_group.get("rules") or []:
                 if "alert" not in rule:
                     continue
                 name, severity = rule["alert"], str((rule.get("labels") or {}).get("severity", ""))
@@ -82,7 +117,7 @@ def run_checks(spec: Spec, directory: Path) -> list[Check]:
     for name in sorted(set(expected) - {p.name for p in rule_files}):
         results.append(Check("present", name, False, "missing: run opskit alerts render"))
 
-    rule_docs: dict[str, Any] = {}
+    rule_docs: dict[str, RuleFileDoc | None] = {}
     for path in rule_files:
         try:
             rule_docs[path.name] = _load(path)
@@ -103,7 +138,7 @@ def run_checks(spec: Spec, directory: Path) -> list[Check]:
                              "; ".join(f"{p.rule}: [{p.check}] {p.message}" for p in problems) or "clean"))
 
     test_files = sorted((directory / "tests").glob("*.yml"))
-    test_docs = {}
+    test_docs: dict[str, TestFileDoc | None] = {}
     for path in test_files:
         try:
             test_docs[path.name] = _load(path)

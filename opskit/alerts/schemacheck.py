@@ -9,13 +9,15 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from opskit.jsontypes import JSONObject
+
 PANEL_SCHEMAS = ("timeseries", "stat")
 
 
 @cache
-def _schema(name: str) -> dict[str, Any]:
+def _schema(name: str) -> JSONObject:
     text = resources.files("opskit.alerts").joinpath("schemas", f"{name}.jsonschema.json").read_text("utf-8")
-    data: dict[str, Any] = json.loads(text)
+    data: JSONObject = json.loads(text)
     return data
 
 
@@ -59,7 +61,8 @@ def validate_dashboard(doc: Any) -> list[str]:
             field_config = panel.get("fieldConfig")
             defaults = field_config.get("defaults") if isinstance(field_config, dict) else None
             custom = defaults.get("custom") if isinstance(defaults, dict) else None
-            if custom is not None and "FieldConfig" in _schema(kind)["definitions"]:
+            definitions = _schema(kind).get("definitions")
+            if custom is not None and isinstance(definitions, dict) and "FieldConfig" in definitions:
                 problems += _errors(_validator(kind, "FieldConfig"), custom, f"{where}/fieldConfig/defaults/custom")
         targets = panel.get("targets") or []
         for j, target in enumerate(targets if isinstance(targets, list) else []):

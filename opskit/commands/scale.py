@@ -82,7 +82,8 @@ def check(ctx: click.Context, spec_file: str | None, source: str, location: str 
         live = source in ("prometheus", "scrape", "host")  # offline sources replay their own time: no history
         plan = flow.Act(apply=yes, state_dir=state_dir, service_url=local_service_url(
             source, location or "", spec_url=spec.service.url, measured_target=src.measured_target)) if act else None
-        printer = _Printer(source=source, location=src.location or None, output=output, watching=watch is not None)
+        printer = _Printer(source=source, location=src.location or None, output=output, watching=watch is not None,
+                           acting=act)
         flow.run(
             spec, src, printer,
             history=collect.load_history(state_dir) if live else collect.source_history(src, spec),
@@ -98,12 +99,20 @@ class _Printer:
     """The command's reporter: a table (then changes) or JSON per round; a hand-over's lines go to stdout,
     or to stderr under --output json so stdout stays one document per round."""
 
-    def __init__(self, *, source: str, location: str | None, output: str, watching: bool) -> None:
+    def __init__(self, *, source: str, location: str | None, output: str, watching: bool, acting: bool) -> None:
         self.source, self.location, self.output, self.watching = source, location, output, watching
+        self.acting = acting
         self.code = 0  # the exit code of the latest round
+        self._told: dict[str, str] = {}  # resource -> why it was not handed over, as last shown
 
     def round(self, done: Round) -> None:
-        _render(done.evaluation, done.readings, done.previous, list(done.handed), source=self.source,
+        handed = list(done.handed) if self.acting else None
+        if handed is not None and self.output != "json":
+            # a watch repeats a no-op every round: show its reason when it changes
+            shown = [h for h in handed if h.status != "not handed over" or self._told.get(h.resource) != h.note]
+            self._told = {h.resource: h.note for h in handed if h.status == "not handed over"}
+            handed = shown
+        _render(done.evaluation, done.readings, done.previous, handed, source=self.source,
                 location=self.location, output=self.output, watching=self.watching)
         self.code = _exit_code(done.evaluation, list(done.handed), self.source)
 
@@ -125,15 +134,16 @@ def _exit_code(ev: Evaluation, handed: list[Handoff], source: str) -> int:
     return int(ExitCode.NO) if ev.should_scale else int(ExitCode.OK)
 
 
-def _render(ev: Evaluation, readings: Readings, previous: Evaluation | None, handed: list[Handoff], *,
+def _render(ev: Evaluation, readings: Readings, previous: Evaluation | None, handed: list[Handoff] | None, *,
             source: str, location: str | None, output: str, watching: bool) -> None:
+    """`handed` is None without --act; with it, one entry per resource (JSON: always a list)."""
     import json
 
     from opskit.scaling import report
 
     if output == "json":
         doc = report.document(ev, readings, source=source, location=location)
-        if handed:
+        if handed is not None:
             doc["handoffs"] = out.to_jsonable(handed)
         if watching:  # one document per line, so a reader can follow the stream
             out.echo(json.dumps(out.to_jsonable(doc), separators=(",", ":")))
@@ -149,7 +159,10 @@ def _render(ev: Evaluation, readings: Readings, previous: Evaluation | None, han
         out.table(report.COLUMNS, report.table_rows(ev), title=f"scale check ({source}, {ev.now:%Y-%m-%d %H:%M:%SZ})")
         for line in report.resource_lines(ev):
             out.echo(line)
-    for h in handed:
+    for h in handed or ():
+        if h.status == "not handed over":
+            out.echo(f"--act {h.resource}: not handed over: {h.note}")
+            continue
         params = ", ".join(f"{k}={v}" for k, v in h.params.items())
         out.echo(f"--act {h.resource}: playbook {h.playbook} ({params}): {h.status}"
                  + (f", exit {h.exit_code}" if h.exit_code is not None else "") + (f"; {h.note}" if h.note else ""))

@@ -33,8 +33,8 @@ def render_markdown(report: GateReport) -> str:
         lines += [markdown_table(CRITERIA_COLUMNS, rows)]
     if report.comparisons:
         rows = [[*row[:5], _VERDICT.get(row[5], row[5])] for row in baseline_rows(report)]
-        lines += ["**Against the baseline** (change of the per-second timeline, 95% bootstrap interval; "
-                  "inconclusive means the interval straddles the tolerance)", "",
+        lines += ["**Against the baseline** (change of the whole-run figure shown, 95% bootstrap interval over "
+                  "the run's seconds; inconclusive means the interval straddles the tolerance)", "",
                   markdown_table(BASELINE_COLUMNS, rows)]
     details = [f"- {v.criterion}: {v.detail}" for v in report.verdicts if v.detail and v.status != "error"]
     if details or report.notes:

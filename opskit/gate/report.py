@@ -9,14 +9,35 @@ could be judged, or (with strict) a baseline comparison was inconclusive. Else 0
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal, TypedDict
 
 from opskit.exitcodes import ExitCode
 from opskit.gate.baseline import Comparison
 from opskit.gate.criteria import format_value
 from opskit.gate.evaluate import Verdict
+from opskit.jsontypes import JSONObject
 
 GateStatus = Literal["pass", "fail", "error"]
+
+
+class GateJSON(TypedDict):
+    """`opskit gate -o json`: the report as a document (criteria and comparisons as their JSON forms)."""
+
+    status: GateStatus
+    exit_code: int
+    scenario: str
+    model: str
+    results: str
+    baseline: str | None
+    tolerance_pct: float
+    strict: bool
+    aborted: str | None
+    error: str | None
+    counts: dict[str, int]
+    reasons: list[str]
+    criteria: list[JSONObject]  # each Verdict's fields
+    comparisons: list[JSONObject]  # each Comparison's fields and its name
+    notes: list[str]
 
 
 @dataclass(frozen=True)
@@ -97,7 +118,7 @@ class GateReport:
             parts.append(f"{n['inconclusive']} inconclusive")
         return f"gate {self.status.upper()} ({self.scenario}): " + ", ".join(parts)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> GateJSON:
         from opskit.output import to_jsonable
 
         return {

@@ -166,7 +166,7 @@ def _compare(run: RunResults, base_path: Path, tolerance_pct: float,
              so_far: GateReport) -> tuple[list[Comparison], list[str]]:
     """The baseline comparisons and notes; an unusable baseline still leaves the criteria's verdicts
     (so_far) in the report."""
-    from opskit.gate.baseline import BaselineMismatch, check_comparable, compare_runs
+    from opskit.gate.baseline import OPEN_MODEL_NOTE, BaselineMismatch, check_comparable, compare_runs, compared_metrics
 
     base = _read(base_path, "baseline", so_far)
     try:
@@ -183,4 +183,23 @@ def _compare(run: RunResults, base_path: Path, tolerance_pct: float,
         notes.append(f"the baseline ran against {base.target}, this run against {run.target}")
     if base.git_sha:
         notes.append(f"baseline from commit {base.git_sha}")
-    return compare_runs(run, base, tolerance_pct), notes
+    if "rps" not in compared_metrics(run.model):
+        notes.append(OPEN_MODEL_NOTE)
+    comparisons = compare_runs(run, base, tolerance_pct)
+    notes += _too_short(comparisons, tolerance_pct)
+    return comparisons, notes
+
+
+def _too_short(comparisons: list[Comparison], tolerance_pct: float) -> list[str]:
+    """A note when intervals straddle the tolerance: the runs are too short at this load to tell a change
+    of that size from noise, and about how long they would need to be."""
+    import statistics
+
+    from opskit.gate.baseline import duration_text
+
+    needed = [c.runs_needed_s for c in comparisons if c.status == "inconclusive" and c.runs_needed_s]
+    if not needed:
+        return []
+    return [f"{len(needed)} comparison(s) inconclusive: the runs are too short at this load to tell a "
+            f"{tolerance_pct:g}% change from noise; runs of about {duration_text(statistics.median(needed))} "
+            "would decide half of them (or widen --tolerance)"]

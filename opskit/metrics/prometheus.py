@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import defaultdict
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import httpx
 
@@ -95,7 +95,7 @@ class PrometheusSource(HttpBacked):
         except httpx.HTTPError:
             return False
 
-    def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
+    def _get(self, path: str, params: dict[str, str]) -> QueryData:
         params = {**params, "timeout": f"{self.timeout_s:g}s"}
         try:
             resp = self._client.get(f"{self.url}{path}", params=params, timeout=self.timeout_s + 1.0)
@@ -115,7 +115,27 @@ class PrometheusSource(HttpBacked):
         data = body.get("data")
         if not isinstance(data, dict):
             raise PrometheusError("response has no data")
-        return data
+        return cast(QueryData, data)  # a JSON object from the server; _samples checks its shape as it reads
+
+
+# A point as the HTTP API writes it: [unix seconds, "value as text"]
+PointDoc = list[float | str]
+
+
+class SeriesDoc(TypedDict, total=False):
+    """One series of a vector (`value`) or matrix (`values`) result."""
+
+    metric: dict[str, str]
+    value: PointDoc
+    values: list[PointDoc]
+
+
+class QueryData(TypedDict, total=False):
+    """The `data` of a successful /api/v1/query or /api/v1/query_range answer, as received: a server that
+    only wears Prometheus's envelope may send other shapes, so readers still check (`_samples`)."""
+
+    resultType: str
+    result: list[SeriesDoc]  # vector and matrix (a scalar's is one point: _parse_samples checks)
 
 
 def _ts(at: dt.datetime) -> str:
@@ -134,7 +154,7 @@ def _at(ts: Any) -> dt.datetime:
     return dt.datetime.fromtimestamp(float(ts), dt.UTC)
 
 
-def _samples(data: dict[str, Any]) -> tuple[list[Sample], int]:
+def _samples(data: QueryData) -> tuple[list[Sample], int]:
     """The result as one series (the mean per timestamp across result series) and the series count."""
     try:
         return _parse_samples(data)
@@ -145,10 +165,11 @@ def _samples(data: dict[str, Any]) -> tuple[list[Sample], int]:
                               f"({type(exc).__name__}: {exc})") from None
 
 
-def _parse_samples(data: dict[str, Any]) -> tuple[list[Sample], int]:
+def _parse_samples(data: QueryData) -> tuple[list[Sample], int]:
     kind, result = data.get("resultType"), data.get("result")
-    if kind == "scalar" and isinstance(result, list) and len(result) == 2:
-        return [Sample(_value(result[1]), _at(result[0]))], 1
+    point: object = result
+    if kind == "scalar" and isinstance(point, list) and len(point) == 2:
+        return [Sample(_value(point[1]), _at(point[0]))], 1
     if kind == "vector":
         rows = [[(r["value"][0], r["value"][1])] for r in result or []]
     elif kind == "matrix":

@@ -7,14 +7,14 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from opskit.errors import UsageError
 from opskit.playbooks.checks import parse_comparison
 from opskit.playbooks.executor import Executor, Runtime
 from opskit.playbooks.loader import LoadedPlaybook, find_playbook, load_playbook
 from opskit.playbooks.outcome import RunOutcome
-from opskit.playbooks.params import ParamValues, resolve_params, secret_env_names
+from opskit.playbooks.params import ParamValue, ParamValues, resolve_params, secret_env_names
 from opskit.playbooks.planner import Plan, build_plan, resolve_args
 from opskit.playbooks.providers import get_action
 from opskit.playbooks.providers.base import Context, DryRun, scrubbed_run
@@ -105,7 +105,7 @@ def resume(state_dir: Path, run_id: str, rt_factory: Callable[[], Runtime],
         raise UsageError(f"run {run_id} cannot be resumed: the playbook {path} changed since the run "
                          f"started ({summary.playbook_sha[7:19]}... -> {now_sha[7:19]}...); start a new run")
     loaded = load_playbook(path)
-    given: dict[str, Any] = {k: v for k, v in summary.params.items()
+    given: dict[str, ParamValue] = {k: v for k, v in summary.params.items()
                              if not loaded.playbook.params.get(k) or not loaded.playbook.params[k].secret}
     given = {k: v for k, v in given.items() if v is not None}
     values = resolve_params(loaded.playbook, given, os.environ if env is None else env,

@@ -59,7 +59,7 @@ class Runtime:
 
 @dataclass
 class _State:
-    captures: dict[str, dict[str, Any]] = field(default_factory=dict)
+    captures: dict[str, dict[str, object]] = field(default_factory=dict)
     completed: list[Step] = field(default_factory=list)
     # the step that failed but may have changed something: compensated first, before the completed ones
     in_doubt: Step | None = None
@@ -100,7 +100,7 @@ class Executor:
                       **({"trigger": dict(self.rt.trigger)} if self.rt.trigger else {}))
         return self._locked(run_id, journal, lambda: self._from(run_id, journal, _State(), 0, True), True)
 
-    def resume(self, run_id: str, state: dict[str, dict[str, Any]], done: list[str], from_index: int,
+    def resume(self, run_id: str, state: dict[str, dict[str, object]], done: list[str], from_index: int,
                snapshots: Mapping[str, dict[str, object]] | None = None) -> RunOutcome:
         journal = self._journal(run_id)
         st = _State(captures=dict(state), completed=[s for s in self.pb.steps if s.id in done],

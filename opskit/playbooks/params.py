@@ -13,17 +13,20 @@ from typing import Any
 from opskit.errors import UsageError
 from opskit.playbooks.schema import ParamSpec, Playbook
 
+# a parameter's value after checking: its declared type (integer, number, string, boolean), None when unset
+ParamValue = str | int | float | bool | None
+
 
 @dataclass(frozen=True)
 class ParamValues:
-    values: dict[str, Any]
+    values: dict[str, ParamValue]
     secret_names: frozenset[str]
 
     @property
     def secrets(self) -> list[str]:
         return [str(self.values[n]) for n in self.secret_names if self.values.get(n) not in (None, "")]
 
-    def public(self) -> dict[str, Any]:
+    def public(self) -> dict[str, ParamValue]:
         """The values with secrets replaced by *** (what a plan, a journal and a listing show)."""
         return {k: ("***" if k in self.secret_names else v) for k, v in self.values.items()}
 
@@ -58,7 +61,7 @@ def resolve_params(
         close = difflib.get_close_matches(name, list(playbook.params), n=1)
         problems.append(f"unknown parameter {name!r}" + (f" (did you mean {close[0]!r}?)" if close else
                                                            f"; parameters: {', '.join(playbook.params) or 'none'}"))
-    values: dict[str, Any] = {}
+    values: dict[str, ParamValue] = {}
     for name, spec in playbook.params.items():
         try:
             value = _value_for(name, spec, given, env)

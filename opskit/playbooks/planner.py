@@ -11,7 +11,7 @@ from typing import Any
 
 from opskit.errors import ConfigError, UsageError
 from opskit.playbooks.loader import LoadedPlaybook
-from opskit.playbooks.params import ParamValues
+from opskit.playbooks.params import ParamValue, ParamValues
 from opskit.playbooks.providers import get_action
 from opskit.playbooks.providers.base import Action, ArgError
 from opskit.playbooks.refs import REF, Deferred, RefError, Resolver, has_deferred
@@ -47,7 +47,7 @@ class Plan:
     risk: str
     lock: str | None
     on_failure: str
-    params: dict[str, Any]
+    params: dict[str, ParamValue]
     preconditions: list[PlannedCheck]
     steps: list[PlannedStep]
     verify: list[PlannedCheck]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from opskit import output as out
 from opskit.playbooks.loader import LoadedPlaybook
@@ -28,14 +28,29 @@ class Table:
 View = list[str | Table]  # shown in order: a str is one line
 
 
-def playbook_row(lp: LoadedPlaybook) -> dict[str, Any]:
+class PlaybookRow(TypedDict, total=False):
+    """One playbook of `opskit playbook list` (a file that does not load has name, path and error only)."""
+
+    name: str
+    description: str
+    risk: str
+    lock: str | None
+    params: list[str]
+    steps: list[str]
+    verify: list[str]
+    path: str
+    error: str
+    details: list[str]
+
+
+def playbook_row(lp: LoadedPlaybook) -> PlaybookRow:
     pb = lp.playbook
     return {"name": pb.metadata.name, "description": pb.metadata.description, "risk": pb.metadata.risk,
             "lock": pb.lock, "params": list(pb.params), "steps": [s.id for s in pb.steps],
             "verify": [v.name for v in pb.verify], "path": str(lp.path)}
 
 
-def list_view(rows: list[dict[str, Any]]) -> View:
+def list_view(rows: list[PlaybookRow]) -> View:
     return [Table(["name", "risk", "lock", "params", "description"],
                   [[r["name"], r.get("risk", ""), r.get("lock") or "", ", ".join(r.get("params", [])),
                     r.get("description") or r.get("error", "")] for r in rows], "playbooks")]

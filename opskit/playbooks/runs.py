@@ -8,6 +8,7 @@ from typing import Any
 
 from opskit.errors import RuntimeFailure, UsageError
 from opskit.playbooks.journal import read_journal
+from opskit.playbooks.params import ParamValue
 
 # every ending but these can be continued: steps still in effect are skipped, the rest run again
 NOT_RESUMABLE = {"succeeded", "compensation_failed", "damaged"}
@@ -24,9 +25,9 @@ class RunSummary:
     failed_step: str | None
     path: str
     playbook_sha: str
-    params: dict[str, Any]
+    params: dict[str, ParamValue]
     completed: list[str] = field(default_factory=list)
-    captures: dict[str, dict[str, Any]] = field(default_factory=dict)
+    captures: dict[str, dict[str, object]] = field(default_factory=dict)  # step id -> what it captured
     compensated: list[str] = field(default_factory=list)
     # the first snapshot of each step not put back since: a resumed step compensates to what was
     # there before it first ran, not to what its failed attempt left
@@ -49,7 +50,7 @@ def summarize(state_dir: Path, run_id: str) -> tuple[RunSummary, list[dict[str, 
     start = events[0]
     status, ended, message, failed = "running", None, "", None
     completed: list[str] = []
-    captures: dict[str, dict[str, Any]] = {}
+    captures: dict[str, dict[str, object]] = {}
     compensated: list[str] = []
     snapshots: dict[str, dict[str, object]] = {}
     for e in events:

@@ -7,9 +7,11 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-from opskit.scaling.model import Evaluation
+from opskit.scaling.model import Evaluation, ResourceDecision
+
+HandoffStatus = Literal["planned", "handed over", "refused", "failed", "not handed over"]
 
 if TYPE_CHECKING:
     from opskit.spec.schema import Resource, Threshold
@@ -17,25 +19,29 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Handoff:
+    """What --act did for one resource: a hand-over to its playbook, or why there was none (`note`)."""
+
     resource: str
-    playbook: str
+    playbook: str | None
     decision: str
     params: dict[str, object]
-    status: str = "planned"  # planned | handed over | refused | failed
+    status: HandoffStatus = "planned"
     exit_code: int | None = None
     note: str = ""
 
 
 def handoffs(ev: Evaluation, *, service_url: str | None) -> list[Handoff]:
-    """One hand-over per resource that should scale and has a playbook bound to a threshold that voted so.
-    `service_url` is the local service's base URL when the metrics came from it (local playbooks scale
-    its workers). Resources with no count to move to (unknown replicas, or held at min/max) are not handed over."""
+    """One entry per resource: "planned" for a resource that should scale to a new count and has a playbook
+    bound to a threshold that voted so, else "not handed over" with the reason in `note` (holding, no data,
+    no playbook bound, replicas unknown, or a count that cannot move). `service_url` is the local service's
+    base URL when the metrics came from it (local playbooks scale its workers)."""
     out = []
     for name, r in ev.resources.items():
-        if r.decision not in ("scale_up", "scale_down") or not r.playbook or r.recommended is None:
+        why = _why_not(name, r)
+        if why is not None:
+            out.append(Handoff(resource=name, playbook=r.playbook, decision=r.decision, params={},
+                               status="not handed over", note=why))
             continue
-        if r.recommended == r.current:
-            continue  # at min/max: the count cannot move, so a count-changing playbook would be a no-op
         params: dict[str, object] = {"replicas": r.recommended, "reason": f"{r.decision}: {r.reason}"}
         if service_url:
             params["workers"] = r.recommended  # the local asset service scales by worker processes
@@ -57,8 +63,29 @@ def params_at_level(row: Threshold, *, current: int | None, resources: Mapping[s
     level = row.model_copy(update={"for_": None})  # Alertmanager already waited the row's window
     series = Series(row.resource, row.metric, (Sample(row.scale_up * (1 + 1e-6) + 1e-6, now),))
     ev = evaluate([level], [series], now=now, resources=resources, replicas={row.resource: current})
-    plans = handoffs(ev, service_url=service_url)
+    plans = [h for h in handoffs(ev, service_url=service_url) if h.status == "planned"]
     return dict(plans[0].params) if plans else {}
+
+
+def _why_not(name: str, r: ResourceDecision) -> str | None:
+    """Why the resource's decision is not handed over, or None when it is."""
+    if r.decision == "hold":
+        return "hold: nothing to hand over"
+    if r.decision == "no_data":
+        return "no data: nothing to decide"
+    if not r.playbook:
+        action = f" (its action: {r.action})" if r.action else ""
+        return (f"{r.decision}, but no threshold of {name} that voted {r.decision} names a playbook "
+                f"(thresholds[].playbook){action}")
+    if r.recommended is None:
+        return f"{r.decision}, but the current replica count is unknown: no count to hand over " \
+               f"(set resources.{name}.current)"
+    if r.recommended == r.current:
+        # a count-changing playbook would be a no-op
+        bound = {"max": f"already at max {r.max}", "min": f"already at min {r.min}"}.get(
+            r.limited_by or "", f"held at {r.current} by {r.limited_by or 'the scaling rules'}")
+        return f"{r.decision}, but the count cannot move: {bound}"
+    return None
 
 
 def declared_params(playbook: str) -> set[str]:
@@ -88,14 +115,18 @@ def hand_over(plan: Handoff, *, apply: bool, state_dir: Path, say: Callable[[str
     """Plan (or apply) the playbook; its plan and progress go to `say`, one line at a time."""
     from opskit.errors import OpskitError
 
+    book = plan.playbook
+    if book is None:
+        raise ValueError(f"{plan.resource}: no playbook to hand over to")
     try:
-        declared = declared_params(plan.playbook)
+        declared = declared_params(book)
         params = {k: v for k, v in plan.params.items() if k in declared}
         plan = replace(plan, params=params)
-        code = _run_playbook(plan.playbook, params, apply=apply, state_dir=state_dir, say=say)
+        code = _run_playbook(book, params, apply=apply, state_dir=state_dir, say=say)
     except OpskitError as exc:
         note = "; ".join([exc.message, *exc.details])  # e.g. which parameter was wrong, not just how many
         return replace(plan, status="failed", exit_code=int(exc.exit_code), note=note)
+    status: HandoffStatus
     if code == 0:
         status, note = "handed over", "applied" if apply else "planned (add --yes to apply)"
     elif code == 1:

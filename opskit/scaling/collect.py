@@ -56,11 +56,35 @@ def read_all(spec: Spec, source: MetricsSource, now: dt.datetime | None = None) 
 
 
 def check(spec: Spec, source: MetricsSource, history: Sequence[Recommendation] = (),
-          now: dt.datetime | None = None) -> tuple[Readings, Evaluation]:
+          now: dt.datetime | None = None, earlier: Readings | None = None) -> tuple[Readings, Evaluation]:
+    """Read and evaluate. `earlier` is the previous round of a watch: its samples are kept (within each
+    row's window) so a live source that reads only the present still fills a `for:` window."""
     readings = read_all(spec, source, now)
+    if earlier is not None:
+        readings = accumulate(spec, earlier, readings)
     result = evaluate(spec.thresholds, readings.series, now=readings.now, resources=spec.resources,
                       replicas=readings.replicas, history=history)
     return readings, result
+
+
+def accumulate(spec: Spec, earlier: Readings, now: Readings) -> Readings:
+    """`now`'s series with `earlier`'s samples before them, back to each row's `for:` window plus the
+    staleness limit (a run of samples beyond a limit cannot reach further back). A series that failed
+    this round stays failed: no data now is not made up from the past."""
+    from dataclasses import replace
+
+    from opskit.scaling.rows import STALENESS_S
+
+    merged = []
+    for th, old, new in zip(spec.thresholds, earlier.series, now.series, strict=True):
+        if new.error is not None:
+            merged.append(new)
+            continue
+        cut = now.now - dt.timedelta(seconds=(th.for_ or 0.0) + STALENESS_S)
+        first = min((s.at for s in new.samples), default=now.now)
+        kept = tuple(s for s in old.samples if cut <= s.at < first)
+        merged.append(replace(new, samples=kept + new.samples))
+    return replace(now, series=tuple(merged))
 
 
 def source_history(source: MetricsSource, spec: Spec | None = None) -> list[Recommendation]:

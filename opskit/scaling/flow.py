@@ -4,8 +4,9 @@ and every line a hand-over produces, goes to the Reporter the command supplies; 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -47,29 +48,34 @@ class Act:
 
 @dataclass
 class _Acted:
-    # resource -> (decision, replicas) already handed over: --watch hands one decision over once
-    seen: dict[str, tuple[str, object]] = field(default_factory=dict)
+    # resource -> (decision, replicas, round) already handed over: --watch hands one decision over once
+    seen: dict[str, tuple[str | None, object, int]] = field(default_factory=dict)
 
 
 def run(spec: Spec, source: MetricsSource, reporter: Reporter, *, history: Sequence[Recommendation],
         save_history: Callable[[list[Recommendation]], None] | None = None, act: Act | None = None,
         watch_s: float | None = None, count: int | None = None,
-        sleep: Callable[[float], None] | None = None) -> Round:
+        sleep: Callable[[float], None] | None = None, clock: Callable[[], dt.datetime] | None = None) -> Round:
     """Evaluate once, or every watch_s seconds until `count` rounds (or Ctrl-C). `save_history` keeps
-    the recommendations for the next invocation (live sources); `sleep` waits between rounds."""
+    the recommendations for the next invocation (live sources); `sleep` waits between rounds; `clock`
+    gives the time of each round (default: the source's recorded time, else the wall clock). Each
+    round keeps the samples of the rounds before it, so watching a live source fills `for:` windows."""
     if watch_s is not None and sleep is None:
         raise ValueError("watching needs a sleep function")
     kept = list(history)
     acted = _Acted()
     previous: Evaluation | None = None
+    seen: Readings | None = None
     n = 0
     while True:
         n += 1
-        readings, ev = collect.check(spec, source, kept)
+        readings, ev = collect.check(spec, source, kept, now=clock() if clock is not None else None,
+                                     earlier=seen)
+        seen = readings
         kept = collect.prune([*kept, *ev.recommendations], ev.now, collect.keep_seconds(spec))
         if save_history is not None:
             save_history(kept)
-        handed = _hand_over(ev, act, acted, reporter) if act is not None else ()
+        handed = _hand_over(ev, act, acted, reporter, n) if act is not None else ()
         done = Round(n, readings, ev, previous, handed)
         reporter.round(done)
         if watch_s is None or (count is not None and n >= count):
@@ -79,12 +85,18 @@ def run(spec: Spec, source: MetricsSource, reporter: Reporter, *, history: Seque
         sleep(watch_s)
 
 
-def _hand_over(ev: Evaluation, act: Act, acted: _Acted, reporter: Reporter) -> tuple[Handoff, ...]:
+def _hand_over(ev: Evaluation, act: Act, acted: _Acted, reporter: Reporter, number: int) -> tuple[Handoff, ...]:
     done = []
     for plan in handoffs(ev, service_url=act.service_url):
-        key = (plan.decision, plan.params.get("replicas"))
-        if acted.seen.get(plan.resource) == key:
+        if plan.status != "planned":
+            done.append(plan)  # not handed over, and the plan says why
             continue
-        acted.seen[plan.resource] = key
+        key = (plan.decision, plan.params.get("replicas"))
+        if acted.seen.get(plan.resource, (None, None, 0))[:2] == key:
+            earlier = acted.seen[plan.resource][2]
+            done.append(replace(plan, status="not handed over", params={},
+                                note=f"{plan.decision} to {key[1]} was handed over in round {earlier}"))
+            continue
+        acted.seen[plan.resource] = (*key, number)
         done.append(hand_over(plan, apply=act.apply, state_dir=act.state_dir, say=reporter.line))
     return tuple(done)

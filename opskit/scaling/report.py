@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import NotRequired, TypedDict
 
+from opskit.jsontypes import JSONObject
 from opskit.scaling.collect import Readings
 from opskit.scaling.model import Decision, Evaluation, ResourceDecision
 from opskit.scaling.rows import fmt_value
@@ -12,7 +13,19 @@ from opskit.units import format_duration
 COLUMNS = ("resource", "metric", "value", "limits", "window", "decision", "replicas", "playbook", "why")
 
 
-def document(ev: Evaluation, readings: Readings, *, source: str, location: str | None) -> dict[str, Any]:
+# `opskit scale check -o json` (docs/guide/scaling.md); functional form: "from" is a keyword
+CheckDocument = TypedDict("CheckDocument", {
+    "source": str,
+    "from": str | None,
+    "now": str,
+    "decisions": list[JSONObject],  # each Decision's fields
+    "resources": dict[str, JSONObject],  # each ResourceDecision's fields and replicas_from
+    "should_scale": bool,
+    "handoffs": NotRequired[list[JSONObject]],  # with --act: one entry per resource
+})
+
+
+def document(ev: Evaluation, readings: Readings, *, source: str, location: str | None) -> CheckDocument:
     from opskit.output import to_jsonable
 
     return {

@@ -53,3 +53,13 @@ def test_deliver_writes_the_summary_and_saves_a_passing_baseline(write_results, 
 def test_bad_options_are_usage_errors(write_results, spec_file: Path) -> None:
     with pytest.raises(UsageError, match="--tolerance"):
         judge(GateRequest(write_results(), tolerance="lots"), load_spec(spec_file))
+
+
+def test_inconclusive_comparisons_say_how_long_the_runs_would_need_to_be(write_results, spec_file: Path) -> None:
+    """Issue 18: a 20 s run left most comparisons inconclusive, and nothing said why or what would help."""
+    base = write_results("base.json", seconds=20, noise=0.5, seed=1)
+    cur = write_results("cur.json", seconds=20, noise=0.5, seed=2)
+    report = judge(GateRequest(cur, baseline=base), load_spec(spec_file))
+    assert any(c.status == "inconclusive" for c in report.comparisons)
+    [note] = [n for n in report.notes if "inconclusive" in n]
+    assert "too short at this load to tell a 10% change from noise; runs of about" in note

@@ -175,7 +175,33 @@ def test_act_hands_nothing_over_when_the_count_cannot_move(invoke, tmp_path, spe
     doc = json.loads(result.stdout)
     assert doc["resources"]["api"]["decision"] == "scale_up"
     assert doc["resources"]["api"]["recommended"] == 10
-    assert doc.get("handoffs", []) == []
+    [h] = doc["handoffs"]  # nothing handed over, and the entry says why
+    assert (h["status"], h["note"]) == ("not handed over", "scale_up, but the count cannot move: already at max 10")
+    table = invoke("scale", "check", "--spec", spec, "--source", "file",
+                   "--from", samples(tmp_path, one_sample(value=90, replicas=10)),
+                   "--act", "--state-dir", str(tmp_path / "state"))
+    assert "--act api: not handed over: scale_up, but the count cannot move: already at max 10" in table.stdout
+
+
+def test_act_says_why_a_resource_without_a_playbook_is_not_handed_over(invoke, tmp_path):
+    """Issue 18: `api: scale_up 1 -> 2 ... current 1 is below min 2`, exit 1, `"handoffs": null`."""
+    spec = tmp_path / "cpu.yaml"
+    spec.write_text(CPU_ONLY_SPEC)
+    args = ("scale", "check", "--spec", str(spec), "--source", "file",
+            "--from", samples(tmp_path, one_sample(value=20, replicas=1)), "--act", "--state-dir", str(tmp_path / "st"))
+    result = invoke(*args, "--output", "json")
+    doc = json.loads(result.stdout)
+    assert result.exit_code == ExitCode.NO and doc["resources"]["api"]["recommended"] == 2
+    [h] = doc["handoffs"]
+    assert h["status"] == "not handed over" and h["playbook"] is None
+    assert "no threshold of api that voted scale_up names a playbook" in h["note"]
+    assert "--act api: not handed over: scale_up, but no threshold" in invoke(*args).stdout
+
+
+def test_without_act_there_is_no_handoffs_key(invoke, tmp_path, spec):
+    doc = json.loads(invoke("scale", "check", "--spec", spec, "--source", "file",
+                            "--from", samples(tmp_path, one_sample()), "--output", "json").stdout)
+    assert "handoffs" not in doc
 
 
 def test_option_misuse_is_a_usage_error(invoke, tmp_path, spec):
@@ -227,3 +253,12 @@ def test_act_lines_go_to_stdout_for_a_table_and_to_stderr_under_json(invoke, tmp
     doc = invoke(*args, "--output", "json")
     assert json.loads(doc.stdout)["handoffs"][0]["status"] == "handed over"
     assert "plan only; apply with --yes" in doc.stderr
+
+
+def test_a_watch_tells_a_no_op_once_until_its_reason_changes(invoke, tmp_path):
+    spec = tmp_path / "cpu.yaml"
+    spec.write_text(CPU_ONLY_SPEC)
+    result = invoke("scale", "check", "--spec", str(spec), "--source", "file",
+                    "--from", samples(tmp_path, one_sample(value=20, replicas=1)), "--act",
+                    "--state-dir", str(tmp_path / "st"), "--watch", "0.01", "--count", "3")
+    assert result.stdout.count("--act api: not handed over:") == 1

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from opskit.metrics.file import FileSource, SamplesFile
-from opskit.scaling import flow
+from opskit.scaling import collect, flow
 from opskit.scaling.act import Handoff, hand_over, local_service_url
 from opskit.scaling.model import Recommendation
 from opskit.spec import load_spec
@@ -94,7 +94,8 @@ def test_act_hands_a_decision_over_once_and_its_lines_go_to_the_reporter(spec, t
     [first, second] = rec.rounds
     [h] = first.handed
     assert (h.params, h.status, h.exit_code) == ({"replicas": 5}, "handed over", 0)  # only declared params
-    assert second.handed == ()  # the same decision is not handed over again
+    [again] = second.handed  # the same decision is not handed over again, and says so
+    assert (again.status, again.note) == ("not handed over", "scale_up to 5 was handed over in round 1")
     assert any("plan only; apply with --yes" in line for line in rec.lines)
     assert capsys.readouterr().out == ""  # the playbook's plan went to the reporter, not to stdout
 
@@ -123,3 +124,66 @@ def test_local_service_url(source_kind, location, target, expected) -> None:
 def test_the_flow_uses_the_recorded_clock_of_the_source(spec) -> None:
     last = flow.run(spec, source(), Recorder(), history=[])
     assert last.evaluation.now == dt.datetime(2026, 11, 22, 10, 0, tzinfo=dt.UTC)
+
+
+HOST_SPEC = """
+service: {name: s}
+thresholds:
+  - {resource: box, metric: disk, scale_up: 0.001%, for: 5s, queries: {host: disk}}
+resources: {box: {min: 1, max: 3, current: 1}}
+"""
+
+
+def test_watching_a_live_source_fills_the_for_window(tmp_path) -> None:
+    """Issue 18: `scale check --source host --watch 2 --count 3` kept observed_s at 0.0 ("only for less than
+    1s") every round: the host source reads only the present, so each round must keep the ones before it.
+    The real host source (disk usage of /, always above 0.001%), a clock that the sleep advances."""
+    from opskit.metrics.host import HostSource
+
+    p = tmp_path / "opskit.yaml"
+    p.write_text(HOST_SPEC)
+    times = [dt.datetime(2026, 11, 22, 10, 0, tzinfo=dt.UTC)]
+    rec = Recorder()
+    flow.run(load_spec(p), HostSource(interval_s=0), rec, history=[], watch_s=2.0, count=4,
+             sleep=lambda s: times.append(times[-1] + dt.timedelta(seconds=s)), clock=lambda: times[-1])
+    rows = [r.evaluation.decisions[0] for r in rec.rounds]
+    assert [d.observed_s for d in rows] == [0.0, 2.0, 4.0, 6.0]
+    assert [d.decision for d in rows] == ["hold", "hold", "hold", "scale_up"] and rows[2].pending
+    assert "only for 4s of the 5s window" in rows[2].reason
+    assert [d.samples for d in rows] == [1, 2, 3, 4]
+
+
+def test_a_failed_read_is_not_filled_from_earlier_rounds(tmp_path) -> None:
+    from opskit.metrics.host import HostSource
+
+    p = tmp_path / "opskit.yaml"
+    p.write_text(HOST_SPEC)
+    spec = load_spec(p)
+    src = HostSource(interval_s=0)
+    t0 = dt.datetime(2026, 11, 22, 10, 0, tzinfo=dt.UTC)
+    first, _ = collect.check(spec, src, now=t0)
+    broken = spec.model_copy(update={"thresholds": [spec.thresholds[0].model_copy(
+        update={"queries": spec.thresholds[0].queries.model_copy(update={"host": "disk:/no/such/dir"})})]})
+    readings, ev = collect.check(broken, src, now=t0 + dt.timedelta(seconds=2), earlier=first)
+    assert readings.series[0].error and ev.decisions[0].decision == "no_data"
+
+
+def test_every_resource_gets_a_hand_over_entry_saying_why_not(tmp_path) -> None:
+    """Issue 18: `api: scale_up 1 -> 2 ... current 1 is below min 2` handed nothing over and said nothing."""
+    p = tmp_path / "opskit.yaml"
+    p.write_text("""
+service: {name: s}
+thresholds:
+  - {resource: api, metric: cpu_utilization, target: 30%}
+  - {resource: db, metric: cpu_utilization, target: 30%}
+resources: {api: {min: 2, max: 10}, db: {min: 1, max: 3}}
+""")
+    src = FileSource(SamplesFile.model_validate({
+        "now": "2026-11-22T10:00:00Z", "resources": {"api": {"replicas": 1}, "db": {"replicas": 2}},
+        "samples": [{"resource": r, "metric": "cpu_utilization", "value": v, "at": "2026-11-22T10:00:00Z"}
+                    for r, v in (("api", 20), ("db", 30))]}))
+    last = flow.run(load_spec(p), src, Recorder(), history=[], act=flow.Act(apply=False, state_dir=tmp_path))
+    by = {h.resource: h for h in last.handed}
+    assert {h.status for h in by.values()} == {"not handed over"}
+    assert by["api"].note.startswith("scale_up, but no threshold of api that voted scale_up names a playbook")
+    assert by["db"].note == "hold: nothing to hand over"

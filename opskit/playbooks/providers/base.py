@@ -38,7 +38,7 @@ class StepResult:
     ok: bool
     summary: str
     command: str = ""
-    captures: dict[str, Any] = field(default_factory=dict)
+    captures: dict[str, object] = field(default_factory=dict)
     returncode: int | None = None
     stdout: str = ""
     stderr: str = ""
