@@ -112,7 +112,8 @@ def test_requests_go_only_to_the_target(invoke, servers: tuple[Server, Server], 
         assert absolute["requests"] > 0 and absolute["failures"] == absolute["requests"]
         assert absolute["failures_by_kind"] == {"refused: host not declared": absolute["requests"]}
     assert endpoints["GET fast here"]["failures"] == 0
-    assert target.hits["/ok"] == target.hits["/here"] > 0  # a same-origin redirect is followed
+    # a same-origin redirect is followed (the end of the run may cut one hop per user between the two)
+    assert target.hits["/ok"] > 0 and 0 <= target.hits["/here"] - target.hits["/ok"] <= 2
     failures = (out / "locust_failures.csv").read_text()
     assert "refused: host not declared" in failures
 
