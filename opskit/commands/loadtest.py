@@ -38,19 +38,18 @@ def list_cmd(spec_file: str | None, output: str) -> None:
 @output_option("table", "json")
 @click.pass_context
 def run(ctx: click.Context, scenario: str, use_gate: bool, spec_file: str | None, output: str, **opts: Any) -> None:
-    """Run SCENARIO (see `opskit loadtest list`) and write results.json, Locust's CSV and HTML report.
+    """Run SCENARIO (see `opskit loadtest list`) and write results.json, report.html and Locust's CSVs.
 
     With no --target/--host the reference asset service is started on loopback (temporary SQLite
     store, seeded, one key per tenant), loaded and stopped. Loopback is always allowed; any other
-    host must be declared under targets: (checked before any request or DNS lookup).
+    host must be declared under targets: (checked before any request or DNS lookup). With
+    --locustfile, SCENARIO gives the load shape and the run is named --name (default: the file's name).
 
     Exit codes: 0 done (and the gate passed); 1 the gate failed or an abort_on_fail criterion
     stopped the run; 2 usage or configuration error (undeclared target, bad scenario); 3 the run
-    is invalid (generator saturated or off its rate, no requests) or broke; 130 interrupted
+    is invalid (generator saturated or off its rate, no request succeeded) or broke; 130 interrupted
     (partial results are written, marked interrupted).
     """
-    from opskit import output as out
-    from opskit.errors import Interrupted, Refused, RuntimeFailure
     from opskit.loadtest import host
     from opskit.loadtest.request import RunParams, prepare
 
@@ -59,21 +58,10 @@ def run(ctx: click.Context, scenario: str, use_gate: bool, spec_file: str | None
     with view.option_names():
         req = prepare(spec, RunParams(scenario, **opts), lambda: host.facts(spec_file))
         host.check_local(req)
-    for note in req.notes:
-        out.warn(note)
+    view.warn_notes(req)
     outcome, results = view.execute(req)
-    if results is None:
-        raise Interrupted(f"interrupted before any results were written (log: {req.out_dir / 'locust.log'})")
-    if not (use_gate and output == "json"):
-        view.show(results, outcome, req, output)
-    if outcome.interrupted:
-        raise Interrupted(f"interrupted: partial results (marked interrupted) in {req.out_dir}")
-    if use_gate:
-        ctx.exit(int(run_gate(gate_request(req.results_path, **gate_opts), spec, output)))
-    if outcome.aborted:
-        raise Refused(f"stopped early: {outcome.aborted}")
-    if not results.valid:
-        raise RuntimeFailure(f"the run is invalid: {results.invalid_reason} (results in {req.out_dir})")
+    gate = gate_request(req.results_path, **gate_opts) if use_gate else None
+    ctx.exit(view.conclude(req, outcome, results, spec, output, gate, run_gate))
 
 
 @loadtest.command()

@@ -156,7 +156,7 @@ def families(view: RunView) -> list[Any]:
         values = [*base_values, name, method]
         counts = _counts(ep.hist)
         st = layout.stats(counts)
-        requests.add_metric(values, st.count)
+        requests.add_metric(values, st.count + ep.errors)  # the histogram holds the successes only
         failures.add_metric(values, ep.errors)
         buckets = [(_le(b), float(c)) for b, c in zip(BUCKETS_S, st.buckets, strict=True)]
         buckets.append(("+Inf", float(st.count)))

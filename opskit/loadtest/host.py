@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -105,13 +106,21 @@ def worker(spec: Spec, master: str, port: int) -> None:
     env = {**os.environ, "OPSKIT_ALLOWED_TARGETS": json.dumps(allowed)}
     argv = [sys.executable, "-m", "opskit.loadtest.runner", "--worker", "--master", master,
             "--master-port", str(port)]
-    proc = children.start(argv, env=env, log=None)  # its output is this command's
+    proc = children.start(argv, env=env, log=None)  # its output (progress lines on stderr) is this command's
+
+    def terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # handled below: the worker process is stopped, not left behind
+
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
         code = proc.wait()
     except KeyboardInterrupt:
-        proc.stop(timeout_s=15)
+        proc.stop(timeout_s=15)  # SIGTERM: the worker leaves the master and says so
         raise Interrupted("worker stopped") from None
     finally:
         proc.stop(timeout_s=15)
+        signal.signal(signal.SIGTERM, previous)
+    if code == 3:
+        raise RuntimeFailure(f"no master answered at {master}:{port}")
     if code != 0:
         raise RuntimeFailure(f"the worker exited with code {code}")

@@ -97,7 +97,8 @@ def install_recording(env: Any) -> None:
                 by_name = names[rtype] = {}
             key = by_name.get(name)
             if key is None:
-                key = by_name[name] = f"{rtype} {name}"
+                # a name that already starts with its method ("GET /api/x", as in the spec's slos) is kept
+                key = by_name[name] = str(name) if str(name).startswith(f"{rtype} ") else f"{rtype} {name}"
             exc = kw.get("exception")
             rec.record(key, rt, None if exc is None else failure_kind(exc, kw.get("response")), now)
         original(reverse=reverse, **kw)
