@@ -144,7 +144,8 @@ def families(view: RunView) -> list[Any]:
                       ["name", "method"])
     failures = metric(CounterMetricFamily, m.FAILURES, "Requests that failed.", ["name", "method"])
     latency = HistogramMetricFamily(m.RESPONSE_TIME, "Client-side response time of successful requests (from "
-                                    "the intended start in the open model), from the run's HDR histograms.", labels=ep_labels)
+                                    "the intended start in the open model), from the run's HDR histograms.",
+                                    labels=ep_labels)
     quantiles = SummaryMetricFamily(m.LATENCY_SUMMARY, "HDR percentiles of the run so far, per request "
                                     "(the numbers results.json reports).", labels=ep_labels)
     aggregate_q = SummaryMetricFamily(m.AGGREGATE_LATENCY_SUMMARY, "HDR percentiles of the run so far, all "
