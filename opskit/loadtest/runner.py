@@ -219,8 +219,8 @@ class Run:
                                    f"{WORKER_WAIT_S:.0f} s (see {self.out / 'workers.log'})")
             if remote and clock() >= next_note:
                 emit("note", text=f"waiting for workers at {where}: {ready} of {self.workers} connected "
-                                  f"({remote} remote: `opskit loadtest worker --master HOST --master-port "
-                                  f"{runner.server.port}`)")
+                                  f"({int(self.cfg.local_workers)} local, {remote} remote: `opskit loadtest worker "
+                                  f"--master HOST --master-port {runner.server.port}`)")
                 next_note += WORKER_NOTE_S
             gevent.sleep(0.1)
 

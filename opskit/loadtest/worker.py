@@ -67,6 +67,7 @@ class _State:
     gen: Generator | None = None
     open_model: bool = False
     stopped: bool = False
+    leaving: bool = False  # told to stop (SIGTERM): not waiting for the master any more
     reporter: Any = None  # the greenlet shipping a payload every second
 
 
@@ -129,7 +130,8 @@ def worker_main(master: str, port: int) -> int:
             gen.rec.in_flight = 0  # a gauge of users there, not requests to wait for
         openmodel._wait_in_flight(gen.rec, gen.cfg.timeout_s)
         runner.send_message("opskit_stats", gen.payload(final=True, in_flight_gauge=None if state.open_model else 0))
-        say(f"done: {gen.rec.requests} requests sent, {gen.rec.errors} failed; waiting for the master to end the run")
+        after = "" if state.leaving else "; waiting for the master to end the run"
+        say(f"done: {gen.rec.requests} requests sent, {gen.rec.errors} failed{after}")
 
     env.events.test_start.add_listener(on_test_start)
     env.events.test_stop.add_listener(on_test_stop)
@@ -138,6 +140,7 @@ def worker_main(master: str, port: int) -> int:
         say("the master ended the run; exiting")
     except WorkerStopped as exc:
         say(f"stopped ({exc}); leaving the master")
+        state.leaving = True
         runner.quit()  # tells the master this worker is gone (it does not wait for a heartbeat timeout)
     finally:
         tmp.cleanup()

@@ -280,3 +280,24 @@ def test_the_report_a_run_writes_renders_in_headless_chromium(invoke, fast_serve
                          check=True).stdout
     assert dom.count("<svg") == page.read_text().count("<svg") >= 3
     assert dom.count("<polyline") >= 5 and "run: valid" in dom
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_running_worker_cleanly(fast_server, tmp_path: Path) -> None:
+    port = _free_port()
+    master = _popen("loadtest", "run", "http-get", "--host", fast_server.url, "--path", "/", "--rate", "10",
+                    "--duration", "60s", "--expect-workers", "1", "--master-port", str(port),
+                    "--out", str(tmp_path / "run"))
+    worker = _popen("loadtest", "worker", "--master", "127.0.0.1", "--master-port", str(port))
+    try:
+        said = _Lines(worker)
+        said.wait_for("running http-get")
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 130
+        text = said.rest()
+        master.send_signal(signal.SIGINT)  # the run itself is ended by its owner
+        assert master.wait(timeout=60) == 130
+    finally:
+        _stop(master, worker)
+    assert "Traceback" not in text and "ConnectionError" not in text
+    assert "stopped (SIGTERM); leaving the master" in text and "waiting for the master to end" not in text
