@@ -64,8 +64,9 @@ def render(run: RunResults, gate: Sequence[GateLine] | None = None) -> str:
             f"(total {total.requests} requests).</p></body></html>\n")
 
 
-CSS = ("body{font:14px/1.4 system-ui,sans-serif;margin:24px;max-width:820px;color:#222}"
-       "table{border-collapse:collapse;margin:8px 0 20px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+CSS = ("body{font:14px/1.4 system-ui,sans-serif;margin:24px;max-width:980px;color:#222}"
+       "table{border-collapse:collapse;margin:8px 0 20px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right;"
+       "white-space:nowrap}"
        "th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}.pass{color:#1a7f37}"
        ".fail,.error,.invalid{color:#c62828;font-weight:bold}.skipped{color:#777}.foot{color:#777;font-size:12px}"
        "h2{font-size:16px;margin:20px 0 4px}")
@@ -111,7 +112,7 @@ def _steps(run: RunResults) -> str:
     steps = run.steps or ()
     if not steps:
         return ""
-    rows = [[s.name or s.index, "-" if s.rate is None else f"{s.rate:g}", "-" if s.users is None else f"{s.users:g}",
+    rows = [[s.name or s.index, "-" if s.rate is None else f"{s.rate:.4g}", "-" if s.users is None else f"{s.users:g}",
              f"{s.start_s or 0:g}s", f"{s.duration_s or 0:g}s", s.requests, f"{s.rps:.1f}", s.failures or 0,
              _ms(s.latency_ms.get("p95")), _ms(s.latency_ms.get("p99")), f"{s.concurrency:g}"] for s in steps]
     return "<h2>Steps</h2>" + _table(["step", "rate", "users", "start", "length", "requests", "req/s", "failures",
@@ -131,7 +132,7 @@ def _generator(run: RunResults) -> str:
              ["latest send (lag max)", num(g.lag_max_ms, " ms")], ["task errors", num(g.task_errors)],
              ["CPU max / mean (% of a core)", f"{num(g.cpu_max)} / {num(g.cpu_mean)}"],
              ["processes", num(g.processes)]]
-    out = "<h2>Generator health</h2>" + _table(["", ""], facts)
+    out = "<h2>Generator health</h2>" + _table(["measure", "value"], facts)
     if g.workers:
         out += _table(["process", "id", "host", "pid"], [[w.proc, w.id, w.host, w.pid] for w in g.workers])
     if g.cpu_samples:
@@ -169,10 +170,11 @@ def chart(title: str, unit: str, series: Sequence[Series], boundaries: Sequence[
         v = y_max * i / 4
         out.append(f"<line x1=\"{PAD_L}\" x2=\"{W - PAD_R}\" y1=\"{y(v):.1f}\" y2=\"{y(v):.1f}\" stroke=\"#eee\"/>"
                    f"<text x=\"{PAD_L - 4}\" y=\"{y(v) + 4:.1f}\" font-size=\"10\" text-anchor=\"end\">{v:g}</text>")
-    for i in range(6):
-        t = x_max * i / 5
+    step = _nice(x_max / 6)
+    for i in range(int(x_max // step) + 1):
+        t = step * i
         out.append(f"<text x=\"{x(t):.1f}\" y=\"{H - PAD_B + 14}\" font-size=\"10\" text-anchor=\"middle\">"
-                   f"{t:.0f}s</text>")
+                   f"{t:g}s</text>")
     for b in boundaries:
         out.append(f"<line x1=\"{x(b):.1f}\" x2=\"{x(b):.1f}\" y1=\"{PAD_T}\" y2=\"{H - PAD_B}\" stroke=\"#999\" "
                    "stroke-dasharray=\"4 3\"/>")
