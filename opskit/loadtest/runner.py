@@ -41,6 +41,10 @@ WORKER_WAIT_S = 60.0  # how long a master waits for its workers
 WORKER_NOTE_S = 5.0  # and how often it says what is missing
 
 
+class WorkersMissing(RuntimeError):
+    """The workers a run needs did not connect in time: said in one line, no traceback."""
+
+
 def emit(kind: str, **data: Any) -> None:
     sys.stdout.write(json.dumps({"type": kind, **data}) + "\n")
     sys.stdout.flush()
@@ -213,9 +217,9 @@ class Run:
             ready = len(runner.clients.ready)
             if clock() > deadline or self.interrupted:
                 if remote:
-                    raise RuntimeError(f"--expect-workers {remote}: {max(ready - int(self.cfg.local_workers), 0)} "
+                    raise WorkersMissing(f"--expect-workers {remote}: {max(ready - int(self.cfg.local_workers), 0)} "
                                        f"remote worker(s) joined at {where} in {WORKER_WAIT_S:.0f} s")
-                raise RuntimeError(f"only {ready} of {self.workers} local generator processes started in "
+                raise WorkersMissing(f"only {ready} of {self.workers} local generator processes started in "
                                    f"{WORKER_WAIT_S:.0f} s (see {self.out / 'workers.log'})")
             if remote and clock() >= next_note:
                 emit("note", text=f"waiting for workers at {where}: {ready} of {self.workers} connected "
@@ -396,6 +400,9 @@ def main(argv: list[str] | None = None) -> int:
     except (locustenv.LocustfileError, ValueError) as exc:
         emit("error", message=str(exc), exit_code=2)
         return 2
+    except WorkersMissing as exc:
+        emit("error", message=str(exc), exit_code=3)
+        return 3
     except Exception as exc:
         log.exception("runner failed")
         emit("error", message=f"{type(exc).__name__}: {exc}", exit_code=3)
