@@ -72,7 +72,9 @@ def worker(master: str, master_port: int, spec_file: str | None) -> None:
     """Join a distributed run (Locust master/worker) started elsewhere with --expect-workers.
 
     The worker refuses to send load to a host that is neither loopback nor declared under
-    targets: in its own spec (the master's word is not enough).
+    targets: in its own spec (the master's word is not enough). It says on stderr what it does
+    (waiting for the master, connected, running, done); SIGTERM or Ctrl-C leaves the run (exit 130),
+    no master within 5 minutes is exit 3.
     """
     from opskit.loadtest import host
 
