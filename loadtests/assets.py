@@ -5,6 +5,10 @@ company_id}], or OPSKIT_LOADTEST_PARAMS when run with plain `locust -f`).
 Each task makes exactly one request, so in the open model an arrival is a request and --rate is
 requests per second. Browsing follows each tenant's cursor across arrivals (page 1, 2, ... and
 back to the start), as a user paging through a list would. Weights are per 100 arrivals.
+
+Data is owned per generator process (context.share): with `--processes N` each process works on its own
+tenants, or, with fewer tenants than processes, on its own ids (id % N), so one process never reads an
+asset another has just deleted (a 404 that is the test's own doing, not the service's).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import random
 from locust import between, task
 from locust.contrib.fasthttp import FastHttpUser
 
-from opskit.loadtest.context import params
+from opskit.loadtest.context import Share, params, share
 
 CITIES = [("Berlin", 52.52, 13.405), ("Lisbon", 38.722, -9.139), ("Austin", 30.267, -97.743),
           ("Osaka", 34.694, 135.502), ("Nairobi", -1.292, 36.822), ("Lima", -12.046, -77.043)]
@@ -52,13 +56,16 @@ class Tenant:
 
 
 class AssetUser(FastHttpUser):
+    share: Share
     wait_time = between(0.5, 2.0)  # think time in the closed model; the open model ignores it
 
     def on_start(self) -> None:
         tenants = params().get("tenants") or []
         if not tenants:
             raise RuntimeError("no tenants: pass params.tenants [{key, company_id}] or OPSKIT_API_KEYS")
-        self.tenants = [Tenant(t["key"], t["company_id"]) for t in tenants]
+        mine, self.share = share(tenants)
+        self.tenants = [Tenant(t["key"], t["company_id"]) for t in mine]
+        self.owns = self.share.owns
 
     def _tenant(self) -> Tenant:
         return random.choice(self.tenants)
@@ -77,7 +84,7 @@ class AssetUser(FastHttpUser):
                 r.failure("not JSON")
                 return
             t.cursor = body.get("next_cursor")
-            t.remember([a["id"] for a in body.get("data", [])], t.seen)
+            t.remember([a["id"] for a in body.get("data", []) if self.owns(a.get("id"))], t.seen)
 
     @task(25)
     def get_by_id(self) -> None:
@@ -97,7 +104,9 @@ class AssetUser(FastHttpUser):
                               catch_response=True) as r:
             if r.status_code == 201:
                 try:
-                    t.remember([json.loads(r.content)["id"]], t.created)
+                    new_id = json.loads(r.content)["id"]
+                    if self.owns(new_id):  # another process's id (shared tenants) is never deleted here
+                        t.remember([new_id], t.created)
                 except (ValueError, KeyError, TypeError):
                     r.failure("create answered without an id")
 

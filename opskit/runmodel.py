@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 __all__ = ["SCHEMA_VERSION", "Failover", "Generator", "Histograms", "RunInfo", "RunMeta", "RunResults",
-           "RunnerConfig", "RunnerControl", "Scope", "Second", "Stage", "Step", "UnreadableResults", "from_snapshot",
-           "parse_results", "read", "read_steps"]
+           "RunnerConfig", "RunnerControl", "Scope", "Second", "Stage", "Step", "UnreadableResults", "Worker",
+           "from_snapshot", "parse_results", "read", "read_steps"]
 
 DERIVED = {"derived": True}
 SCHEMA_VERSION = 1
@@ -108,6 +108,8 @@ class Scope:
     timeline: tuple[Second, ...]
     dropped: float | None = field(default=None, metadata=DERIVED)  # whole run only: generator.dropped
     failures_by_kind: Mapping[str, int] = field(default_factory=dict)
+    # latency_ms is of the successful requests; the failures are timed apart here
+    failure_latency_ms: Mapping[str, float | None] = field(default_factory=dict)
 
     # written to the file, computed here from failures and requests
     JSON_COMPUTED: ClassVar[tuple[str, ...]] = ("error_rate",)
@@ -148,11 +150,23 @@ class Step:
     rps: float
     error_rate: float | None
     latency_ms: Mapping[str, float | None]
+    failure_latency_ms: Mapping[str, float | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Worker:
+    """One generator process that took part: proc is its key in cpu_samples; id is Locust's client id
+    for a worker (the master's own process in a single-process run is "local")."""
+
+    proc: str
+    id: str
+    host: str
+    pid: int
 
 
 @dataclass(frozen=True)
 class Generator:
-    """The load generator's own health (open-model rates, drops, CPU)."""
+    """The load generator's own health (open-model rates, drops, CPU) and the processes that made the load."""
 
     cpu_max: float | None = None
     cpu_mean: float | None = None
@@ -165,6 +179,7 @@ class Generator:
     task_errors: float | None = None
     processes: float | None = None
     cpu_samples: Mapping[str, Sequence[float]] = field(default_factory=dict)
+    workers: tuple[Worker, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -465,6 +480,7 @@ def read_steps(data: Mapping[str, Any], name: str) -> tuple[Step, ...]:
             error_rate=_located(err, f"{where}.error_rate") if sent and err is not None else _keep(err),
             latency_ms={**({k: _num_or_none(v) for k, v in lat.items()} if isinstance(lat, dict) else {}),
                         "p95": _located(p95, f"{where}.latency_ms.p95") if sent and p95 is not None else None},
+            failure_latency_ms=_latencies(s.get("failure_latency_ms")),
         ))
     return tuple(out)
 
@@ -532,6 +548,11 @@ def _num_or_none(value: Any) -> float | None:
     return None
 
 
+def _latencies(value: Any) -> dict[str, float | None]:
+    """An informative latency block (failure_latency_ms): read as numbers or None, never failing the file."""
+    return {str(k): _num_or_none(v) for k, v in _obj(value).items()}
+
+
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
@@ -568,7 +589,9 @@ def _generator(g: Mapping[str, Any]) -> Generator:
                for k, v in _obj(g.get("cpu_samples")).items() if isinstance(v, list)}
     return Generator(**{k: _keep(g.get(k)) for k in (
         "cpu_max", "cpu_mean", "intended_rate", "achieved_rate", "scheduled", "sent", "dropped", "lag_max_ms",
-        "task_errors", "processes")}, cpu_samples=samples)
+        "task_errors", "processes")}, cpu_samples=samples,
+        workers=tuple(Worker(str(w.get("proc")), str(w.get("id")), str(w.get("host")), _int_or_none(w.get("pid")) or 0)
+                      for w in g.get("workers") or () if isinstance(w, dict)))
 
 
 def _failover(value: Any) -> Failover | None:
@@ -647,7 +670,8 @@ class _Reader:
                 self.number(latency, key, f"{where}.latency_ms.{key}")
             lat[key] = _num_or_none(value)
         return Scope(name, requests, failures, self.number(body, "rps", f"{where}.rps", optional=True),
-                     lat, timeline, dropped, _counts(body.get("failures_by_kind")))
+                     lat, timeline, dropped, _counts(body.get("failures_by_kind")),
+                     _latencies(body.get("failure_latency_ms")))
 
     def timeline(self, rows: Any, where: str) -> tuple[Second, ...]:
         if rows is None:

@@ -40,6 +40,7 @@ def test_every_documented_key_is_in_the_model_and_back():
         ("timeline[]", runmodel.Second, set().union(*timeline_rows)),
         ("steps[]", runmodel.Step, set().union(*doc["steps"])),
         ("generator", runmodel.Generator, set(doc["generator"])),
+        ("generator.workers[]", runmodel.Worker, set().union(*doc["generator"]["workers"])),
         ("failover", runmodel.Failover, set(doc["failover"])),
         ("histograms", runmodel.Histograms, set(doc["histograms"])),
     ]

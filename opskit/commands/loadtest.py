@@ -38,19 +38,19 @@ def list_cmd(spec_file: str | None, output: str) -> None:
 @output_option("table", "json")
 @click.pass_context
 def run(ctx: click.Context, scenario: str, use_gate: bool, spec_file: str | None, output: str, **opts: Any) -> None:
-    """Run SCENARIO (see `opskit loadtest list`) and write results.json, Locust's CSV and HTML report.
+    """Run SCENARIO (see `opskit loadtest list`) and write results.json, report.html and Locust's CSVs.
 
     With no --target/--host the reference asset service is started on loopback (temporary SQLite
     store, seeded, one key per tenant), loaded and stopped. Loopback is always allowed; any other
-    host must be declared under targets: (checked before any request or DNS lookup).
+    host must be declared under targets: (checked before any request or DNS lookup). With
+    --locustfile, SCENARIO gives the load shape and the run is named --name (default: the file's name).
 
     Exit codes: 0 done (and the gate passed); 1 the gate failed or an abort_on_fail criterion
     stopped the run; 2 usage or configuration error (undeclared target, bad scenario, API key
-    missing or refused, a bind off loopback without a token); 3 the run
-    is invalid (generator saturated or off its rate, no requests) or broke; 130 interrupted
-    (partial results are written, marked interrupted).
+    missing or refused, a bind off loopback without a token); 3 the run is invalid (generator
+    saturated or off its rate, no request succeeded) or broke; 130 interrupted (partial results are
+    written, marked interrupted).
     """
-    from opskit.errors import Interrupted, Refused, RuntimeFailure
     from opskit.loadtest import host
     from opskit.loadtest.request import RunParams, prepare
 
@@ -62,18 +62,8 @@ def run(ctx: click.Context, scenario: str, use_gate: bool, spec_file: str | None
         view.warn(req.notes)  # before the keys are tried: how they were given
         host.check_keys(req)
     outcome, results = view.execute(req)
-    if results is None:
-        raise Interrupted(f"interrupted before any results were written (log: {req.out_dir / 'locust.log'})")
-    if not (use_gate and output == "json"):
-        view.show(results, outcome, req, output)
-    if outcome.interrupted:
-        raise Interrupted(f"interrupted: partial results (marked interrupted) in {req.out_dir}")
-    if use_gate:
-        ctx.exit(int(run_gate(gate_request(req.results_path, **gate_opts), spec, output)))
-    if outcome.aborted:
-        raise Refused(f"stopped early: {outcome.aborted}")
-    if not results.valid:
-        raise RuntimeFailure(f"the run is invalid: {results.invalid_reason} (results in {req.out_dir})")
+    gate = gate_request(req.results_path, **gate_opts) if use_gate else None
+    ctx.exit(view.conclude(req, outcome, results, spec, output, gate, run_gate))
 
 
 @loadtest.command()
@@ -86,6 +76,8 @@ def worker(master: str, master_port: int, token_file: Path | None, spec_file: st
 
     Master and worker prove the run's token to each other first (--token-file or OPSKIT_LOADTEST_TOKEN;
     required off loopback). Requests go only to the run's target or targets: in this worker's spec.
+    It says on stderr what it does (waiting for the master, connected, running, done); SIGTERM or
+    Ctrl-C leaves the run (exit 130), no master within 5 minutes is exit 3.
     """
     from opskit import output as out
     from opskit.loadtest import host

@@ -15,10 +15,12 @@ import click
 from opskit.commands.common import FiniteFloatRange
 
 if TYPE_CHECKING:
+    from opskit.gate.usecase import GateRequest
     from opskit.loadtest.driver import Outcome
     from opskit.loadtest.request import RunRequest, ScenarioRow
     from opskit.loadtest.verify import VerifyReport
     from opskit.runmodel import RunResults
+    from opskit.spec.schema import Spec
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -67,7 +69,10 @@ def run_options(f: F) -> F:
         click.option("--master-port", type=click.IntRange(0, 65535), default=None, metavar="PORT",
                      help="Master port [default: any free port; 5557 with --expect-workers]."),
         click.option("--locustfile", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
-                     help="Your own Locust file, run through the same pipeline (results, gate, reports)."),
+                     help="Your own Locust file, run through the same pipeline (results, gate, reports); "
+                          "SCENARIO gives the load shape."),
+        click.option("--name", metavar="NAME", help="With --locustfile: the run's scenario name (results, folder, "
+                     "gate.scenarios.NAME) [default: the locustfile's name]."),
         click.option("--user-class", "user_classes", multiple=True, metavar="NAME",
                      help="Only these User classes of the locustfile (repeatable)."),
         click.option("--path", "path", metavar="P", help="http-get: the path to request [default: /api/assets]."),
@@ -128,6 +133,62 @@ def execute(req: RunRequest) -> tuple[Outcome, RunResults | None]:
         return host.execute(req, progress)
 
 
+def warn_notes(req: RunRequest) -> None:
+    from opskit import output as out
+
+    for note in req.notes:
+        out.warn(note)
+
+
+def conclude(req: RunRequest, outcome: Outcome, results: RunResults | None, spec: Spec, output: str,
+             gate: GateRequest | None, run_gate: Callable[[GateRequest, Spec, str], int]) -> int:
+    """After the run: report.html, the table (or JSON), the gate; the exit code, or the error that ends it."""
+    from opskit.errors import Interrupted, Refused, RuntimeFailure
+
+    if results is None:
+        raise Interrupted(f"interrupted before any results were written (log: {req.out_dir / 'locust.log'})")
+    total = results.total
+    write_report(req, results, gate, spec)
+    if total.requests and total.failures == total.requests and not outcome.interrupted:
+        # nothing worked: no latency, no throughput to show (a refused connection's 1 ms is not an answer)
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(total.failures_by_kind.items(), key=lambda kv: -kv[1]))
+        raise RuntimeFailure(f"no request succeeded: all {total.requests} failed ({kinds or 'no kind recorded'}); "
+                             f"no latency to report (results in {req.out_dir})")
+    if not (gate is not None and output == "json"):
+        show(results, outcome, req, output)
+    if outcome.interrupted:
+        raise Interrupted(f"interrupted: partial results (marked interrupted) in {req.out_dir}")
+    if gate is not None:
+        return int(run_gate(gate, spec, output))
+    if outcome.aborted:
+        raise Refused(f"stopped early: {outcome.aborted}")
+    if not results.valid:
+        raise RuntimeFailure(f"the run is invalid: {results.invalid_reason} (results in {req.out_dir})")
+    return 0
+
+
+def write_report(req: RunRequest, results: RunResults, gate: GateRequest | None, spec: Spec) -> None:
+    """report.html in the run folder, with the gate's verdicts when the run is gated (judged here too:
+    judging reads results.json and writes nothing)."""
+    from opskit.atomicio import write_atomic
+    from opskit.loadtest.report import GateLine, render
+
+    lines: list[GateLine] | None = None
+    if gate is not None:
+        from opskit.errors import OpskitError
+        from opskit.gate.usecase import judge
+
+        try:
+            verdicts = judge(gate, spec)
+        except OpskitError as exc:  # the gate itself reports it next; the page says so too
+            lines = [GateLine("(the gate)", "error", "-", "-", str(exc))]
+        else:
+            lines = [GateLine(v.criterion, v.status, v.measured_text, v.limit, v.detail) for v in verdicts.verdicts]
+            if verdicts.error:
+                lines.append(GateLine("(the gate)", "error", "-", "-", verdicts.error))
+    write_atomic(req.out_dir / "report.html", render(results, gate=lines))
+
+
 def _ms(v: Any) -> str:
     if v is None:
         return "-"
@@ -168,7 +229,7 @@ def show(results: RunResults, outcome: Outcome, req: RunRequest, output: str) ->
     if outcome.aborted:
         verdict += f"; aborted: {outcome.aborted}"
     out.echo(f"run: {verdict}")
-    out.echo(f"results: {req.results_path} (+ locust_report.html, locust_*.csv)")
+    out.echo(f"results: {req.results_path} (report: {req.out_dir / 'report.html'}; Locust's CSVs: locust_*.csv)")
     if run.metrics_url:
         out.echo(f"metrics: served at {run.metrics_url} during the run (run_id {run.run_id})")
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opskit.loadtest import hdr
+from opskit.runmodel import Worker
 
 
 @dataclass(frozen=True)
@@ -26,12 +27,19 @@ class StepWindow:
 
 @dataclass
 class _Totals:
-    hist: Any = field(default_factory=hdr.new)
+    hist: Any = field(default_factory=hdr.new)  # successful requests only
     errors: int = 0
     kinds: dict[str, int] = field(default_factory=dict)
+    failed: Any = field(default_factory=hdr.new)  # the failures' latencies, kept apart
 
-    def add(self, hist: Any, errors: int, kinds: dict[str, int]) -> None:
+    @property
+    def requests(self) -> int:
+        return int(self.hist.get_total_count()) + self.errors
+
+    def add(self, hist: Any, errors: int, kinds: dict[str, int], failed: Any = None) -> None:
         self.hist.add(hist)
+        if failed is not None:
+            self.failed.add(failed)
         self.errors += errors
         for k, v in kinds.items():
             self.kinds[k] = self.kinds.get(k, 0) + v
@@ -64,6 +72,7 @@ class Aggregator:
         self.cpu: dict[str, list[tuple[float, float]]] = {}
         self.finals: set[str] = set()
         self.procs: set[str] = set()
+        self.workers: dict[str, Worker] = {}  # proc -> the process that sent its payloads
         self.scheduled = 0
         self.dropped = 0
         self.lag_max_ms = 0.0
@@ -81,6 +90,9 @@ class Aggregator:
     def ingest(self, payload: dict[str, Any]) -> None:
         proc = str(payload.get("proc", "0"))
         self.procs.add(proc)
+        who = payload.get("worker")
+        if isinstance(who, dict) and proc not in self.workers:
+            self.workers[proc] = Worker(proc, str(who.get("id")), str(who.get("host")), int(who.get("pid") or 0))
         for t_s, pct in payload.get("cpu", []):
             self.cpu.setdefault(proc, []).append((float(t_s), float(pct)))
         self.task_errors += int(payload.get("task_errors", 0))
@@ -105,16 +117,17 @@ class Aggregator:
                     row.hist.add(hdr.decode(late["_hist"]))
         for name, ep in sec.get("endpoints", {}).items():
             hist = hdr.decode(ep["h"])
+            failed = hdr.decode(ep["fh"]) if ep.get("fh") else None
             errors, kinds = int(ep.get("errors", 0)), dict(ep.get("kinds", {}))
-            self.endpoints.setdefault(name, _Totals()).add(hist, errors, kinds)
+            self.endpoints.setdefault(name, _Totals()).add(hist, errors, kinds, failed)
             if self.step_totals:
-                self.step_totals[step].add(hist, errors, kinds)
+                self.step_totals[step].add(hist, errors, kinds, failed)
             row.hist.add(hist)
             row.errors += errors
             counts = row.endpoints.get(name)
             if counts is None:
                 counts = row.endpoints[name] = [0, 0, hdr.new()]
-            counts[0] += hist.get_total_count()
+            counts[0] += hist.get_total_count() + errors
             counts[1] += errors
             counts[2].add(hist)
         scheduled, dropped = int(sec.get("scheduled", 0)), int(sec.get("dropped", 0))
@@ -135,7 +148,7 @@ class Aggregator:
             if upto is not None and t > upto:
                 break
             row = self._open.pop(t)
-            requests = row.hist.get_total_count()
+            requests = row.hist.get_total_count() + row.errors  # the percentiles are of the successes
             self.rows[t] = {
                 "t": t, "requests": requests, "errors": row.errors, "rps": float(requests),
                 "p50": hdr.quantile_ms(row.hist, 50), "p95": hdr.quantile_ms(row.hist, 95),
@@ -143,7 +156,7 @@ class Aggregator:
                 "scheduled": row.scheduled, "dropped": row.dropped,
                 "lag_max_ms": round(row.lag_max_ms, 3), "step": self.step_of(t),
                 # kept so a straggler payload can still merge exactly
-                "_hist": hdr.encode(row.hist) if requests else None,
+                "_hist": hdr.encode(row.hist) if row.hist.get_total_count() else None,
             }
             for name, (n, e, h) in row.endpoints.items():
                 rows = self.endpoint_rows.setdefault(name, {})
@@ -152,7 +165,7 @@ class Aggregator:
                     rows[t]["errors"] += e
                     rows[t]["rps"] = float(rows[t]["requests"])
                     continue
-                p50, p95, p99 = hdr.values_at(h, [50, 95, 99]) if n else (None, None, None)
+                p50, p95, p99 = hdr.values_at(h, [50, 95, 99]) if h.get_total_count() else (None, None, None)
                 rows[t] = {
                     "t": t, "requests": n, "errors": e, "rps": float(n),
                     "p50": _ms(p50), "p95": _ms(p95), "p99": _ms(p99)}
@@ -160,11 +173,14 @@ class Aggregator:
     # ---- views -------------------------------------------------------------------------------
 
     def totals(self) -> tuple[int, int]:
-        requests = sum(e.hist.get_total_count() for e in self.endpoints.values())
+        requests = sum(e.requests for e in self.endpoints.values())
         return requests, sum(e.errors for e in self.endpoints.values())
 
     def aggregate_hist(self) -> Any:
         return hdr.merged(e.hist for e in self.endpoints.values())
+
+    def aggregate_failed(self) -> Any:
+        return hdr.merged(e.failed for e in self.endpoints.values())
 
     def timeline(self) -> list[dict[str, Any]]:
         self.settle()
@@ -175,7 +191,7 @@ class Aggregator:
         for t in (self.latest_t - 1, self.latest_t):
             row = self._open.get(t)
             if row is not None:
-                return LiveRow(float(row.hist.get_total_count()), hdr.quantile_ms(row.hist, 50),
+                return LiveRow(float(row.hist.get_total_count() + row.errors), hdr.quantile_ms(row.hist, 50),
                                hdr.quantile_ms(row.hist, 95), hdr.quantile_ms(row.hist, 99), row.in_flight, row.errors)
             if t in self.rows:
                 r = self.rows[t]
@@ -216,8 +232,11 @@ class LiveRow:
     second_errors: int = 0
 
 
-def stats_block(hist: Any, errors: int, kinds: dict[str, int], duration_s: float) -> dict[str, Any]:
-    requests = hist.get_total_count()
+def stats_block(hist: Any, errors: int, kinds: dict[str, int], duration_s: float,
+                failed: Any = None) -> dict[str, Any]:
+    """hist: the successful requests' latencies; failed: the failures' (their own block, like k6's
+    expected_response: a refused connection answers in a millisecond and must not pull p50 down)."""
+    requests = hist.get_total_count() + errors
     return {
         "requests": requests,
         "failures": errors,
@@ -225,4 +244,5 @@ def stats_block(hist: Any, errors: int, kinds: dict[str, int], duration_s: float
         "rps": round(requests / duration_s, 3) if duration_s > 0 else 0.0,
         "error_rate": round(errors / requests, 6) if requests else 0.0,
         "latency_ms": hdr.summary(hist),
+        "failure_latency_ms": hdr.summary(failed if failed is not None else hdr.new()),
     }

@@ -3,8 +3,9 @@
 The names are the contract in `opskit.alerts.loadtest_metrics`. Everything is computed at scrape time
 from what the master already merged (the aggregator's exact HDR histograms, the generator counters),
 so the exporter adds no work per request and its counters equal results.json at the end of the run:
-requests, failures and the histogram's `_count` per endpoint are the same numbers; the quantile
-summaries' quantiles are the same HDR percentiles (latencies from the intended start in the open model).
+requests and failures per endpoint are the same numbers, and the histogram's `_count` is requests
+minus failures (latencies are of successful requests, failures are timed apart); the quantile summaries'
+quantiles are the same HDR percentiles (latencies from the intended start in the open model).
 
 `families()` is pure (a `RunView` in, metric families out); `serve()` is the small I/O part: its own
 CollectorRegistry (never the process-global one) on a loopback port.
@@ -142,8 +143,9 @@ def families(view: RunView) -> list[Any]:
     requests = metric(CounterMetricFamily, m.REQUESTS, "Requests completed (success or failure).",
                       ["name", "method"])
     failures = metric(CounterMetricFamily, m.FAILURES, "Requests that failed.", ["name", "method"])
-    latency = HistogramMetricFamily(m.RESPONSE_TIME, "Client-side response time (from the intended start in "
-                                    "the open model), from the run's HDR histograms.", labels=ep_labels)
+    latency = HistogramMetricFamily(m.RESPONSE_TIME, "Client-side response time of successful requests (from "
+                                    "the intended start in the open model), from the run's HDR histograms.",
+                                    labels=ep_labels)
     quantiles = SummaryMetricFamily(m.LATENCY_SUMMARY, "HDR percentiles of the run so far, per request "
                                     "(the numbers results.json reports).", labels=ep_labels)
     aggregate_q = SummaryMetricFamily(m.AGGREGATE_LATENCY_SUMMARY, "HDR percentiles of the run so far, all "
@@ -156,7 +158,7 @@ def families(view: RunView) -> list[Any]:
         values = [*base_values, name, method]
         counts = _counts(ep.hist)
         st = layout.stats(counts)
-        requests.add_metric(values, st.count)
+        requests.add_metric(values, st.count + ep.errors)  # the histogram holds the successes only
         failures.add_metric(values, ep.errors)
         buckets = [(_le(b), float(c)) for b, c in zip(BUCKETS_S, st.buckets, strict=True)]
         buckets.append(("+Inf", float(st.count)))

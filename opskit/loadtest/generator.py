@@ -3,12 +3,14 @@ driver's configuration, and the payload it reports each second (local runner or 
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from typing import Any
 
 import psutil
 
-from opskit.loadtest import openmodel
+from opskit.loadtest import context, openmodel
 from opskit.loadtest.aggregate import StepWindow
 from opskit.loadtest.arrivals import RateStage
 from opskit.loadtest.recorder import Recorder
@@ -33,12 +35,15 @@ def step_windows(cfg: RunnerConfig) -> list[StepWindow]:
 class Generator:
     """What one process does while generating load: record, report, and (open model) drive arrivals."""
 
-    def __init__(self, cfg: RunnerConfig, index: int, n: int, classes: list[Any]) -> None:
+    def __init__(self, cfg: RunnerConfig, index: int, n: int, classes: list[Any], worker_id: str = "local") -> None:
         self.cfg = cfg
+        # who made this share of the load, for results.json's generator.workers
+        self.identity = {"id": worker_id, "host": socket.gethostname(), "pid": os.getpid()}
         self.rec: Recorder | None = None
         self.proc = psutil.Process()
         self.proc.cpu_percent(None)
         self.cpu: list[tuple[float, float]] = []
+        context.set_process(index, n)  # before the locustfile's on_start: it may partition its data by it
         openmodel.STATE.__init__()  # type: ignore[misc]
         st = openmodel.STATE
         st.user_classes = classes
@@ -62,4 +67,5 @@ class Generator:
             self.cpu.append((now - self.rec.t0, self.proc.cpu_percent(None)))
         cpu, self.cpu = self.cpu, []
         return {"proc": str(openmodel.STATE.index), "seconds": self.rec.drain(now, final=final), "cpu": cpu,
-                "task_errors": openmodel.take_task_errors(), "done": openmodel.STATE.finished, "final": final}
+                "task_errors": openmodel.take_task_errors(), "done": openmodel.STATE.finished, "final": final,
+                "worker": self.identity}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
 import stat
 import sys
 from collections.abc import Callable, Mapping
@@ -225,15 +226,23 @@ def worker(spec: Spec, master: str, port: int, token_file: Path | None = None,
         env[TOKEN_ENV] = token
     argv = [sys.executable, "-m", "opskit.loadtest.runner", "--worker", "--master", master,
             "--master-port", str(port)]
-    proc = children.start(argv, env=env, log=None)  # its output is this command's
+    proc = children.start(argv, env=env, log=None)  # its output (progress lines on stderr) is this command's
+
+    def terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # handled below: the worker process is stopped, not left behind
+
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
         code = proc.wait()
     except KeyboardInterrupt:
-        proc.stop(timeout_s=15)
+        proc.stop(timeout_s=15)  # SIGTERM: the worker leaves the master and says so
         raise Interrupted("worker stopped") from None
     finally:
         proc.stop(timeout_s=15)
+        signal.signal(signal.SIGTERM, previous)
     if code == 2:  # it said why on stderr: the master did not prove the token, or refused this worker's
         raise ConfigError("the worker did not join the run (see the line above)")
+    if code == 3:
+        raise RuntimeFailure(f"no master answered at {master}:{port}")
     if code != 0:
         raise RuntimeFailure(f"the worker exited with code {code}")

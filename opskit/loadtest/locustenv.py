@@ -1,6 +1,6 @@
 """Locust plumbing for the runner (imports locust: runner subprocess only): loading a locustfile,
 building the Environment, checking every request against the target allowlist, and writing Locust's
-own CSV and HTML report atomically."""
+own CSVs atomically."""
 
 from __future__ import annotations
 
@@ -182,7 +182,6 @@ def environment(classes: list[type[User]], host: str, config: RunnerConfig | Non
 
 def write_reports(env: Environment, out_dir: Path) -> None:
     from locust import stats as lstats
-    from locust.html import get_html_report
 
     writer = lstats.StatsCSV(env, lstats.PERCENTILES_TO_REPORT)
     for suffix, fn in (("stats", writer.requests_csv), ("failures", writer.failures_csv),
@@ -190,8 +189,5 @@ def write_reports(env: Environment, out_dir: Path) -> None:
         buf = io.StringIO()
         fn(csv.writer(buf))
         write_atomic(out_dir / f"locust_{suffix}.csv", buf.getvalue())
-    try:
-        html = get_html_report(env, show_download_link=False)
-    except Exception as exc:  # the report is a convenience; results.json is the contract
-        html = f"<html><body>Locust's report could not be rendered: {exc}</body></html>"
-    write_atomic(out_dir / "locust_report.html", html)
+    # no locust_report.html: as opskit drives Locust it says "Script: None", "Number of Users 1" and charts
+    # the driver's rate, not the arrivals'; opskit's own report.html (loadtest/report.py) replaces it

@@ -5,7 +5,7 @@ One `OpenModelDriver` user runs per generator process. It walks its share of the
 and runs one task of the locustfile's users there; an arrival that finds `cap` requests already in
 flight is counted as dropped, never delayed. `install_recording` makes every request event carry
 the time since the arrival's *intended* start, so a stalled server shows in the percentiles (no
-coordinated omission) - in results.json and in Locust's own CSV/HTML as well.
+coordinated omission) - in results.json and in Locust's own CSVs as well.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def install_recording(env: Any) -> None:
     """Wrap the request event so every request is recorded (HDR) and timed from its intended start.
 
     One wrapper around Locust's fire (not a listener): it must change response_time before Locust's
-    own listeners see it, so its CSV/HTML agree with results.json. This runs once per request, so it
+    own listeners see it, so its CSVs agree with results.json. This runs once per request, so it
     keeps to locals, one dict pop and a list append (the histogram is built once per second)."""
     hook = env.events.request
     if getattr(hook, "_opskit", False):
@@ -100,7 +100,8 @@ def install_recording(env: Any) -> None:
                 by_name = names[rtype] = {}
             key = by_name.get(name)
             if key is None:
-                key = by_name[name] = f"{rtype} {name}"
+                # a name that already starts with its method ("GET /api/x", as in the spec's slos) is kept
+                key = by_name[name] = str(name) if str(name).startswith(f"{rtype} ") else f"{rtype} {name}"
             exc = kw.get("exception")
             rec.record(key, rt, None if exc is None else failure_kind(exc, kw.get("response")), now)
         original(reverse=reverse, **kw)

@@ -1,4 +1,5 @@
-"""Per-process recording: one HDR histogram per endpoint per second of the run, plus the generator's
+"""Per-process recording: HDR histograms per endpoint per second of the run (successful requests, and
+failed ones apart: a refused connection's 1 ms is not the service's latency), plus the generator's
 own counters (scheduled, dropped, in flight, scheduling lag). Closed seconds are drained as plain,
 JSON-able payloads (histograms encoded) that the aggregator merges exactly across processes.
 
@@ -17,7 +18,8 @@ from opskit.loadtest import hdr
 class _EndpointSecond:
     # raw microsecond values, bucketed into an HDR histogram once per second (hdr.record_many_us):
     # a list append is the only per-request work, where a histogram update is ~1.5 us of Python
-    values: list[int] = field(default_factory=list)
+    values: list[int] = field(default_factory=list)  # successful requests
+    failed: list[int] = field(default_factory=list)  # failures are timed apart (k6's expected_response)
     errors: int = 0
     kinds: dict[str, int] = field(default_factory=dict)
 
@@ -66,9 +68,11 @@ class Recorder:
         ep = sec.endpoints.get(endpoint)
         if ep is None:
             ep = sec.endpoints[endpoint] = _EndpointSecond()
-        ep.values.append(int(ms * 1000.0))
         self.requests += 1
-        if kind is not None:
+        if kind is None:
+            ep.values.append(int(ms * 1000.0))
+        else:
+            ep.failed.append(int(ms * 1000.0))
             ep.errors += 1
             ep.kinds[kind] = ep.kinds.get(kind, 0) + 1
             self.errors += 1
@@ -130,7 +134,8 @@ def _payload(s: _Second) -> dict[str, Any]:
     return {
         "t": s.t,
         "endpoints": {
-            name: {"h": hdr.encode(hdr.from_us(ep.values)), "errors": ep.errors, "kinds": ep.kinds}
+            name: {"h": hdr.encode(hdr.from_us(ep.values)), "errors": ep.errors, "kinds": ep.kinds,
+                   **({"fh": hdr.encode(hdr.from_us(ep.failed))} if ep.failed else {})}
             for name, ep in s.endpoints.items()
         },
         "scheduled": s.scheduled,

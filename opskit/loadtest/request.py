@@ -9,6 +9,8 @@ turns the parameter names into its own option names with ParamError.naming.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,6 +40,7 @@ class RunParams:
     master_bind: str = "127.0.0.1"
     master_port: int | None = None
     locustfile: Path | None = None
+    name: str | None = None  # a locustfile run's own scenario name (default: the file's stem)
     user_classes: tuple[str, ...] = ()
     path: str | None = None  # http-get: the path to request
     out_dir: Path | None = None
@@ -107,6 +110,7 @@ def prepare(spec: Spec, p: RunParams, gather: Callable[[], HostFacts]) -> RunReq
         if duration_s <= 0:
             raise ParamError("`duration` must be above zero")
     sc, notes = scenarios.adjust(sc, rate=p.rate, users=p.users, duration_s=duration_s, max_rps=target.max_rps)
+    sc = _own_name(sc, p)
     if sc.model == "closed" and target.max_rps is not None:
         raise ParamError(f"target {target.name!r} has max_rps {target.max_rps:g}: the closed model (`users`) "
                          "cannot hold a rate cap; use the open model (`rate`)")
@@ -143,6 +147,22 @@ def prepare(spec: Spec, p: RunParams, gather: Callable[[], HostFacts]) -> RunReq
                    stages=plan.stages(sc), max_in_flight=sc.max_in_flight)
     return RunRequest(spec, sc, target, folder, opts, meta, (*notes, *host.notes),
                       tenant_keys=host.tenant_keys if not target.embedded else (), token=host.token)
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def _own_name(sc: scenarios.Scenario, p: RunParams) -> scenarios.Scenario:
+    """A --locustfile run is its own scenario: named `name` (default the file's stem), so its results,
+    folder, run id and gate criteria (gate.scenarios.NAME) are not the borrowed shape's."""
+    if p.locustfile is None:
+        if p.name is not None:
+            raise ParamError("`name` names a `locustfile` run; a scenario from loadtests/ has its own name")
+        return sc
+    name = p.name if p.name is not None else p.locustfile.stem
+    if not _NAME.fullmatch(name):
+        raise ParamError(f"`name` {name!r}: use letters, digits, '.', '_' or '-' (it names the run folder)")
+    return dataclasses.replace(sc, name=name, description=f"{p.locustfile.name} with the load shape of {sc.name}")
 
 
 def linger(spec: Spec, metrics_port: int | None, metrics_linger: str | None) -> float:

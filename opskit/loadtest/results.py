@@ -7,6 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from opskit.loadtest import hdr
 from opskit.loadtest import health as health_mod
 from opskit.loadtest.aggregate import Aggregator, stats_block
 from opskit.runmodel import Generator, Histograms, Step
@@ -32,7 +33,7 @@ def build(agg: Aggregator, run: dict[str, Any], *, duration_s: float, intended: 
     endpoints = {}
     for name in sorted(agg.endpoints):
         t = agg.endpoints[name]
-        block = stats_block(t.hist, t.errors, t.kinds, duration_s)
+        block = stats_block(t.hist, t.errors, t.kinds, duration_s, t.failed)
         rows = agg.endpoint_rows.get(name, {})
         block["timeline"] = [rows[s] for s in sorted(rows)]
         endpoints[name] = block
@@ -41,6 +42,10 @@ def build(agg: Aggregator, run: dict[str, Any], *, duration_s: float, intended: 
     if requests == 0:
         valid = False
         reasons.append("no requests completed")
+    elif requests == failures:  # latency and throughput of nothing that worked: no answer at all
+        valid = False
+        top = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])[:3])
+        reasons.append(f"no request succeeded ({failures} failed: {top})")
     if run.get("interrupted"):
         valid = False
         reasons.append("interrupted before the end")
@@ -53,7 +58,7 @@ def build(agg: Aggregator, run: dict[str, Any], *, duration_s: float, intended: 
             "invalid_reason": "; ".join(reasons) or None,
             "processes": processes,
         },
-        "aggregate": stats_block(agg_hist, failures, kinds, duration_s),
+        "aggregate": stats_block(agg_hist, failures, kinds, duration_s, agg.aggregate_failed()),
         "endpoints": endpoints,
         "timeline": timeline,
         "steps": [asdict(step) for step in _steps(agg, timeline, run.get("model"))],
@@ -70,6 +75,7 @@ def build(agg: Aggregator, run: dict[str, Any], *, duration_s: float, intended: 
             processes=processes,
             # one sample a second per generator process (percent of one core), for the saturation check
             cpu_samples={proc: samples for proc, samples in agg.cpu_samples()},
+            workers=tuple(agg.workers[p] for p in sorted(agg.workers)),
         )),
         "histograms": asdict(_histograms(agg, agg_hist)) if histograms else {},
     }
@@ -88,8 +94,9 @@ def _steps(agg: Aggregator, timeline: list[dict[str, Any]], model: Any) -> list[
         seconds = [r for r in timeline if r["step"] == step.index]
         # the step's own window; requests finishing after the last stage belong to the last step
         active = min(step.duration_s, max(len(seconds), 1)) if seconds else step.duration_s
-        block = stats_block(totals.hist, totals.errors, totals.kinds, step.duration_s)
-        mean_ms = block["latency_ms"]["mean"] or 0.0
+        block = stats_block(totals.hist, totals.errors, totals.kinds, step.duration_s, totals.failed)
+        # Little's law counts every request in flight, failed ones too
+        mean_ms = hdr.summary(hdr.merged([totals.hist, totals.failed]))["mean"] or 0.0
         concurrency = (step.users if model == "closed" and step.users is not None
                        else round(block["rps"] * mean_ms / 1000.0, 3))  # Little's law
         out.append(Step(
@@ -101,8 +108,6 @@ def _steps(agg: Aggregator, timeline: list[dict[str, Any]], model: Any) -> list[
 
 
 def _histograms(agg: Aggregator, agg_hist: Any) -> Histograms:
-    from opskit.loadtest import hdr
-
     return Histograms(
         unit="us",
         aggregate=hdr.encode(agg_hist),

@@ -38,6 +38,12 @@ from opskit.runmodel import RunnerConfig, RunnerControl  # noqa: E402
 clock = time.perf_counter
 log = logging.getLogger("opskit.loadtest")
 REPORT_S = 1.0
+WORKER_WAIT_S = 60.0  # how long a master waits for its workers
+WORKER_NOTE_S = 5.0  # and how often it says what is missing
+
+
+class WorkersMissing(RuntimeError):
+    """The workers a run needs did not connect in time: said in one line, no traceback."""
 
 
 def emit(kind: str, **data: Any) -> None:
@@ -211,10 +217,24 @@ class Run:
             self.failures.append(f"{type(exception).__name__}: {exception}")
 
     def wait_for_workers(self, runner: Any) -> None:
-        deadline = clock() + 60
+        """Until every worker is ready; what is missing is said every 5 s (remote workers are started by hand)."""
+        start = clock()
+        deadline, next_note = start + WORKER_WAIT_S, start
+        remote = self.workers - int(self.cfg.local_workers)
+        where = f"{self.cfg.master_bind}:{runner.server.port}"
         while len(runner.clients.ready) < self.workers:
+            ready = len(runner.clients.ready)
             if clock() > deadline or self.interrupted:
-                raise RuntimeError(f"only {len(runner.clients.ready)} of {self.workers} workers connected in 60 s")
+                if remote:
+                    raise WorkersMissing(f"--expect-workers {remote}: {max(ready - int(self.cfg.local_workers), 0)} "
+                                       f"remote worker(s) joined at {where} in {WORKER_WAIT_S:.0f} s")
+                raise WorkersMissing(f"only {ready} of {self.workers} local generator processes started in "
+                                   f"{WORKER_WAIT_S:.0f} s (see {self.out / 'workers.log'})")
+            if remote and clock() >= next_note:
+                emit("note", text=f"waiting for workers at {where}: {ready} of {self.workers} connected "
+                                  f"({int(self.cfg.local_workers)} local, {remote} remote: `opskit loadtest worker "
+                                  f"--master HOST --master-port {runner.server.port}`)")
+                next_note += WORKER_NOTE_S
             gevent.sleep(0.1)
 
     def drive(self, runner: Any, gen: Generator | None, t_start: float) -> None:
@@ -356,10 +376,20 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
     if args.worker:
-        gevent.signal_handler(signal.SIGINT, lambda: None)  # the master decides when a worker stops
-        from opskit.loadtest.channel import TOKEN_ENV
+        from greenlet import getcurrent
 
-        return worker_main(args.master, args.master_port, os.environ.pop(TOKEN_ENV, None) or None)
+        from opskit.loadtest.channel import TOKEN_ENV
+        from opskit.loadtest.worker import WorkerStopped
+
+        main_greenlet = getcurrent()
+        gevent.signal_handler(signal.SIGINT, lambda: None)  # the master decides when a worker stops...
+        # ...unless it is told to stop: raised in the main greenlet, so worker_main says so and exits 0
+        gevent.signal_handler(signal.SIGTERM, lambda: main_greenlet.throw(WorkerStopped("SIGTERM")))
+        try:
+            return worker_main(args.master, args.master_port, os.environ.pop(TOKEN_ENV, None) or None)
+        except WorkerStopped as exc:  # while waiting for the master
+            sys.stderr.write(f"opskit worker: stopped ({exc}) before the master answered\n")
+            return 0
     cfg = RunnerConfig.from_json(json.loads(Path(args.config).read_text(encoding="utf-8")))
     run = Run(cfg)
 
@@ -380,6 +410,9 @@ def main(argv: list[str] | None = None) -> int:
     except (locustenv.LocustfileError, ValueError) as exc:
         emit("error", message=str(exc), exit_code=2)
         return 2
+    except WorkersMissing as exc:
+        emit("error", message=str(exc), exit_code=3)
+        return 3
     except Exception as exc:
         log.exception("runner failed")
         emit("error", message=f"{type(exc).__name__}: {exc}", exit_code=3)
