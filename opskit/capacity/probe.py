@@ -43,10 +43,12 @@ class StepMeasure:
     growing: bool = False  # in-flight or latency still rising at the step's end
     generator_bound: bool = False  # the generator, not the service, fell short
     results: str | None = None  # where the step's results.json is, if the runner keeps one
+    cpu_pct: float | None = None  # the service's CPU over the step, percent of its cores, if measured
+    memory_pct: float | None = None  # the service's memory, percent of the host's, if measured
 
     def metric(self, name: str) -> float | None:
         return {"p50": self.p50_ms, "p95": self.p95_ms, "p99": self.p99_ms, "error_rate": self.error_rate,
-                "rps": self.achieved}.get(name)
+                "rps": self.achieved, "cpu_pct": self.cpu_pct, "memory_pct": self.memory_pct}.get(name)
 
 
 @dataclass(frozen=True)
