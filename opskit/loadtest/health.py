@@ -1,14 +1,16 @@
-"""Is the load generator's own measurement trustworthy? (pure)
+"""Is the load generator's own measurement trustworthy, and what limited the run? (pure)
 
 A run is invalid, not passed, when the generator was saturated (a process above 90% of a core
 for 5 consecutive one-second samples: its timers fire late and its latencies include its own
-queueing) or when it missed the intended arrival rate by more than 5% (dropped arrivals, or a
-schedule it could not keep up with).
+queueing) or when its loop fell behind the arrival schedule by more than 5%: `limited_by` is then
+"generator". Arrivals dropped at the in-flight cap, or requests piling up in flight while the
+generator is healthy, are the service's doing: the run is valid, `limited_by` is "service" (the
+gate's answer is then "no"), and the percentiles leave the dropped arrivals out (a lower bound).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 CPU_LIMIT = 90.0
@@ -24,6 +26,8 @@ class Health:
     cpu_mean: float | None
     intended_rate: float | None
     achieved_rate: float
+    limited_by: str = "none"  # none | service | generator
+    limited_reason: str | None = None  # why the service limited the run (the generator's is invalid_reason)
 
 
 def longest_run_above(samples: list[float], limit: float) -> int:
@@ -43,9 +47,14 @@ def assess(
     cpu_limit: float = CPU_LIMIT,
     sustain: int = CPU_SUSTAIN_SAMPLES,
     tolerance: float = RATE_TOLERANCE,
+    dropped: int = 0,
+    in_flight: Sequence[float] = (),
+    scheduled_each: Sequence[float] | None = None,
 ) -> Health:
     """intended: arrivals the schedule held for the time the run lasted (None in the closed model);
-    sent: arrivals actually started."""
+    sent: arrivals actually started; dropped: arrivals that found max_in_flight requests in flight;
+    in_flight / scheduled_each: the most in flight, and the arrivals scheduled, in each second of the load
+    (to see a queue still growing)."""
     reasons: list[str] = []
     all_samples: list[float] = []
     for proc, samples in cpu:
@@ -56,9 +65,18 @@ def assess(
                            f"for {run} s (max {max(samples):.0f}%)")
     achieved = sent / duration_s if duration_s > 0 else 0.0
     intended_rate = intended / duration_s if intended is not None and duration_s > 0 else None
-    if intended and intended > 0 and sent < intended * (1 - tolerance):
-        reasons.append(f"load generator missed its rate: {sent} of {intended} intended arrivals sent "
-                       f"({100 * (1 - sent / intended):.1f}% short, tolerance {100 * tolerance:g}%)")
+    scheduled = sent + dropped
+    if intended and intended > 0 and scheduled < intended * (1 - tolerance):
+        # the loop itself did not reach its arrivals in time: the generator's limit, not the service's
+        reasons.append(f"load generator missed its rate: {scheduled} of {intended} intended arrivals sent "
+                       f"({100 * (1 - scheduled / intended):.1f}% short, tolerance {100 * tolerance:g}%)")
+    limited, why = ("generator", None) if reasons else ("none", None)
+    if not reasons and intended:
+        if dropped > intended * tolerance:
+            limited, why = "service", (f"the service did not keep up: {dropped} of {intended} arrivals found the "
+                                       f"in-flight cap reached and were dropped")
+        elif queue_growing(in_flight, scheduled_each):
+            limited, why = "service", "the service did not keep up: requests in flight kept growing to the end"
     return Health(
         valid=not reasons,
         invalid_reason="; ".join(reasons) or None,
@@ -66,4 +84,28 @@ def assess(
         cpu_mean=round(sum(all_samples) / len(all_samples), 1) if all_samples else None,
         intended_rate=round(intended_rate, 3) if intended_rate is not None else None,
         achieved_rate=round(achieved, 3),
+        limited_by=limited,
+        limited_reason=why,
     )
+
+
+def queue_growing(in_flight: Sequence[float], scheduled: Sequence[float] | None = None, *, factor: float = 1.5,
+                  floor: float = 4.0) -> bool:
+    """Requests in flight still rising at the end of the load: the last third's mean well above the middle
+    third's (and by more than a few requests, so a fast service's 1 -> 2 is not a queue). With the arrivals
+    scheduled each second, in flight is taken per arrival (seconds of backlog), so a rising rate whose
+    requests all finish in time is no queue."""
+    n = len(in_flight) // 3
+    if n < 1:
+        return False
+
+    def third(values: Sequence[float], k: int) -> float:
+        return sum(values[k * n:(k + 1) * n] if k < 2 else values[-n:]) / n
+
+    middle, last = third(in_flight, 1), third(in_flight, 2)
+    if last - middle < floor:
+        return False
+    if scheduled is not None and len(scheduled) == len(in_flight):
+        per = [f / s if s > 0 else 0.0 for f, s in zip(in_flight, scheduled, strict=True)]
+        return third(per, 2) > factor * third(per, 1)
+    return last > factor * middle
