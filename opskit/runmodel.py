@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 __all__ = ["SCHEMA_VERSION", "Failover", "Generator", "Histograms", "Probe", "ProbeStepRow", "RunInfo", "RunMeta",
-           "RunResults", "RunnerConfig", "RunnerControl", "Scope", "Second", "Stage", "Step", "UnreadableResults", "from_snapshot",
+           "RunResults", "RunnerConfig", "RunnerControl", "Scope", "Second", "Stage", "Step", "UnreadableResults",
+           "from_snapshot",
            "parse_results", "read", "read_steps"]
 
 DERIVED = {"derived": True}
@@ -236,6 +237,8 @@ class ProbeStepRow:
     why: str | None = None
     users: int | None = None  # the closed model's sweep: the concurrency of the step
     results: str | None = None  # the step's own results.json, relative to the probe's folder
+    cpu_pct: float | None = None  # the service's CPU (percent of its workers' cores), when it was watched
+    memory_pct: float | None = None  # the service's memory (percent of the host's)
 
 
 @dataclass(frozen=True)
@@ -501,7 +504,8 @@ def read_probe(value: Any, name: str) -> Probe | None:
             p95=_num_or_none(s.get("p95")), p99=_num_or_none(s.get("p99")),
             error_rate=_num_or_none(s.get("error_rate")), in_flight_max=_int_or_none(s.get("in_flight_max")),
             verdict=r.text(s, "verdict", f"{where}.verdict"), phase=_str(s.get("phase")), why=_str(s.get("why")),
-            users=_int_or_none(s.get("users")), results=_str(s.get("results"))))
+            users=_int_or_none(s.get("users")), results=_str(s.get("results")),
+            cpu_pct=_num_or_none(s.get("cpu_pct")), memory_pct=_num_or_none(s.get("memory_pct"))))
     interval = value.get("interval")
     if not isinstance(interval, list) or len(interval) != 2:
         raise r.bad("probe.interval", "expected [lo, hi]")

@@ -261,3 +261,157 @@ def report_cmd(spec_file: str | None, results: tuple[str, ...], out_file: str, m
     for h in review.headlines:
         out.echo(f"{h.question}: {h.answer}")
     out.echo(f"wrote {html_path} and {md_path}" + (f" (runs: {', '.join(used)})" if used else " (no run used)"))
+
+
+@capacity.command("probe")
+@spec_option
+@click.option("--target", metavar="NAME", help="A target declared under targets: [default: one worker of the "
+              "embedded service, so the answer is per instance].")
+@click.option("--host", metavar="URL", help="A loopback URL (or a declared target's).")
+@click.option("--scenario", default="http-get", show_default=True, metavar="NAME",
+              help="The scenario whose requests each step sends (its shape is replaced by one constant rate).")
+@click.option("--path", metavar="PATH", help="http-get: the path to request [default: /api/assets].")
+@click.option("--slo", "slos", multiple=True, metavar="EXPR",
+              help='A step passes only if it holds, e.g. "p95 < 200ms" (repeatable; p50, p95, p99, error_rate, '
+              "rps) [default: the spec's SLOs' latency limits].")
+@click.option("--error-budget", default="1%", show_default=True, metavar="PCT", help="Errors a step may have.")
+@click.option("--start", type=FiniteFloatRange(min=0, min_open=True), default=20.0, show_default=True,
+              help="First rate (req/s); users with --model closed.")
+@click.option("--max-rate", type=FiniteFloatRange(min=0, min_open=True), default=5000.0, show_default=True,
+              help="Highest rate tried (req/s); users with --model closed.")
+@click.option("--step", "step", default="15s", show_default=True, metavar="DURATION", help="Each step's length.")
+@click.option("--workers", type=click.IntRange(1, 16), default=1, show_default=True,
+              help="Embedded service workers.")
+@click.option("--model", type=click.Choice(["open", "closed"]), default="open", show_default=True,
+              help="open: search the arrival rate; closed: sweep users (USL points across the knee).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None, metavar="DIR",
+              help="The probe's folder [default: loadtest.out_dir/STAMP-probe].")
+@click.option("--confirm-production", is_flag=True, help="Allow a production target.")
+@output_option("table", "json")
+def probe_cmd(spec_file: str | None, target: str | None, host: str | None, scenario: str, path: str | None,
+              slos: tuple[str, ...], error_budget: str, start: float, max_rate: float, step: str, workers: int,
+              model: str, out_dir: Path | None, confirm_production: bool, output: str) -> None:
+    """Find the highest arrival rate held within the SLO: a geometric ramp until a step fails, bisection
+    to 5%, the boundary confirmed by a repeat. Writes the probe's results.json (its `probe` block).
+
+    Exit 0 with an answer; 1 when not even the lowest rate tried held the SLO; 2 bad input; 3 the
+    target cannot be reached or a step broke.
+    """
+    import datetime as dt
+
+    from opskit.capacity import proberun
+    from opskit.loadtest import host as lt_host
+
+    spec = load(spec_file)
+    slo, texts = _probe_slo(spec, slos)
+    budget = _fraction("--error-budget", error_budget)
+    if max_rate < start:
+        raise UsageError(f"--max-rate {max_rate:g} is below --start {start:g}")
+    step_s = _duration("--step", step)
+    folder = out_dir or Path(spec.loadtest.out_dir) / f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-probe"
+    req = proberun.ProbeRequest(slo, texts, budget, start, max_rate, step_s, folder, target=target, host=host,
+                                scenario=scenario, path=path, workers=workers, model=model,
+                                confirm_production=confirm_production)
+    result, results = proberun.probe(spec, req, lambda: lt_host.facts(spec_file), _ProbeProgress(model))
+    steps = [{"rate": r.rate, "achieved": r.achieved, "p50": r.p50, "p95": r.p95, "p99": r.p99,
+              "error_rate": r.error_rate, "in_flight_max": r.in_flight_max, "verdict": r.verdict}
+             for r in proberun.step_rows(result)]
+    if output == "json":
+        out.emit_json({"max_rate_within_slo": result.max_rate_within_slo, "saturation_rate": result.saturation_rate,
+                       "limited_by": result.limited_by, "interval": list(result.interval), "steps": steps,
+                       "results": str(results)})
+    else:
+        out.echo(_probe_answer(result, texts))
+        out.echo(f"results: {results}")
+    for n in result.notes:
+        out.warn(n)
+    if result.max_rate_within_slo is None:
+        raise Refused("no rate tried held the SLO")
+
+
+class _ProbeProgress:
+    """One line per step on stderr as the probe goes."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+
+    def note(self, text: str) -> None:
+        out.echo(text, err=True)
+
+    def step(self, index: int, step: Any) -> None:
+        m = step.measure
+        p95 = "-" if m.p95_ms is None else f"{m.p95_ms:,.1f} ms"
+        level = f"{m.rate:,.1f} req/s offered" if self.model == "open" else "closed"
+        verdict = "pass" if step.verdict == "pass" else f"{step.verdict.upper()} ({step.why})"
+        out.echo(f"step {index} [{step.phase}] {level}: {m.achieved:,.1f} completed, p95 {p95}, "
+                 f"errors {m.error_rate:.2%}, in flight <= {m.in_flight_max}: {verdict}", err=True)
+
+
+def _probe_answer(result: Any, slo: tuple[str, ...]) -> str:
+    within = f" within {', '.join(slo)}" if slo else ""
+    if result.max_rate_within_slo is None:
+        return f"no rate held{within} (limited by {result.limited_by})"
+    rate = f"{result.max_rate_within_slo:,.1f} req/s"
+    if result.limited_by == "generator":
+        return f"capacity >= {rate}{within} (generator-bound: a lower bound, not the knee)"
+    if result.limited_by == "max_rate":
+        return f"capacity >= {rate}{within} (every step passed up to --max-rate)"
+    hi = result.interval[1]
+    upper = f" (fails at {hi:,.1f} req/s: {result.limited_by})" if hi else ""
+    return (f"max rate{within}: {rate}{upper}; saturation (most completed): "
+            f"{result.saturation_rate:,.1f} req/s")
+
+
+def _probe_slo(spec: Any, texts: tuple[str, ...]) -> tuple[tuple[Any, ...], tuple[str, ...]]:
+    """--slo criteria (or the spec's SLOs' latency limits, endpoint dropped: the probe sends one request kind)."""
+    import dataclasses
+
+    from opskit.gate.criteria import CriterionError, parse
+    from opskit.gate.sources import slo_criteria
+
+    known = ("p50", "p95", "p99", "error_rate", "rps")  # what a step measures (capacity/probe.StepMeasure)
+    if texts:
+        out_c = []
+        for text in texts:
+            try:
+                c = parse(text)
+            except CriterionError as exc:
+                raise UsageError(f"--slo {text!r}: column {exc.column}: {exc.message}") from None
+            if c.metric not in known:
+                raise UsageError(f"--slo {text!r}: the probe measures {', '.join(known)}, not {c.metric}")
+            if c.endpoint or c.for_s:
+                raise UsageError(f"--slo {text!r}: the probe judges each whole step: no endpoint, no 'for'")
+            out_c.append(c)
+        return tuple(out_c), texts
+    # the latency limits only: --error-budget stands for the availability part
+    derived = [s.criterion for slo in spec.slos for s in slo_criteria(slo) if s.criterion.metric in known
+               and s.criterion.metric != "error_rate"]
+    chosen: dict[str, Any] = {}
+    for c in derived:  # the first SLO's limit per metric
+        chosen.setdefault(c.metric, dataclasses.replace(c, endpoint=None))
+    crit = tuple(chosen.values())
+    return crit, tuple(c.text for c in crit)
+
+
+def _fraction(option: str, value: str) -> float:
+    from opskit.units import parse_percent
+
+    try:
+        pct = parse_percent(value)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from None
+    if not 0 <= pct <= 100:
+        raise UsageError(f"{option}: expected 0% to 100%, got {value}")
+    return pct / 100
+
+
+def _duration(option: str, value: str) -> float:
+    from opskit.units import parse_duration
+
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from None
+    if seconds < 1:
+        raise UsageError(f"{option}: a step needs at least 1s, got {value}")
+    return seconds
