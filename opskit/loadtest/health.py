@@ -2,7 +2,8 @@
 
 A run is invalid, not passed, when the generator was saturated (a process above 90% of a core
 for 5 consecutive one-second samples: its timers fire late and its latencies include its own
-queueing) or when its loop fell behind the arrival schedule by more than 5%: `limited_by` is then
+queueing) or when its loop fell behind the arrival schedule (more than 5% of the arrivals never reached,
+or one sent more than a second late): `limited_by` is then
 "generator". Arrivals dropped at the in-flight cap, or requests piling up in flight while the
 generator is healthy, are the service's doing: the run is valid, `limited_by` is "service" (the
 gate's answer is then "no"), and the percentiles leave the dropped arrivals out (a lower bound).
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 CPU_LIMIT = 90.0
 CPU_SUSTAIN_SAMPLES = 5
 RATE_TOLERANCE = 0.05
+LAG_LIMIT_MS = 1000.0  # an arrival sent this late: the generator's loop, not the service, is behind
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ def assess(
     dropped: int = 0,
     in_flight: Sequence[float] = (),
     scheduled_each: Sequence[float] | None = None,
+    lag_max_ms: float | None = None,
+    lag_limit_ms: float = LAG_LIMIT_MS,
 ) -> Health:
     """intended: arrivals the schedule held for the time the run lasted (None in the closed model);
     sent: arrivals actually started; dropped: arrivals that found max_in_flight requests in flight;
@@ -70,6 +74,9 @@ def assess(
         # the loop itself did not reach its arrivals in time: the generator's limit, not the service's
         reasons.append(f"load generator missed its rate: {scheduled} of {intended} intended arrivals sent "
                        f"({100 * (1 - scheduled / intended):.1f}% short, tolerance {100 * tolerance:g}%)")
+    if lag_max_ms is not None and lag_max_ms > lag_limit_ms and intended:
+        reasons.append(f"load generator lagged: an arrival went out {lag_max_ms / 1000:,.1f} s after its intended "
+                       f"time (limit {lag_limit_ms / 1000:g} s): its loop could not keep the schedule")
     limited, why = ("generator", None) if reasons else ("none", None)
     if not reasons and intended:
         if dropped > intended * tolerance:

@@ -27,7 +27,7 @@ def build(agg: Aggregator, run: dict[str, Any], *, duration_s: float, intended: 
     health = health_mod.assess(cpu=agg.cpu_samples(), duration_s=duration_s, intended=intended, sent=sent,
                                dropped=agg.dropped if intended is not None else 0,
                                in_flight=[r["in_flight"] for r in load],
-                               scheduled_each=[r["scheduled"] for r in load])
+                               scheduled_each=[r["scheduled"] for r in load], lag_max_ms=agg.lag_max_ms)
     agg_hist = agg.aggregate_hist()
     kinds: dict[str, int] = {}
     for totals in agg.endpoints.values():

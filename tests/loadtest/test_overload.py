@@ -62,3 +62,10 @@ def test_a_rate_within_capacity_is_limited_by_nothing(invoke, tmp_path: Path) ->
     r = json.loads((out / "results.json").read_text())
     assert r["run"]["limited_by"] == "none" and r["run"]["latency_lower_bound"] is False
     assert result.exit_code == 0, result.stderr
+
+
+def test_a_loop_sending_arrivals_seconds_late_is_the_generator() -> None:
+    h = health.assess(cpu=[("0", [40.0] * 5)], duration_s=3.0, intended=9000, sent=9000, lag_max_ms=4500.0)
+    assert not h.valid and h.limited_by == "generator" and "lagged" in (h.invalid_reason or "")
+    ok = health.assess(cpu=[("0", [40.0] * 5)], duration_s=3.0, intended=9000, sent=9000, lag_max_ms=12.0)
+    assert ok.valid and ok.limited_by == "none"
