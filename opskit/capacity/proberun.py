@@ -190,7 +190,7 @@ def growing(rows: Sequence[Any]) -> bool:
         return True
     p50 = [s.p50 for s in rows if s.p50 is not None]
     n = len(p50) // 3
-    if n < 1:
+    if n < 2:
         return False
     middle, last = sum(p50[n:2 * n]) / n, sum(p50[-n:]) / n
     return last > 2 * middle and last - middle >= 50

@@ -151,6 +151,8 @@ def forecast_cmd(spec_file: str | None, months: int, results: tuple[str, ...], c
         costs = {e.plan: e.total_monthly for e in price_plans(spec, catalog, plan_names(spec, None))}
     cap = capacity_rps or model.capacity_rps
     src = "--capacity-rps" if capacity_rps else model.capacity_source
+    if not capacity_rps:
+        _probe_provenance(model.probe)
     fc = forecast(spec.growth, months=months, resources=spec.resources, thresholds=spec.thresholds,
                   plans=spec.plans, plan_costs=costs, capacity_rps=cap, capacity_source=src)
     _show_forecast(fc, output)
@@ -207,7 +209,11 @@ def plan_cmd(spec_file: str | None, months: int, results: tuple[str, ...], capac
     from opskit.capacity.build import make_plan
     from opskit.capacity.report import plain, plan_table
 
+    from opskit.capacity.inputs import measured_probe
+
     spec = load(spec_file)
+    if capacity_rps is None:
+        _probe_provenance(measured_probe(spec))
     plan = make_plan(spec, spec_file=spec_file, results=list(results), months=months, slo_name=slo_name,
                      p95_ms=_p95(p95), instances=instances, capacity_rps=capacity_rps, measured_on=measured_on,
                      families=list(families) or None)
@@ -245,7 +251,10 @@ def report_cmd(spec_file: str | None, results: tuple[str, ...], out_file: str, m
 
     from opskit.capacity.build import make_report
 
+    from opskit.capacity.inputs import measured_probe
+
     spec = load(spec_file)
+    _probe_provenance(measured_probe(spec))
     html_path = Path(out_file)
     md_path = html_path.with_suffix(".md")
     html, md, review = make_report(spec, spec_file=spec_file, results=list(results), months=months,
@@ -261,6 +270,15 @@ def report_cmd(spec_file: str | None, results: tuple[str, ...], out_file: str, m
     for h in review.headlines:
         out.echo(f"{h.question}: {h.answer}")
     out.echo(f"wrote {html_path} and {md_path}" + (f" (runs: {', '.join(used)})" if used else " (no run used)"))
+
+
+def _probe_provenance(probe: Any) -> None:
+    """Say where a {from: probe} capacity came from, and flag it when it may no longer hold."""
+    if probe is None:
+        return
+    out.echo(f"capacity: {probe.text.split('; STALE')[0]} ({probe.path})", err=True)
+    if probe.stale:
+        out.warn(f"the capacity probe is stale: {probe.stale}; run `opskit capacity probe` again")
 
 
 @capacity.command("probe")

@@ -99,11 +99,11 @@ def assess(
 def queue_growing(in_flight: Sequence[float], scheduled: Sequence[float] | None = None, *, factor: float = 1.5,
                   floor: float = 4.0) -> bool:
     """Requests in flight still rising at the end of the load: the last third's mean well above the middle
-    third's (and by more than a few requests, so a fast service's 1 -> 2 is not a queue). With the arrivals
-    scheduled each second, in flight is taken per arrival (seconds of backlog), so a rising rate whose
-    requests all finish in time is no queue."""
+    third's, by more than a few requests and (with the arrivals scheduled each second) by more than a
+    quarter second of arrivals, in flight taken per arrival so a rising rate served in time is no queue.
+    Two rows a third at least: one second against another is noise on a busy machine."""
     n = len(in_flight) // 3
-    if n < 1:
+    if n < 2:
         return False
 
     def third(values: Sequence[float], k: int) -> float:
@@ -113,6 +113,8 @@ def queue_growing(in_flight: Sequence[float], scheduled: Sequence[float] | None 
     if last - middle < floor:
         return False
     if scheduled is not None and len(scheduled) == len(in_flight):
+        if last - middle < 0.25 * third(scheduled, 2):
+            return False
         per = [f / s if s > 0 else 0.0 for f, s in zip(in_flight, scheduled, strict=True)]
         return third(per, 2) > factor * third(per, 1)
     return last > factor * middle

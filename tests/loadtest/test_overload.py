@@ -31,6 +31,8 @@ def test_a_saturated_generator_is_the_generator_even_with_drops() -> None:
     ([2, 2, 2, 2, 2, 2, 2, 2, 2], None, False),            # steady
     ([5, 10, 15, 20, 25, 30, 35, 40, 45], None, True),     # a queue building
     ([1, 1, 2, 2, 3, 3], None, False),                     # tiny rises are no queue
+    ([1, 1, 6], [50, 50, 50], False),                      # one second against another is noise
+    ([2, 2, 2, 2, 8, 8], [50] * 6, False),                 # +6 in flight at 50 req/s: not a queue
     ([10, 20, 30, 40, 50, 60], [10, 20, 30, 40, 50, 60], False),  # the rate rises, backlog per arrival flat
     ([10, 20, 40, 80, 160, 320], [10, 20, 30, 40, 50, 60], True),
 ])
