@@ -112,3 +112,29 @@ def _at(text: str):
     import datetime as dt
 
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_the_report_charts_the_knee_and_hides_a_usl_fit_below_it(invoke, project: Path) -> None:
+    from .conftest import synthetic_levels
+
+    # a step run far below its knee (peak at N ~ 31): the fit would be a confident curve about nothing
+    low = project / "runs" / "20261130T000000Z-step"
+    low.mkdir(parents=True)
+    (low / "results.json").write_text(json.dumps(results_doc(synthetic_levels(0.05, 0.001, 100.0, [1, 2, 3, 4]))),
+                                      encoding="utf-8")
+    r = invoke("capacity", "report", "--spec", "opskit.yaml", "--results", str(low), "--out", "cap.html")
+    assert r.exit_code == 3  # {from: probe} and no probe yet
+    write_probe(project, probe_doc(180.0))
+    r = invoke("capacity", "report", "--spec", "opskit.yaml", "--results", str(low), "--out", "cap.html")
+    assert r.exit_code == 0, r.stderr
+    md = (project / "cap.md").read_text(encoding="utf-8")
+    html = (project / "cap.html").read_text(encoding="utf-8")
+    assert "No USL fit shown: the steps reach" in md and "so the knee would be extrapolated" in md
+    assert "Universal Scalability Law: sigma" not in html
+    assert ("Capacity probe 20261201T100000Z-probe: knee 180.0 req/s within p95 < 200ms (limited by slo:p95), "
+            "saturation 200.0 req/s completed.") in md
+    assert "Latency vs throughput (capacity probe)" in html and "SLO p95 200 ms" in html
+    # points that reach the plateau keep their fit
+    r = invoke("capacity", "report", "--spec", "opskit.yaml", "--out", "cap2.html")
+    assert r.exit_code == 0, r.stderr
+    assert "Universal Scalability Law: sigma" in (project / "cap2.html").read_text(encoding="utf-8")
