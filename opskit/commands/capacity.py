@@ -207,9 +207,8 @@ def plan_cmd(spec_file: str | None, months: int, results: tuple[str, ...], capac
     are scaled by vCPU from the type the capacity was measured on.
     """
     from opskit.capacity.build import make_plan
-    from opskit.capacity.report import plain, plan_table
-
     from opskit.capacity.inputs import measured_probe
+    from opskit.capacity.report import plain, plan_table
 
     spec = load(spec_file)
     if capacity_rps is None:
@@ -250,7 +249,6 @@ def report_cmd(spec_file: str | None, results: tuple[str, ...], out_file: str, m
     import datetime as dt
 
     from opskit.capacity.build import make_report
-
     from opskit.capacity.inputs import measured_probe
 
     spec = load(spec_file)
@@ -433,3 +431,47 @@ def _duration(option: str, value: str) -> float:
     if seconds < 1:
         raise UsageError(f"{option}: a step needs at least 1s, got {value}")
     return seconds
+
+
+@capacity.command("recommend")
+@spec_option
+@click.option("--results", "results", metavar="PROBE", default=None,
+              help="A probe's results.json or folder [default: the newest probe under loadtest.out_dir].")
+@output_option("table", "json")
+def recommend_cmd(spec_file: str | None, results: str | None, output: str) -> None:
+    """From a probe's knee: the per-instance autoscaling target (req/s per replica at the spec's utilization
+    target), and for each threshold row whether it fires before the SLO breaks or only after."""
+    from opskit.capacity.forecast import serving_resource
+    from opskit.capacity.proberun import from_block
+    from opskit.capacity.recommend import recommend
+    from opskit.resultsfile import UnreadableResults, load_run, newest
+
+    spec = load(spec_file)
+    path = Path(results) if results else newest(Path(spec.loadtest.out_dir),
+                                                 accept=lambda r: r.probe is not None and r.probe.model == "open")
+    if path is None:
+        raise UsageError(f"no capacity probe under {spec.loadtest.out_dir}/: run `opskit capacity probe` or "
+                         "pass --results")
+    try:
+        run = load_run(path)
+    except UnreadableResults as exc:
+        raise UsageError(f"--results: {exc}") from None
+    if run.probe is None:
+        raise UsageError(f"--results {path}: not a capacity probe's results (no probe block)")
+    name = serving_resource(spec.resources)
+    res = spec.resources.get(name)
+    rec = recommend(from_block(run.probe), spec.thresholds, resource=name,
+                    utilization_target_pct=res.utilization_target if res is not None else 70.0)
+    if output == "json":
+        out.emit_json(rec)
+        return
+    if rec.target_rps_per_instance is None:
+        out.echo("no knee: no rate held the SLO in this probe, so there is no per-instance target")
+    else:
+        bound = " (the knee is a lower bound)" if rec.lower_bound else ""
+        out.echo(f"{name}: knee {rec.knee_rps:,.1f} req/s per instance{bound}; autoscaling target at "
+                 f"{rec.utilization_target_pct:g}%: {rec.target_rps_per_instance:,.1f} req/s per replica")
+    out.table(("resource", "metric", "scale_up", "fires", "suggest", "why"),
+              [(r.resource, r.metric, "-" if r.scale_up is None else f"{r.scale_up:g}", r.fires,
+                "-" if r.suggest is None else f"{r.suggest:,.4g}", r.note) for r in rec.rows],
+              title="Threshold rows against the measured knee")

@@ -138,3 +138,19 @@ def test_the_report_charts_the_knee_and_hides_a_usl_fit_below_it(invoke, project
     r = invoke("capacity", "report", "--spec", "opskit.yaml", "--out", "cap2.html")
     assert r.exit_code == 0, r.stderr
     assert "Universal Scalability Law: sigma" in (project / "cap2.html").read_text(encoding="utf-8")
+
+
+def test_recommend_reads_the_newest_probe(invoke, project: Path) -> None:
+    r = invoke("capacity", "recommend", "--spec", "opskit.yaml")
+    assert r.exit_code == 2 and "no capacity probe under runs/" in r.stderr
+    write_probe(project, probe_doc(180.0))
+    r = invoke("capacity", "recommend", "--spec", "opskit.yaml", "-o", "json")
+    assert r.exit_code == 0, r.stderr
+    rec = json.loads(r.stdout)
+    # the example spec's api runs at a 70% utilization target: 180 x 0.7 per replica
+    assert rec["knee_rps"] == 180.0 and rec["target_rps_per_instance"] == pytest.approx(126.0)
+    rt = next(row for row in rec["rows"] if row["metric"] == "response_time_p95")
+    # p95 is 60 ms at the knee, under a 500 ms scale_up: the row only fires once the SLO is broken
+    assert rt["fires"] == "after" and rt["at_knee"] == 60.0
+    table = invoke("capacity", "recommend", "--spec", "opskit.yaml")
+    assert "autoscaling target at 70%: 126.0 req/s per replica" in table.stdout
