@@ -88,11 +88,12 @@ def probe(spec: Spec, req: ProbeRequest, facts: Callable[[], HostFacts], reporte
         def run_step(rate: float, users: int | None = None) -> StepMeasure:
             index = len(runs) + 1
             folder = req.out_dir / "steps" / (f"{index:02d}-{users}u" if users else f"{index:02d}-{rate:.4g}")
-            results = _run_one(spec, req, service, host_facts, folder, rate=rate, users=users)
+            with _CpuWatch(service.pids, req.workers) as cpu:
+                results = _run_one(spec, req, service, host_facts, folder, rate=rate, users=users)
             runs.append(folder / "results.json")
             if users:
                 users_of[str(folder / "results.json")] = users
-            return _measure(results, rate, folder / "results.json", service.pids, req.workers)
+            return _measure(results, rate, folder / "results.json", service.pids, cpu.busiest)
 
         if req.model == "closed":
             result = sweep_users(lambda users: run_step(0.0, users), slo=req.slo, error_budget=req.error_budget,
@@ -167,7 +168,7 @@ def _run_one(spec: Spec, req: ProbeRequest, service: _Service, host_facts: HostF
     return results
 
 
-def _measure(run: RunResults, rate: float, path: Path, pids: Sequence[int], workers: int) -> StepMeasure:
+def _measure(run: RunResults, rate: float, path: Path, pids: Sequence[int], cpu_pct: float | None) -> StepMeasure:
     duration = run.duration_s or 1.0
     load = [s for s in run.timeline if s.t < duration]
     completed = sum(s.requests for s in load)
@@ -179,7 +180,7 @@ def _measure(run: RunResults, rate: float, path: Path, pids: Sequence[int], work
         in_flight_max=int(max((s.in_flight or 0 for s in run.timeline), default=0)),
         requests=run.total.requests, growing=growing(load),
         generator_bound=run.run.limited_by == "generator", results=str(path),
-        cpu_pct=_cpu_pct(pids, workers), memory_pct=_memory_pct(pids))
+        cpu_pct=cpu_pct, memory_pct=_memory_pct(pids))
 
 
 def growing(rows: Sequence[Any]) -> bool:
@@ -196,9 +197,6 @@ def growing(rows: Sequence[Any]) -> bool:
     return last > 2 * middle and last - middle >= 50
 
 
-_cpu_seen: dict[int, Any] = {}
-
-
 def _procs(pids: Sequence[int]) -> list[Any]:
     import psutil
 
@@ -212,22 +210,49 @@ def _procs(pids: Sequence[int]) -> list[Any]:
     return out
 
 
-def _cpu_pct(pids: Sequence[int], workers: int) -> float | None:
-    """The service's CPU since the previous step (psutil's counter per process), percent of its workers' cores."""
-    import psutil
+class _CpuWatch:
+    """The service's CPU, one sample a second in a thread while a step runs; the step's figure is its busiest
+    second (the runner's start-up and drain, when the service idles, would dilute a mean)."""
 
-    if not pids:
-        return None
-    total = 0.0
-    for p in _procs(pids):
-        try:
-            if p.pid not in _cpu_seen:
-                _cpu_seen[p.pid] = p
-                p.cpu_percent(None)  # the first call only starts the counter
-            total += _cpu_seen[p.pid].cpu_percent(None)
-        except psutil.Error:
-            continue
-    return round(total / max(workers, 1), 1)
+    def __init__(self, pids: Sequence[int], workers: int) -> None:
+        import threading
+
+        self.pids, self.workers = list(pids), max(workers, 1)
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="probe-cpu", daemon=True)
+
+    def __enter__(self) -> _CpuWatch:
+        if self.pids:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        import psutil
+
+        seen: dict[int, Any] = {}
+        while not self._stop.is_set():
+            total = 0.0
+            for p in _procs(self.pids):
+                try:
+                    if p.pid not in seen:
+                        seen[p.pid] = p
+                        p.cpu_percent(None)  # the first call only starts the counter
+                    else:
+                        total += seen[p.pid].cpu_percent(None)
+                except psutil.Error:
+                    continue
+            self.samples.append(total / self.workers)
+            self._stop.wait(1.0)
+
+    @property
+    def busiest(self) -> float | None:
+        return round(max(self.samples[1:]), 1) if len(self.samples) > 1 else None
 
 
 def _memory_pct(pids: Sequence[int]) -> float | None:

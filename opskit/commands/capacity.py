@@ -315,15 +315,15 @@ def probe_cmd(spec_file: str | None, target: str | None, host: str | None, scena
     """
     import datetime as dt
 
-    from opskit.capacity import proberun
+    from opskit.capacity import proberun, probeview
     from opskit.loadtest import host as lt_host
 
     spec = load(spec_file)
-    slo, texts = _probe_slo(spec, slos)
-    budget = _fraction("--error-budget", error_budget)
+    slo, texts = probeview.probe_slo(spec, slos)
+    budget = probeview.fraction("--error-budget", error_budget)
     if max_rate < start:
         raise UsageError(f"--max-rate {max_rate:g} is below --start {start:g}")
-    step_s = _duration("--step", step)
+    step_s = probeview.step_seconds("--step", step)
     folder = out_dir or Path(spec.loadtest.out_dir) / f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-probe"
     req = proberun.ProbeRequest(slo, texts, budget, start, max_rate, step_s, folder, target=target, host=host,
                                 scenario=scenario, path=path, workers=workers, model=model,
@@ -337,7 +337,7 @@ def probe_cmd(spec_file: str | None, target: str | None, host: str | None, scena
                        "limited_by": result.limited_by, "interval": list(result.interval), "steps": steps,
                        "results": str(results)})
     else:
-        out.echo(_probe_answer(result, texts))
+        out.echo(probeview.answer_text(result, texts))
         out.echo(f"results: {results}")
     for n in result.notes:
         out.warn(n)
@@ -361,76 +361,6 @@ class _ProbeProgress:
         verdict = "pass" if step.verdict == "pass" else f"{step.verdict.upper()} ({step.why})"
         out.echo(f"step {index} [{step.phase}] {level}: {m.achieved:,.1f} completed, p95 {p95}, "
                  f"errors {m.error_rate:.2%}, in flight <= {m.in_flight_max}: {verdict}", err=True)
-
-
-def _probe_answer(result: Any, slo: tuple[str, ...]) -> str:
-    within = f" within {', '.join(slo)}" if slo else ""
-    if result.max_rate_within_slo is None:
-        return f"no rate held{within} (limited by {result.limited_by})"
-    rate = f"{result.max_rate_within_slo:,.1f} req/s"
-    if result.limited_by == "generator":
-        return f"capacity >= {rate}{within} (generator-bound: a lower bound, not the knee)"
-    if result.limited_by == "max_rate":
-        return f"capacity >= {rate}{within} (every step passed up to --max-rate)"
-    hi = result.interval[1]
-    upper = f" (fails at {hi:,.1f} req/s: {result.limited_by})" if hi else ""
-    return (f"max rate{within}: {rate}{upper}; saturation (most completed): "
-            f"{result.saturation_rate:,.1f} req/s")
-
-
-def _probe_slo(spec: Any, texts: tuple[str, ...]) -> tuple[tuple[Any, ...], tuple[str, ...]]:
-    """--slo criteria (or the spec's SLOs' latency limits, endpoint dropped: the probe sends one request kind)."""
-    import dataclasses
-
-    from opskit.gate.criteria import CriterionError, parse
-    from opskit.gate.sources import slo_criteria
-
-    known = ("p50", "p95", "p99", "error_rate", "rps")  # what a step measures (capacity/probe.StepMeasure)
-    if texts:
-        out_c = []
-        for text in texts:
-            try:
-                c = parse(text)
-            except CriterionError as exc:
-                raise UsageError(f"--slo {text!r}: column {exc.column}: {exc.message}") from None
-            if c.metric not in known:
-                raise UsageError(f"--slo {text!r}: the probe measures {', '.join(known)}, not {c.metric}")
-            if c.endpoint or c.for_s:
-                raise UsageError(f"--slo {text!r}: the probe judges each whole step: no endpoint, no 'for'")
-            out_c.append(c)
-        return tuple(out_c), texts
-    # the latency limits only: --error-budget stands for the availability part
-    derived = [s.criterion for slo in spec.slos for s in slo_criteria(slo) if s.criterion.metric in known
-               and s.criterion.metric != "error_rate"]
-    chosen: dict[str, Any] = {}
-    for c in derived:  # the first SLO's limit per metric
-        chosen.setdefault(c.metric, dataclasses.replace(c, endpoint=None))
-    crit = tuple(chosen.values())
-    return crit, tuple(c.text for c in crit)
-
-
-def _fraction(option: str, value: str) -> float:
-    from opskit.units import parse_percent
-
-    try:
-        pct = parse_percent(value)
-    except ValueError as exc:
-        raise UsageError(f"{option}: {exc}") from None
-    if not 0 <= pct <= 100:
-        raise UsageError(f"{option}: expected 0% to 100%, got {value}")
-    return pct / 100
-
-
-def _duration(option: str, value: str) -> float:
-    from opskit.units import parse_duration
-
-    try:
-        seconds = parse_duration(value)
-    except ValueError as exc:
-        raise UsageError(f"{option}: {exc}") from None
-    if seconds < 1:
-        raise UsageError(f"{option}: a step needs at least 1s, got {value}")
-    return seconds
 
 
 @capacity.command("recommend")
