@@ -68,6 +68,9 @@ def run(ctx: click.Context, scenario: str, use_gate: bool, spec_file: str | None
         view.show(results, outcome, req, output)
     if outcome.interrupted:
         raise Interrupted(f"interrupted: partial results (marked interrupted) in {req.out_dir}")
+    if results.run.limited_by == "service":  # valid, but the offered load was not served: say so
+        out.warn(f"limited by the service: {results.run.limited_reason} (percentiles leave dropped arrivals out)"
+                 if results.run.latency_lower_bound else f"limited by the service: {results.run.limited_reason}")
     if use_gate:
         ctx.exit(int(run_gate(gate_request(req.results_path, **gate_opts), spec, output)))
     if outcome.aborted:

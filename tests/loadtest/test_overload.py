@@ -53,6 +53,7 @@ def test_a_rate_above_a_known_capacity_is_service_limited_valid_and_the_gate_say
     assert r["run"]["latency_lower_bound"] is True
     assert result.exit_code == 1, result.stderr
     assert "throughput" in result.stdout + result.stderr
+    assert "limited by the service: the service did not keep up" in result.stderr
 
 
 @pytest.mark.slow
