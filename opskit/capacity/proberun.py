@@ -73,6 +73,12 @@ def probe(spec: Spec, req: ProbeRequest, facts: Callable[[], HostFacts], reporte
         target = safety.resolve(spec, target=req.target, host=req.host, confirm_production=req.confirm_production)
     except safety.ParamError as exc:
         raise UsageError(str(exc).replace("`target`", "--target").replace("`host`", "--host")) from None
+    if target.max_rps is not None and req.max_rate > target.max_rps:
+        # the load test would cap each step there anyway, and a capped step would read as the service's shortfall
+        if req.start > target.max_rps:
+            raise UsageError(f"--start {req.start:g} is above target {target.name!r}'s max_rps ({target.max_rps:g})")
+        reporter.note(f"--max-rate capped at target {target.name!r}'s max_rps ({target.max_rps:g} req/s)")
+        req = dataclasses.replace(req, max_rate=target.max_rps)
     host_facts = facts()
     with ExitStack() as stack:
         if target.embedded:

@@ -337,6 +337,15 @@ def probe_cmd(spec_file: str | None, target: str | None, host: str | None, scena
                        "limited_by": result.limited_by, "interval": list(result.interval), "steps": steps,
                        "results": str(results)})
     else:
+        def ms(v: float | None) -> str:
+            return "-" if v is None else f"{v:,.1f}"
+
+        out.table(("#", "phase", "offered req/s", "completed", "p50 ms", "p95 ms", "p99 ms", "errors", "in flight",
+                   "verdict"),
+                  [(str(i), s.phase, f"{s.measure.rate:,.1f}", f"{s.measure.achieved:,.1f}", ms(s.measure.p50_ms),
+                    ms(s.measure.p95_ms), ms(s.measure.p99_ms), f"{s.measure.error_rate:.2%}",
+                    str(s.measure.in_flight_max), s.verdict) for i, s in enumerate(result.steps, 1)],
+                  title="Capacity probe steps")
         out.echo(probeview.answer_text(result, texts))
         out.echo(f"results: {results}")
     for n in result.notes:

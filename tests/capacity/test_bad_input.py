@@ -70,6 +70,8 @@ def test_report_out_under_a_file_writes_nothing(invoke, tmp_path, monkeypatch):
     (["--target", "nowhere"], 2, "--target 'nowhere' is not declared under targets: in the spec"),
     (["--host", "http://127.0.0.1:1"], 3, "cannot reach http://127.0.0.1:1"),
     (["--error-budget", "150%"], 2, "--error-budget: expected 0% to 100%"),
+    (["--target", "staging", "--start", "3000", "--max-rate", "5000"], 2,
+     "--start 3000 is above target 'staging''s max_rps (2000)"),
 ])
 def test_probe_bad_input_is_one_line(invoke, tmp_path, args, code, words):
     result = invoke("capacity", "probe", "--spec", SPEC, "--out", str(tmp_path / "p"), *args)

@@ -55,3 +55,14 @@ def test_a_starved_generator_is_a_lower_bound_not_a_knee(invoke, tmp_path: Path)
     assert answer["steps"][0]["verdict"] == "generator"
     assert answer["interval"][1] is None
     assert "generator-bound" in result.stderr
+
+
+def test_every_step_passing_up_to_max_rate_is_a_lower_bound_in_the_table(invoke, tmp_path: Path) -> None:
+    with StallServer(StallSchedule(stall_s=0.0, service_s=0.001), slots=50) as server:  # 50,000 req/s
+        result = invoke("capacity", "probe", "--spec", SPEC, "--host", server.url, "--path", "/", "--step", "2s",
+                        "--start", "50", "--max-rate", "50", "--out", str(tmp_path / "t"))
+    assert result.exit_code == 0, result.stderr
+    assert "Capacity probe steps" in result.stdout
+    # without --slo, the spec's SLO latency limits (the example: p95 < 200ms)
+    assert "capacity >= 50.0 req/s within p95 < 200ms (every step passed up to --max-rate)" in result.stdout
+    assert "raise --max-rate to search further" in result.stderr
