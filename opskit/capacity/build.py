@@ -143,8 +143,9 @@ def _probe_chart(spec: Spec, model: Model) -> tuple[str | None, str | None]:
     if p is None or not p.steps:
         return None, None
     points = [(s.achieved or 0.0, s.p95, s.verdict == "pass") for s in p.steps if s.p95]
-    slo_ms = next((float(t.split("<")[1].strip().removesuffix("ms")) for t in p.slo
-                   if t.startswith("p95") and t.strip().endswith("ms") and "<" in t), None)
+    from opskit.capacity.probeview import p95_limit_ms
+
+    slo_ms = p95_limit_ms(p.slo)
     svg = charts.latency_chart([(x, y, ok) for x, y, ok in points if y is not None], p.max_rate_within_slo, slo_ms,
                                p.saturation_rate)
     knee = "none" if p.max_rate_within_slo is None else f"{p.max_rate_within_slo:,.1f} req/s"

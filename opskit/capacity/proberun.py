@@ -363,5 +363,38 @@ def write_results(req: ProbeRequest, result: ProbeResult, service: _Service, hos
     doc.pop("histograms", None)  # the chosen step's own; the steps' are in their folders
     text = out.dumps(doc) + "\n"
     read(json.loads(text), "probe results")  # the file is readable through the model before it is written
-    return atomicio.write_atomic(req.out_dir / "results.json", text)
+    path = atomicio.write_atomic(req.out_dir / "results.json", text)
+    atomicio.write_atomic(req.out_dir / "probe.html", probe_html(block))
+    return path
+
+
+def probe_html(block: Probe) -> str:
+    """A self-contained page beside the probe's results.json: latency vs throughput with the knee and the
+    SLO line, and the steps."""
+    from html import escape
+
+    from opskit.capacity import charts
+    from opskit.capacity.probeview import p95_limit_ms
+
+    slo_ms = p95_limit_ms(block.slo)
+    svg = charts.latency_chart([(r.achieved or 0.0, r.p95, r.verdict == PASS) for r in block.steps if r.p95],
+                               block.max_rate_within_slo, slo_ms, block.saturation_rate)
+    knee = "none" if block.max_rate_within_slo is None else f"{block.max_rate_within_slo:,.1f} req/s"
+
+    def cell(v: float | None, fmt: str = "{:,.1f}") -> str:
+        return "-" if v is None else fmt.format(v)
+
+    rows = "".join(
+        f"<tr><td>{i}</td><td>{escape(r.phase or '')}</td><td>{cell(r.rate)}</td><td>{cell(r.achieved)}</td>"
+        f"<td>{cell(r.p50)}</td><td>{cell(r.p95)}</td><td>{cell(r.p99)}</td><td>{cell(r.error_rate, '{:.2%}')}</td>"
+        f"<td>{r.in_flight_max if r.in_flight_max is not None else '-'}</td><td>{escape(r.verdict)}</td></tr>"
+        for i, r in enumerate(block.steps, 1))
+    return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Capacity probe</title>"
+            "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}td,th{padding:2px 8px;"
+            "text-align:right}</style></head><body><h1>Capacity probe</h1>"
+            f"<p>Knee: <b>{knee}</b> within {escape(', '.join(block.slo) or 'no SLO')} (limited by "
+            f"{escape(block.limited_by)}); saturation {cell(block.saturation_rate)} req/s completed.</p>"
+            f"<figure>{svg}</figure><table><tr><th>#</th><th>phase</th><th>offered req/s</th><th>completed</th>"
+            "<th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th>errors</th><th>in flight</th><th>verdict</th></tr>"
+            f"{rows}</table></body></html>\n")
 

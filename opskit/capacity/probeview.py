@@ -79,3 +79,17 @@ def step_seconds(option: str, value: str) -> float:
     if seconds < 1:
         raise UsageError(f"{option}: a step needs at least 1s, got {value}")
     return seconds
+
+
+def p95_limit_ms(slo: tuple[str, ...]) -> float | None:
+    """The p95 limit among a probe's SLO texts ("p95 < 200ms"), for the chart's SLO line."""
+    from opskit.gate.criteria import CriterionError, parse
+
+    for text in slo:
+        try:
+            c = parse(text)
+        except CriterionError:
+            continue
+        if c.metric == "p95":
+            return c.value
+    return None

@@ -43,6 +43,8 @@ def test_the_probe_finds_a_known_saturation_and_the_rate_within_the_slo(invoke, 
     assert run.probe is not None and run.probe.max_rate_within_slo == lo
     assert run.steps is not None and len(run.steps) == len(answer["steps"])
     assert "step 1 [ramp] 100.0 req/s offered" in result.stderr
+    page = (tmp_path / "p" / "probe.html").read_text(encoding="utf-8")
+    assert "Latency vs throughput (capacity probe)" in page and f"Knee: <b>{lo:,.1f} req/s</b>" in page
 
 
 def test_a_starved_generator_is_a_lower_bound_not_a_knee(invoke, tmp_path: Path) -> None:
