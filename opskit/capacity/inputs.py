@@ -58,9 +58,10 @@ class Model:
 
 
 def build_model(spec: Spec, runs: list[StepData], *, slo_name: str | None = None, p95_ms: float | None = None,
-                instances: int = 1, strict: bool = False) -> Model:
+                instances: int = 1, strict: bool = False, use_probe: bool = True) -> Model:
     """Fit the USL to the runs' steps and find the per-instance throughput that holds the p95 SLO.
-    strict: a fit that cannot be made is an error (capacity fit) rather than a note (capacity report)."""
+    strict: a fit that cannot be made is an error (capacity fit) rather than a note (capacity report);
+    use_probe: resources.<r>.capacity_rps: {from: probe} sets the capacity (not for `capacity fit`)."""
     steps = [s for r in runs for s in r.steps]
     the_fit, note = None, None
     if runs:
@@ -76,7 +77,7 @@ def build_model(spec: Spec, runs: list[StepData], *, slo_name: str | None = None
     name, limit = pick_slo(spec, slo_name, p95_ms)
     slo = slo_capacity(steps, limit) if steps and limit is not None else None
     cap, source = None, ""
-    probe = measured_probe(spec)
+    probe = measured_probe(spec) if use_probe else None
     if probe is not None:  # the spec asks for the probe's answer: it outranks a step run's estimate
         return Model(runs, steps, the_fit, note, slo, name, probe.rps / max(instances, 1), probe.text, probe)
     if slo is not None and slo.estimated_rps:

@@ -57,7 +57,8 @@ def fit_cmd(spec_file: str | None, results: str | None, data: str | None, slo_na
         raise UsageError("give a RESULTS.json (or run folder) or --data CSV, one of them")
     run = read_results(results) if results else read_csv(data)  # type: ignore[arg-type]
     spec = _maybe_spec(spec_file)
-    model = build_model(spec, [run], slo_name=slo_name, p95_ms=_p95(p95), instances=instances, strict=True)
+    model = build_model(spec, [run], slo_name=slo_name, p95_ms=_p95(p95), instances=instances, strict=True,
+                        use_probe=False)
     f = model.fit
     assert f is not None
     if output == "json":
