@@ -22,8 +22,7 @@ def build(agg: Aggregator, run: dict[str, Any], *, duration_s: float, intended: 
     sent = agg.scheduled - agg.dropped
     if run.get("model") == "closed":
         sent, intended = requests, None
-    timeline = agg.timeline()
-    load = [r for r in timeline if r["t"] < duration_s]  # the seconds of load, not the drain after it
+    load = [r for r in agg.timeline() if r["t"] < duration_s]  # the seconds of load, not the drain after it
     health = health_mod.assess(cpu=agg.cpu_samples(), duration_s=duration_s, intended=intended, sent=sent,
                                dropped=agg.dropped if intended is not None else 0,
                                in_flight=[r["in_flight"] for r in load],
@@ -33,6 +32,7 @@ def build(agg: Aggregator, run: dict[str, Any], *, duration_s: float, intended: 
     for totals in agg.endpoints.values():
         for k, v in totals.kinds.items():
             kinds[k] = kinds.get(k, 0) + v
+    timeline = agg.timeline()
     endpoints = {}
     for name in sorted(agg.endpoints):
         t = agg.endpoints[name]
