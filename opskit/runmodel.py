@@ -22,9 +22,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-__all__ = ["SCHEMA_VERSION", "Failover", "Generator", "Histograms", "RunInfo", "RunMeta", "RunResults",
-           "RunnerConfig", "RunnerControl", "Scope", "Second", "Stage", "Step", "UnreadableResults", "Worker",
-           "from_snapshot", "parse_results", "read", "read_steps"]
+__all__ = ["SCHEMA_VERSION", "Failover", "Generator", "Histograms", "Probe", "ProbeStepRow", "RunInfo", "RunMeta",
+           "RunResults", "RunnerConfig", "RunnerControl", "Scope", "Second", "Stage", "Step", "UnreadableResults",
+           "Worker", "from_snapshot", "parse_results", "read", "read_steps"]
 
 DERIVED = {"derived": True}
 SCHEMA_VERSION = 1
@@ -230,6 +230,49 @@ class RunInfo:
     locustfile: str | None = None
     max_in_flight: int | None = None
     stages: tuple[Stage, ...] = ()
+    limited_by: str = "none"  # none | service (valid: the answer is "no") | generator (invalid)
+    limited_reason: str | None = None
+    latency_lower_bound: bool = False  # arrivals were dropped (never sent): the percentiles leave them out
+
+
+@dataclass(frozen=True)
+class ProbeStepRow:
+    """One step of a capacity probe: an open-model load at one rate, and its verdict."""
+
+    rate: float
+    achieved: float | None
+    p50: float | None
+    p95: float | None
+    p99: float | None
+    error_rate: float | None
+    in_flight_max: int | None
+    verdict: str  # pass | generator | throughput | errors | slo:<metric>
+    phase: str | None = None  # ramp | descend | bisect | confirm (closed: users)
+    why: str | None = None
+    users: int | None = None  # the closed model's sweep: the concurrency of the step
+    results: str | None = None  # the step's own results.json, relative to the probe's folder
+    cpu_pct: float | None = None  # the service's CPU (percent of its workers' cores), when it was watched
+    memory_pct: float | None = None  # the service's memory (percent of the host's)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The capacity probe's answer (`opskit capacity probe`): the highest rate held within the SLO."""
+
+    model: str
+    max_rate_within_slo: float | None
+    saturation_rate: float | None
+    limited_by: str  # slo:<metric> | errors | throughput | generator | max_rate
+    interval: tuple[float | None, float | None]
+    steps: tuple[ProbeStepRow, ...]
+    slo: tuple[str, ...] = ()
+    error_budget: float | None = None
+    step_s: float | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def lower_bound_only(self) -> bool:
+        return self.limited_by in ("generator", "max_rate")
 
 
 @dataclass(frozen=True)
@@ -244,8 +287,8 @@ class RunResults:
     generator: Generator | None = None
     failover: Failover | None = None
     histograms: Histograms | None = None
-    fault: Mapping[str, Any] | None = None  # later issues give these a type
-    probe: Mapping[str, Any] | None = None
+    fault: Mapping[str, Any] | None = None  # a later issue gives this a type
+    probe: Probe | None = None
     schema_version: int = SCHEMA_VERSION
     # the file as read, for path queries into it (scale's results source) and showing blocks as written
     document: Mapping[str, Any] = field(default_factory=dict, metadata=DERIVED, repr=False, compare=False)
@@ -440,6 +483,8 @@ def read(doc: object, name: str = "results.json") -> RunResults:
         processes=_int_or_none(run.get("processes")), locustfile=_str(run.get("locustfile")),
         max_in_flight=_int_or_none(run.get("max_in_flight")),
         stages=tuple(_stage(s) for s in run.get("stages") or () if isinstance(s, dict)),
+        limited_by=_str(run.get("limited_by")) or "none", limited_reason=_str(run.get("limited_reason")),
+        latency_lower_bound=run.get("latency_lower_bound") is True,
     )
     return RunResults(
         run=info, aggregate=total, endpoints=endpoints, timeline=timeline,
@@ -447,8 +492,46 @@ def read(doc: object, name: str = "results.json") -> RunResults:
         generator=_generator(generator) if "generator" in data else None,
         failover=_failover(data.get("failover")), histograms=_histograms(data.get("histograms")),
         fault=data.get("fault") if isinstance(data.get("fault"), dict) else None,
-        probe=data.get("probe") if isinstance(data.get("probe"), dict) else None, document=data,
+        probe=read_probe(data.get("probe"), name), document=data,
     )
+
+
+def read_probe(value: Any, name: str) -> Probe | None:
+    """The probe block (None when absent); a malformed one names its key path."""
+    if value is None:
+        return None
+    r = _Reader(name)
+    if not isinstance(value, dict):
+        raise r.bad("probe", "expected an object")
+    raw_steps = value.get("steps")
+    if not isinstance(raw_steps, list):
+        raise r.bad("probe.steps", "missing" if raw_steps is None else "expected a list")
+    rows = []
+    for i, s in enumerate(raw_steps):
+        where = f"probe.steps[{i}]"
+        if not isinstance(s, dict):
+            raise r.bad(where, "expected an object")
+        rate = r.number(s, "rate", f"{where}.rate")
+        assert rate is not None
+        rows.append(ProbeStepRow(
+            rate=rate, achieved=_num_or_none(s.get("achieved")), p50=_num_or_none(s.get("p50")),
+            p95=_num_or_none(s.get("p95")), p99=_num_or_none(s.get("p99")),
+            error_rate=_num_or_none(s.get("error_rate")), in_flight_max=_int_or_none(s.get("in_flight_max")),
+            verdict=r.text(s, "verdict", f"{where}.verdict"), phase=_str(s.get("phase")), why=_str(s.get("why")),
+            users=_int_or_none(s.get("users")), results=_str(s.get("results")),
+            cpu_pct=_num_or_none(s.get("cpu_pct")), memory_pct=_num_or_none(s.get("memory_pct"))))
+    interval = value.get("interval")
+    if not isinstance(interval, list) or len(interval) != 2:
+        raise r.bad("probe.interval", "expected [lo, hi]")
+    return Probe(
+        model=r.text(value, "model", "probe.model"),
+        max_rate_within_slo=r.number(value, "max_rate_within_slo", "probe.max_rate_within_slo", optional=True),
+        saturation_rate=r.number(value, "saturation_rate", "probe.saturation_rate", optional=True),
+        limited_by=r.text(value, "limited_by", "probe.limited_by"),
+        interval=(_num_or_none(interval[0]), _num_or_none(interval[1])), steps=tuple(rows),
+        slo=tuple(str(x) for x in value.get("slo") or () if isinstance(x, str)),
+        error_budget=_num_or_none(value.get("error_budget")), step_s=_num_or_none(value.get("step_s")),
+        notes=tuple(str(x) for x in value.get("notes") or () if isinstance(x, str)))
 
 
 def read_steps(data: Mapping[str, Any], name: str) -> tuple[Step, ...]:

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The main job end to end on the embedded default (`make demo`, after ./scripts/setup.sh):
-# spec -> smoke load test + CI gate -> step load test -> USL fit -> scaling check -> cost -> forecast ->
-# capacity report -> alert rules and dashboards -> the closed scaling loop on a live service -> the same
-# loop driven by a firing alert (Prometheus -> Alertmanager -> `playbook serve`).
+# spec -> smoke load test + CI gate -> capacity probe (one worker) -> USL fit -> recommendations -> scaling
+# check -> cost -> forecast -> capacity report -> alert rules and dashboards -> the closed scaling loop on a
+# live service, loaded past the knee a second probe finds -> the same loop driven by a firing alert
+# (Prometheus -> Alertmanager -> `playbook serve`).
 # Everything it writes goes under runs/demo/ (emptied first); it leaves nothing running.
-# Takes ~3.5 minutes on a 2-core machine (130-150 s measured before the alert loop, which adds ~60 s). DEMO_STEP_DURATION (default 60s) shortens or lengthens the step run.
+# Takes ~4 minutes on a 2-core machine. DEMO_PROBE_STEP (default 3s) sets the length of each probe step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +14,7 @@ PY=.venv/bin/python
 OUT=runs/demo
 LOOP_SPEC=examples/closed-loop/opskit.yaml
 LOOP_LOAD=examples/closed-loop/load.yaml
-STEP_DURATION=${DEMO_STEP_DURATION:-60s}
+PROBE_STEP=${DEMO_PROBE_STEP:-3s}
 export OPSKIT_STATE_DIR="$OUT/state"   # playbook runs, locks, scaling history: kept with the demo's outputs
 unset OPSKIT_SPEC                      # the demo names its spec where it matters
 SVC_PID=""
@@ -73,24 +74,26 @@ $OPSKIT spec validate
 section "2. Smoke load test on the embedded service, judged by the CI gate (JUnit + Markdown)"
 $OPSKIT loadtest run smoke --out "$OUT/smoke" --gate --junit "$OUT/smoke/junit.xml" --markdown "$OUT/smoke/gate.md"
 
-section "3. Step load test ($STEP_DURATION, stair steps of load, statistics per step)"
-$OPSKIT loadtest run step --duration "$STEP_DURATION" --out "$OUT/step"
+section "3. Capacity probe: one worker of the embedded service, $PROBE_STEP steps, ramp -> bisect -> confirm"
+# exit 1 = no rate held the SLO (an answer); the folder's results.json holds every step and the probe block
+expect "0 1" -- $OPSKIT capacity probe --step "$PROBE_STEP" --start 50 --max-rate 4000 --out "$OUT/probe"
 
-section "4. Universal Scalability Law fit of the step run, and capacity within the p95 SLO"
-$OPSKIT capacity fit "$OUT/step"
+section "4. Universal Scalability Law fit of the probe's steps (they span the knee), and recommendations"
+expect "0 1" -- $OPSKIT capacity fit "$OUT/probe"
+$OPSKIT capacity recommend --results "$OUT/probe"
 
-section "5. Scaling thresholds against the step run (exit 1 = something should scale: an answer, not an error)"
-expect "0 1" -- $OPSKIT scale check --source results --from "$OUT/step"
+section "5. Scaling thresholds against the probe's run at its knee (exit 1 = something should scale: an answer)"
+expect "0 1" -- $OPSKIT scale check --source results --from "$OUT/probe"
 
 section "6. Cost of every phase plan, and phase-1 -> phase-2"
 $OPSKIT cost estimate --all
 $OPSKIT cost diff phase-1 phase-2
 
 section "7. Growth forecast: when each threshold is crossed, and what it costs then"
-$OPSKIT capacity forecast --results "$OUT/step"
+$OPSKIT capacity forecast --results "$OUT/probe"
 
 section "8. Capacity report (self-contained HTML + Markdown)"
-$OPSKIT capacity report --results "$OUT/step" --out "$OUT/capacity-report.html"
+$OPSKIT capacity report --results "$OUT/probe" --out "$OUT/capacity-report.html"
 
 section "9. Alert rules and dashboards: committed files match the spec; promtool unit tests pass"
 $OPSKIT alerts render --check
@@ -115,13 +118,16 @@ SUP=$(json "$LOOP/service.json" 'd["pid"]')
 echo "service: $URL, $(health_workers "$URL") worker(s), supervisor pid $SUP"
 load() { $OPSKIT loadtest run "$LOOP_LOAD" --spec "$LOOP_SPEC" --host "$URL" "$@"; }
 
-echo "-- capacity of 1 worker (closed model, 4 requests in flight, 4 s)"
-load --users 4 --duration 4s --out "$LOOP/capacity-1" >/dev/null
-CAP1=$(json "$LOOP/capacity-1/results.json" 'round(d["aggregate"]["rps"])')
-echo "1 worker serves $CAP1 req/s"
+echo "-- capacity of 1 worker: the probe's highest rate with p95 under the 500 ms scale_up threshold"
+code=0
+$OPSKIT capacity probe --spec "$LOOP_SPEC" --host "$URL" --scenario "$LOOP_LOAD" --slo "p95 < 500ms" \
+  --step 2s --start 10 --max-rate 2000 --out "$LOOP/probe" --output json >"$LOOP/probe.json" || code=$?
+[ "$code" -le 1 ] || die "the probe exited $code"
+CAP1=$(json "$LOOP/probe.json" 'round(d["max_rate_within_slo"] or d["saturation_rate"])')
+echo "1 worker holds $CAP1 req/s with p95 < 500 ms ($(json "$LOOP/probe.json" 'd["limited_by"]') past it)"
 
-# Load the one worker until the api p95 threshold is breached: 1.1x its capacity, then 1.25x, 1.4x and 1.55x (the capacity probe can read low)
-# while the check says hold (the calibration may have run while other work held the CPU). Each check
+# Load the one worker past that knee until the api p95 threshold is breached: 1.1x, then 1.25x, 1.4x and 1.55x
+# while the check says hold (the probe may have run while other work held the CPU). Each check
 # reads the run just finished; once it says scale_up, --act --yes applies the bound playbook.
 DECISION=""
 for FACTOR in 1.1 1.25 1.4 1.55; do
@@ -204,9 +210,9 @@ cleanup; SVC_PID=""
 section "Done in $(( $(date +%s) - started ))s. Outputs under $OUT/:"
 cat <<EOF
   smoke/                 smoke run: results.json, Locust CSV/HTML; junit.xml and gate.md from the gate
-  step/                  step run: results.json with one row per load level
+  probe/                 capacity probe: results.json (probe block, one step row per rate), steps/*/ each run
   capacity-report.html   capacity report (and capacity-report.md)
-  loop/capacity-1/       one worker's capacity (sets the loop's rate)
+  loop/probe/            one worker's knee on the loop's workload (sets the loop's rate)
   loop/before-*/, after/ the same load on 1 and on 2 workers; loop/check-*.json: the scale checks
   state/runs/*/journal.jsonl   the playbook runs' journals (opskit playbook runs --state-dir $OUT/state)
   alert-loop/            rendered rules, serve.log; state/receiver/: the alerts' requests and journal

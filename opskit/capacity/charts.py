@@ -149,3 +149,32 @@ def timeline_chart(fc: Forecast) -> str:
     ax.set_xlabel("month")
     ax.set_title("When each threshold is crossed", pad=14)
     return _svg(fig, "timeline")
+
+
+def latency_chart(points: list[tuple[float, float, bool]], knee_rps: float | None, slo_ms: float | None,
+                  saturation_rps: float | None) -> str:
+    """Latency (p95) against completed throughput, one point per probe step (passing or not), with the knee
+    (the highest rate held within the SLO) and the SLO line."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    ok = sorted((x, y) for x, y, passed in points if passed)
+    bad = sorted((x, y) for x, y, passed in points if not passed)
+    if ok:
+        ax.scatter([x for x, _ in ok], [y for _, y in ok], color=_COLORS["ok"], zorder=3, label="step passed")
+    if bad:
+        ax.scatter([x for x, _ in bad], [y for _, y in bad], color=_COLORS["threshold"], marker="x", zorder=3,
+                   label="step failed")
+    if slo_ms is not None:
+        ax.axhline(slo_ms, color=_COLORS["threshold"], linestyle="--", linewidth=1, label=f"SLO p95 {slo_ms:g} ms")
+    if knee_rps is not None:
+        ax.axvline(knee_rps, color=_COLORS["main"], linestyle="--", linewidth=1,
+                   label=f"knee: {knee_rps:,.1f} req/s within the SLO")
+    if saturation_rps:
+        ax.axvline(saturation_rps, color="#999999", linestyle=":", linewidth=1,
+                   label=f"saturation: {saturation_rps:,.1f} req/s completed")
+    ax.set_yscale("log")
+    ax.set_xlabel("throughput (completed req/s)")
+    ax.set_ylabel("p95 latency (ms, log)")
+    ax.set_title("Latency vs throughput (capacity probe)")
+    ax.legend(loc="upper left", frameon=False)
+    return _svg(fig, "knee")

@@ -89,7 +89,8 @@ def plan_for_month(plans: dict[str, Plan], month: float) -> str | None:
 
 def serving_resource(resources: dict[str, Resource]) -> str:
     """The request-serving fleet: "api", else the first resource with a per-instance req/s capacity."""
-    return "api" if "api" in resources else next((k for k, r in resources.items() if r.capacity_rps), "api")
+    return "api" if "api" in resources else next(
+        (k for k, r in resources.items() if r.capacity_rps or r.capacity_probe), "api")
 
 
 def size(peak: list[float], capacity_rps: float, resource: Resource, name: str, source: str) -> Sizing:

@@ -83,7 +83,9 @@ def headlines(spec: Spec, fc: Forecast, costs: dict[str, float]) -> list[Headlin
         headroom = 1 - peak / cap
         out.append(Headline("Headroom today", f"{headroom:.1%}: peak {peak:,.1f} req/s against {cap:,.0f} req/s "
                             f"that {serving} of {current} {s.resource} instances serve within the SLO "
-                            f"(one held spare for N+{s.redundancy})"))
+                            f"(one held spare for N+{s.redundancy})"
+                            + (f"; capacity from the {s.capacity_source}" if s.capacity_source.startswith("probe ")
+                               else "")))
     else:
         out.append(Headline("Headroom today", "unknown: no per-instance capacity (run a step load test, or set "
                             "resources.api.capacity_rps)"))

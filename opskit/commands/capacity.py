@@ -57,7 +57,8 @@ def fit_cmd(spec_file: str | None, results: str | None, data: str | None, slo_na
         raise UsageError("give a RESULTS.json (or run folder) or --data CSV, one of them")
     run = read_results(results) if results else read_csv(data)  # type: ignore[arg-type]
     spec = _maybe_spec(spec_file)
-    model = build_model(spec, [run], slo_name=slo_name, p95_ms=_p95(p95), instances=instances, strict=True)
+    model = build_model(spec, [run], slo_name=slo_name, p95_ms=_p95(p95), instances=instances, strict=True,
+                        use_probe=False)
     f = model.fit
     assert f is not None
     if output == "json":
@@ -151,6 +152,8 @@ def forecast_cmd(spec_file: str | None, months: int, results: tuple[str, ...], c
         costs = {e.plan: e.total_monthly for e in price_plans(spec, catalog, plan_names(spec, None))}
     cap = capacity_rps or model.capacity_rps
     src = "--capacity-rps" if capacity_rps else model.capacity_source
+    if not capacity_rps:
+        _probe_provenance(model.probe)
     fc = forecast(spec.growth, months=months, resources=spec.resources, thresholds=spec.thresholds,
                   plans=spec.plans, plan_costs=costs, capacity_rps=cap, capacity_source=src)
     _show_forecast(fc, output)
@@ -205,9 +208,12 @@ def plan_cmd(spec_file: str | None, months: int, results: tuple[str, ...], capac
     are scaled by vCPU from the type the capacity was measured on.
     """
     from opskit.capacity.build import make_plan
+    from opskit.capacity.inputs import measured_probe
     from opskit.capacity.report import plain, plan_table
 
     spec = load(spec_file)
+    if capacity_rps is None:
+        _probe_provenance(measured_probe(spec))
     plan = make_plan(spec, spec_file=spec_file, results=list(results), months=months, slo_name=slo_name,
                      p95_ms=_p95(p95), instances=instances, capacity_rps=capacity_rps, measured_on=measured_on,
                      families=list(families) or None)
@@ -244,8 +250,10 @@ def report_cmd(spec_file: str | None, results: tuple[str, ...], out_file: str, m
     import datetime as dt
 
     from opskit.capacity.build import make_report
+    from opskit.capacity.inputs import measured_probe
 
     spec = load(spec_file)
+    _probe_provenance(measured_probe(spec))
     html_path = Path(out_file)
     md_path = html_path.with_suffix(".md")
     html, md, review = make_report(spec, spec_file=spec_file, results=list(results), months=months,
@@ -261,3 +269,149 @@ def report_cmd(spec_file: str | None, results: tuple[str, ...], out_file: str, m
     for h in review.headlines:
         out.echo(f"{h.question}: {h.answer}")
     out.echo(f"wrote {html_path} and {md_path}" + (f" (runs: {', '.join(used)})" if used else " (no run used)"))
+
+
+def _probe_provenance(probe: Any) -> None:
+    """Say where a {from: probe} capacity came from, and flag it when it may no longer hold."""
+    if probe is None:
+        return
+    out.echo(f"capacity: {probe.text.split('; STALE')[0]} ({probe.path})", err=True)
+    if probe.stale:
+        out.warn(f"the capacity probe is stale: {probe.stale}; run `opskit capacity probe` again")
+
+
+@capacity.command("probe")
+@spec_option
+@click.option("--target", metavar="NAME", help="A target declared under targets: [default: one worker of the "
+              "embedded service, so the answer is per instance].")
+@click.option("--host", metavar="URL", help="A loopback URL (or a declared target's).")
+@click.option("--scenario", default="http-get", show_default=True, metavar="NAME",
+              help="The scenario whose requests each step sends (its shape is replaced by one constant rate).")
+@click.option("--path", metavar="PATH", help="http-get: the path to request [default: /api/assets].")
+@click.option("--slo", "slos", multiple=True, metavar="EXPR",
+              help='A step passes only if it holds, e.g. "p95 < 200ms" (repeatable; p50, p95, p99, error_rate, '
+              "rps) [default: the spec's SLOs' latency limits].")
+@click.option("--error-budget", default="1%", show_default=True, metavar="PCT", help="Errors a step may have.")
+@click.option("--start", type=FiniteFloatRange(min=0, min_open=True), default=20.0, show_default=True,
+              help="First rate (req/s); users with --model closed.")
+@click.option("--max-rate", type=FiniteFloatRange(min=0, min_open=True), default=5000.0, show_default=True,
+              help="Highest rate tried (req/s); users with --model closed.")
+@click.option("--step", "step", default="15s", show_default=True, metavar="DURATION", help="Each step's length.")
+@click.option("--workers", type=click.IntRange(1, 16), default=1, show_default=True,
+              help="Embedded service workers.")
+@click.option("--model", type=click.Choice(["open", "closed"]), default="open", show_default=True,
+              help="open: search the arrival rate; closed: sweep users (USL points across the knee).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None, metavar="DIR",
+              help="The probe's folder [default: loadtest.out_dir/STAMP-probe].")
+@click.option("--confirm-production", is_flag=True, help="Allow a production target.")
+@output_option("table", "json")
+def probe_cmd(spec_file: str | None, target: str | None, host: str | None, scenario: str, path: str | None,
+              slos: tuple[str, ...], error_budget: str, start: float, max_rate: float, step: str, workers: int,
+              model: str, out_dir: Path | None, confirm_production: bool, output: str) -> None:
+    """Find the highest arrival rate held within the SLO: a geometric ramp until a step fails, bisection
+    to 5%, the boundary confirmed by a repeat. Writes the probe's results.json (its `probe` block).
+
+    Exit 0 with an answer; 1 when not even the lowest rate tried held the SLO; 2 bad input; 3 the
+    target cannot be reached or a step broke.
+    """
+    import datetime as dt
+
+    from opskit.capacity import proberun, probeview
+    from opskit.loadtest import host as lt_host
+
+    spec = load(spec_file)
+    slo, texts = probeview.probe_slo(spec, slos)
+    budget = probeview.fraction("--error-budget", error_budget)
+    if max_rate < start:
+        raise UsageError(f"--max-rate {max_rate:g} is below --start {start:g}")
+    step_s = probeview.step_seconds("--step", step)
+    folder = out_dir or Path(spec.loadtest.out_dir) / f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-probe"
+    req = proberun.ProbeRequest(slo, texts, budget, start, max_rate, step_s, folder, target=target, host=host,
+                                scenario=scenario, path=path, workers=workers, model=model,
+                                confirm_production=confirm_production)
+    result, results = proberun.probe(spec, req, lambda: lt_host.facts(spec_file), _ProbeProgress(model))
+    steps = [{"rate": r.rate, "achieved": r.achieved, "p50": r.p50, "p95": r.p95, "p99": r.p99,
+              "error_rate": r.error_rate, "in_flight_max": r.in_flight_max, "verdict": r.verdict}
+             for r in proberun.step_rows(result)]
+    if output == "json":
+        out.emit_json({"max_rate_within_slo": result.max_rate_within_slo, "saturation_rate": result.saturation_rate,
+                       "limited_by": result.limited_by, "interval": list(result.interval), "steps": steps,
+                       "results": str(results)})
+    else:
+        def ms(v: float | None) -> str:
+            return "-" if v is None else f"{v:,.1f}"
+
+        out.table(("#", "phase", "offered req/s", "completed", "p50 ms", "p95 ms", "p99 ms", "errors", "in flight",
+                   "verdict"),
+                  [(str(i), s.phase, f"{s.measure.rate:,.1f}", f"{s.measure.achieved:,.1f}", ms(s.measure.p50_ms),
+                    ms(s.measure.p95_ms), ms(s.measure.p99_ms), f"{s.measure.error_rate:.2%}",
+                    str(s.measure.in_flight_max), s.verdict) for i, s in enumerate(result.steps, 1)],
+                  title="Capacity probe steps")
+        out.echo(probeview.answer_text(result, texts))
+        out.echo(f"results: {results}")
+    for n in result.notes:
+        out.warn(n)
+    if result.max_rate_within_slo is None:
+        raise Refused("no rate tried held the SLO")
+
+
+class _ProbeProgress:
+    """One line per step on stderr as the probe goes."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+
+    def note(self, text: str) -> None:
+        out.echo(text, err=True)
+
+    def step(self, index: int, step: Any) -> None:
+        m = step.measure
+        p95 = "-" if m.p95_ms is None else f"{m.p95_ms:,.1f} ms"
+        level = f"{m.rate:,.1f} req/s offered" if self.model == "open" else "closed"
+        verdict = "pass" if step.verdict == "pass" else f"{step.verdict.upper()} ({step.why})"
+        out.echo(f"step {index} [{step.phase}] {level}: {m.achieved:,.1f} completed, p95 {p95}, "
+                 f"errors {m.error_rate:.2%}, in flight <= {m.in_flight_max}: {verdict}", err=True)
+
+
+@capacity.command("recommend")
+@spec_option
+@click.option("--results", "results", metavar="PROBE", default=None,
+              help="A probe's results.json or folder [default: the newest probe under loadtest.out_dir].")
+@output_option("table", "json")
+def recommend_cmd(spec_file: str | None, results: str | None, output: str) -> None:
+    """From a probe's knee: the per-instance autoscaling target (req/s per replica at the spec's utilization
+    target), and for each threshold row whether it fires before the SLO breaks or only after."""
+    from opskit.capacity.forecast import serving_resource
+    from opskit.capacity.proberun import from_block
+    from opskit.capacity.recommend import recommend
+    from opskit.resultsfile import UnreadableResults, load_run, newest
+
+    spec = load(spec_file)
+    path = Path(results) if results else newest(Path(spec.loadtest.out_dir),
+                                                 accept=lambda r: r.probe is not None and r.probe.model == "open")
+    if path is None:
+        raise UsageError(f"no capacity probe under {spec.loadtest.out_dir}/: run `opskit capacity probe` or "
+                         "pass --results")
+    try:
+        run = load_run(path)
+    except UnreadableResults as exc:
+        raise UsageError(f"--results: {exc}") from None
+    if run.probe is None:
+        raise UsageError(f"--results {path}: not a capacity probe's results (no probe block)")
+    name = serving_resource(spec.resources)
+    res = spec.resources.get(name)
+    rec = recommend(from_block(run.probe), spec.thresholds, resource=name,
+                    utilization_target_pct=res.utilization_target if res is not None else 70.0)
+    if output == "json":
+        out.emit_json(rec)
+        return
+    if rec.target_rps_per_instance is None:
+        out.echo("no knee: no rate held the SLO in this probe, so there is no per-instance target")
+    else:
+        bound = " (the knee is a lower bound)" if rec.lower_bound else ""
+        out.echo(f"{name}: knee {rec.knee_rps:,.1f} req/s per instance{bound}; autoscaling target at "
+                 f"{rec.utilization_target_pct:g}%: {rec.target_rps_per_instance:,.1f} req/s per replica")
+    out.table(("resource", "metric", "scale_up", "fires", "suggest", "why"),
+              [(r.resource, r.metric, "-" if r.scale_up is None else f"{r.scale_up:g}", r.fires,
+                "-" if r.suggest is None else f"{r.suggest:,.4g}", r.note) for r in rec.rows],
+              title="Threshold rows against the measured knee")

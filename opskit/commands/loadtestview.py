@@ -158,6 +158,11 @@ def conclude(req: RunRequest, outcome: Outcome, results: RunResults | None, spec
         show(results, outcome, req, output)
     if outcome.interrupted:
         raise Interrupted(f"interrupted: partial results (marked interrupted) in {req.out_dir}")
+    if results.run.limited_by == "service":  # valid, but the offered load was not served: say so
+        from opskit import output as out
+
+        lower = " (percentiles leave dropped arrivals out)" if results.run.latency_lower_bound else ""
+        out.warn(f"limited by the service: {results.run.limited_reason}{lower}")
     if gate is not None:
         return int(run_gate(gate, spec, output))
     if outcome.aborted:

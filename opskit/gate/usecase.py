@@ -22,6 +22,7 @@ from opskit.resultsfile import resolve
 
 if TYPE_CHECKING:
     from opskit.gate.baseline import Comparison
+    from opskit.gate.evaluate import Verdict
     from opskit.runmodel import RunResults
     from opskit.spec import Spec
 
@@ -80,7 +81,7 @@ def judge(req: GateRequest, spec: Spec) -> GateReport:
 
         from opskit.gate.evaluate import evaluate
 
-        verdicts = evaluate(sourced, run)
+        verdicts = evaluate(sourced, run) + overload_verdicts(run)
         comparisons: list[Comparison] = []
         notes: list[str] = []
         if req.baseline is not None:
@@ -135,6 +136,20 @@ def parse_tolerance(value: str | float) -> float:
     if not 0 <= pct <= 1000:
         raise UsageError(f"--tolerance: expected 0% to 1000%, got {value}")
     return pct
+
+
+def overload_verdicts(run: RunResults) -> list[Verdict]:
+    """A service-limited run (results.json run.limited_by) is a proven "no": the service did not keep up."""
+    from opskit.gate.evaluate import Verdict
+
+    if run.run.limited_by != "service":
+        return []
+    achieved = run.total.rps
+    intended = run.intended_rate
+    measured = f"{achieved:,.1f} req/s completed" if achieved is not None else "short"
+    limit = f"{intended:,.1f} req/s offered" if intended is not None else "the offered load"
+    return [Verdict("throughput", "run.limited_by", "fail", achieved, measured, limit,
+                    run.run.limited_reason or "the service did not keep up with the offered load")]
 
 
 def unjudgeable(run: RunResults) -> str | None:

@@ -23,7 +23,11 @@ def build(agg: Aggregator, run: dict[str, Any], *, duration_s: float, intended: 
     sent = agg.scheduled - agg.dropped
     if run.get("model") == "closed":
         sent, intended = requests, None
-    health = health_mod.assess(cpu=agg.cpu_samples(), duration_s=duration_s, intended=intended, sent=sent)
+    load = [r for r in agg.timeline() if r["t"] < duration_s]  # the seconds of load, not the drain after it
+    health = health_mod.assess(cpu=agg.cpu_samples(), duration_s=duration_s, intended=intended, sent=sent,
+                               dropped=agg.dropped if intended is not None else 0,
+                               in_flight=[r["in_flight"] for r in load],
+                               scheduled_each=[r["scheduled"] for r in load], lag_max_ms=agg.lag_max_ms)
     agg_hist = agg.aggregate_hist()
     kinds: dict[str, int] = {}
     for totals in agg.endpoints.values():
@@ -56,6 +60,11 @@ def build(agg: Aggregator, run: dict[str, Any], *, duration_s: float, intended: 
             "duration_s": round(duration_s, 3),
             "valid": valid,
             "invalid_reason": "; ".join(reasons) or None,
+            # what held the load back: none | service (valid: the answer is "no") | generator (invalid)
+            "limited_by": health.limited_by,
+            "limited_reason": health.limited_reason,
+            # dropped arrivals were never sent, so they are not in the percentiles: those are lower bounds
+            "latency_lower_bound": bool(agg.dropped) and intended is not None,
             "processes": processes,
         },
         "aggregate": stats_block(agg_hist, failures, kinds, duration_s, agg.aggregate_failed()),

@@ -9,6 +9,10 @@ period_s for service_s < x < stall_s + service_s. With stall 2 s every 10 s and 
 gives p90 = 1.01 s, p95 = 1.51 s, p99 = 1.91 s. A closed-model generator sees ~10 ms.
 
 `python -m opskit.loadtest.stallserver --stall 0` is also the fast target of the benchmark.
+
+With `slots` set it is a server of known capacity instead (the capacity probe's test target): at most
+`slots` requests are served at once, each for `service_s`, the rest wait in arrival order, so it completes
+exactly slots / service_s req/s and its queue grows past that.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import argparse
 import asyncio
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 _RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n"
@@ -59,6 +65,9 @@ class _Protocol(asyncio.Protocol):
         while b"\r\n\r\n" in self.buf:  # requests without bodies are all we serve
             _, self.buf = self.buf.split(b"\r\n\r\n", 1)
             self.server.requests += 1
+            if self.server.slots:
+                self.server.admit(self._reply)
+                continue
             delay = self.server.schedule.delay(time.monotonic() - self.server.t0)
             loop = asyncio.get_running_loop()
             if delay <= 0:
@@ -74,8 +83,12 @@ class _Protocol(asyncio.Protocol):
 class StallServer:
     """Runs in a background thread: `with StallServer(schedule) as s: s.url`."""
 
-    def __init__(self, schedule: StallSchedule | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, schedule: StallSchedule | None = None, host: str = "127.0.0.1", port: int = 0,
+                 slots: int = 0) -> None:
         self.schedule = schedule or StallSchedule()
+        self.slots = slots  # > 0: a server of known capacity, slots / schedule.service_s req/s
+        self._busy = 0
+        self._waiting: deque[Callable[[], None]] = deque()
         self.host, self.port = host, port
         self.requests = 0
         self.connections = 0
@@ -83,6 +96,25 @@ class StallServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
+
+    @property
+    def capacity_rps(self) -> float | None:
+        return self.slots / self.schedule.service_s if self.slots else None
+
+    def admit(self, reply: Callable[[], None]) -> None:
+        """Serve in a free slot for service_s, or wait in arrival order for one."""
+        if self._busy < self.slots:
+            self._busy += 1
+            asyncio.get_running_loop().call_later(self.schedule.service_s, self._release, reply)
+        else:
+            self._waiting.append(reply)
+
+    def _release(self, reply: Callable[[], None]) -> None:
+        reply()
+        if self._waiting:  # the slot passes straight to the next in line
+            asyncio.get_running_loop().call_later(self.schedule.service_s, self._release, self._waiting.popleft())
+        else:
+            self._busy -= 1
 
     @property
     def url(self) -> str:
@@ -131,6 +163,7 @@ def main() -> None:
     ap.add_argument("--period", type=float, default=10.0)
     ap.add_argument("--stall", type=float, default=2.0)
     ap.add_argument("--service", type=float, default=0.010)
+    ap.add_argument("--slots", type=int, default=0, help="known capacity: SLOTS / SERVICE req/s (no stalls)")
     args = ap.parse_args()
     try:
         import uvloop
@@ -138,7 +171,8 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    server = StallServer(StallSchedule(args.period, args.stall, args.service), port=args.port).start()
+    server = StallServer(StallSchedule(args.period, args.stall, args.service), port=args.port,
+                         slots=args.slots).start()
     print(server.port, flush=True)
     try:
         while True:

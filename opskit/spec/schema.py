@@ -175,11 +175,22 @@ class ScalingPolicy(Strict):
     period: Seconds = 15
 
 
+class ProbeCapacity(Strict):
+    """`capacity_rps: {from: probe}`: the capacity probe's answer instead of a typed-in number."""
+
+    from_: Literal["probe"] = Field(alias="from")
+    run: str | None = Field(None, description="a probe's results.json or folder [default: the newest probe under "
+                            "loadtest.out_dir]")
+    max_age: Seconds = Field(30 * 86400, description="older than this, the probe is flagged stale (default 30d)")
+
+
 class Resource(Strict):
     min: int = Field(1, ge=0)
     max: int = Field(10, ge=1)
     current: int | None = Field(None, ge=0, description="replicas now, when no source can tell")
-    capacity_rps: float | None = Field(None, gt=0, description="req/s one instance serves within the SLO")
+    capacity_rps: float | None = Field(None, gt=0, description="req/s one instance serves within the SLO, or "
+                                       "{from: probe} (then held in capacity_probe)")
+    capacity_probe: ProbeCapacity | None = Field(None, description="set by capacity_rps: {from: probe}")
     utilization_target: Percent = 70
     redundancy: int = Field(1, ge=0, description="spare instances on top of what load needs (N+1)")
     capacity: float | None = Field(None, gt=0, description="size of the resource for *_used metrics (e.g. GB)")
@@ -194,6 +205,15 @@ class Resource(Strict):
     replicas_query: MetricQueries = Field(
         MetricQueries(), description="how a source counts the replicas now (e.g. PromQL count of up targets)")
     plan_resource: str | None = Field(None, description="name of this resource in plans:")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _capacity_from(cls, data: Any) -> Any:
+        # capacity_rps: {from: probe, ...} is a source, not a number: the capacity commands resolve it
+        if isinstance(data, dict) and isinstance(data.get("capacity_rps"), dict):
+            data = dict(data)
+            data["capacity_probe"] = data.pop("capacity_rps")
+        return data
 
     @model_validator(mode="after")
     def _bounds(self) -> Resource:

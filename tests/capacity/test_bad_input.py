@@ -61,3 +61,21 @@ def test_report_out_under_a_file_writes_nothing(invoke, tmp_path, monkeypatch):
     assert result.exit_code == 2, result.output
     assert "reports is a file, not a folder" in result.stderr
     assert (tmp_path / "reports").read_text() == "keep"
+
+
+@pytest.mark.parametrize("args, code, words", [
+    (["--slo", "p90 < 200ms"], 2, "--slo 'p90 < 200ms': the probe measures p50, p95, p99, error_rate, rps, not p90"),
+    (["--slo", "latency < 200ms"], 2, "--slo 'latency < 200ms': column 1: unknown metric"),
+    (["--start", "500", "--max-rate", "100"], 2, "--max-rate 100 is below --start 500"),
+    (["--target", "nowhere"], 2, "--target 'nowhere' is not declared under targets: in the spec"),
+    (["--host", "http://127.0.0.1:1"], 3, "cannot reach http://127.0.0.1:1"),
+    (["--error-budget", "150%"], 2, "--error-budget: expected 0% to 100%"),
+    (["--target", "staging", "--start", "3000", "--max-rate", "5000"], 2,
+     "--start 3000 is above target 'staging''s max_rps (2000)"),
+])
+def test_probe_bad_input_is_one_line(invoke, tmp_path, args, code, words):
+    result = invoke("capacity", "probe", "--spec", SPEC, "--out", str(tmp_path / "p"), *args)
+    assert result.exit_code == code, result.output
+    assert words in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "p").exists()
