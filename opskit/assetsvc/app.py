@@ -37,6 +37,8 @@ OPERATIONS = {
     ("GET", "/api/companies/{id}/stats"): "stats",
 }
 JSON = "application/json"
+READ_THREADS = 16  # per worker, PostgreSQL only; the connection pool (postgres.POOL_MAX) bounds the queries
+READ_QUEUE_S = 2.0  # PostgreSQL: longest a read or write waits for its thread before it is answered 503
 
 
 class Service:
@@ -63,9 +65,30 @@ class Service:
         self.upload_slots = config.max_uploads
         self.stats_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="stats")
         self.metrics_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metrics")
+        # PostgreSQL reads go over the network: in threads, so a slow database (a latency spike) slows the
+        # requests that wait for it, not the whole event loop; SQLite reads stay inline (microseconds)
+        self.read_pool = (ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="reads")
+                          if getattr(storage, "kind", "sqlite") == "postgresql" else None)
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        if self.read_pool is not None:
+            return await self._bounded(self._writer, fn, *args)
         return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        if self.read_pool is None:
+            return fn(*args)
+        return await self._bounded(self.read_pool, fn, *args)
+
+    async def _bounded(self, pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+        deadline = time.monotonic() + READ_QUEUE_S
+
+        def run() -> T:  # work that waited too long for its thread is answered 503 (never started), not queued on
+            if time.monotonic() > deadline:
+                raise ApiError(503, "the database is slow to answer, retry", headers={"Retry-After": "1"})
+            return fn(*args)
+
+        return await asyncio.get_running_loop().run_in_executor(pool, run)
 
     def authenticate(self, request: Request) -> KeyRecord:
         header = request.headers.get("authorization", "")
@@ -141,11 +164,12 @@ def build_routes(svc: Service) -> list[Route]:
         q = request.query_params
         limit = parse_limit(q.get("limit"))
         after = decode_cursor(q["cursor"]) if q.get("cursor") else 0
-        svc.fresh()
+        if await svc.read(storage.changed):  # asked in a thread, the page cache cleared on the loop
+            svc.pages.clear()
         cache_key = (record.company_id, after, limit)
         body = svc.pages.get(cache_key) if config.page_cache else None
         if body is None:
-            data, last = storage.list_json(record.company_id, after, limit)
+            data, last = await svc.read(storage.list_json, record.company_id, after, limit)
             cursor = json.dumps(encode_cursor(last) if last is not None else None)
             body = f'{{"data":{data},"next_cursor":{cursor}}}'.encode()
             if config.page_cache:
@@ -156,7 +180,7 @@ def build_routes(svc: Service) -> list[Route]:
         record = svc.authenticate(request)
         raw = request.path_params["id"]
         asset_id = parse_id(raw)
-        found = storage.get_json(record.company_id, asset_id) if asset_id is not None else None
+        found = await svc.read(storage.get_json, record.company_id, asset_id) if asset_id is not None else None
         if found is None:  # another company's asset is indistinguishable from a missing one
             raise ApiError(404, f"asset {raw[:40]!r} not found")
         return Response(found, media_type=JSON)
@@ -233,6 +257,13 @@ def build_routes(svc: Service) -> list[Route]:
         return _json(body)
 
     async def ready(request: Request) -> Response:
+        # ready means able to serve: false (503) while the store cannot answer, e.g. PostgreSQL is down
+        from opskit.assetsvc.stores import store_errors
+
+        try:
+            await asyncio.get_running_loop().run_in_executor(svc.stats_pool, storage.check)
+        except store_errors():
+            return _json({"ready": False, "worker_pid": os.getpid(), "error": "the store is unavailable"}, 503)
         return _json({"ready": True, "worker_pid": os.getpid()})
 
     async def metrics(request: Request) -> Response:

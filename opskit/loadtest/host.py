@@ -93,7 +93,8 @@ def execute(req: RunRequest, reporter: Reporter | None) -> tuple[Outcome, RunRes
         except ValueError as exc:
             raise ConfigError(f"gate.abort_on_fail: {exc}") from None
         abort_check = watcher.check
-    s = session.Session(req.scenario, req.target, req.out_dir, req.opts, req.run_meta, abort_check, reporter)
+    s = session.Session(req.scenario, req.target, req.out_dir, req.opts, req.run_meta, abort_check, reporter,
+                        slos=tuple(req.spec.slos))
     return session.execute(s)
 
 
