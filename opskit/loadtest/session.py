@@ -18,6 +18,7 @@ from opskit.loadtest import driver, plan
 from opskit.loadtest.safety import Target
 from opskit.loadtest.scenarios import Scenario
 from opskit.runmodel import RunMeta, RunResults
+from opskit.spec.schema import SLO
 
 
 @dataclass
@@ -29,7 +30,7 @@ class Session:
     run_meta: RunMeta
     abort_check: Callable[[Mapping[str, Any]], str | None] | None = None
     progress: Any = None  # a progress.Progress
-    slos: tuple[Any, ...] = ()  # the spec's SLOs: what a failure scenario's fault is judged against
+    slos: tuple[SLO, ...] = ()  # the spec's SLOs: what a failure scenario's fault is judged against
 
 
 def execute(s: Session) -> tuple[driver.Outcome, RunResults | None]:

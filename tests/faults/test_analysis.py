@@ -132,3 +132,15 @@ def test_gate_fault_criteria_without_a_fault_or_a_recovery():
 def test_bad_fault_criteria_point_at_the_problem(expr, message):
     with pytest.raises(CriterionError, match=message):
         parse(expr)
+
+
+def test_loadtest_list_shows_the_failure_scenarios(invoke):
+    import json
+
+    result = invoke("loadtest", "list", "--output", "json")
+    assert result.exit_code == 0, result.stderr
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    for name in ("database-connection-failure", "redis-cache-failure", "high-cpu-load", "network-latency-spike",
+                 "memory-pressure", "failover"):
+        assert name in rows and rows[name]["model"] == "open", name
+        assert "cannot be loaded" not in rows[name]["description"]
