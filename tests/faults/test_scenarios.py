@@ -96,6 +96,12 @@ def test_database_connection_failure_fast_503s_recovery_and_no_lost_writes(invok
     assert f.recovery_s is not None and f.recovery_s < 5
     assert f.acknowledged_writes and f.acknowledged_writes > 20 and f.lost_writes == 0
     assert f.error_budget_spent is not None and 0 < f.error_budget_spent < 0.02
+    assert f"0 of {f.acknowledged_writes} acknowledged writes lost" in result.stdout  # the run's summary says so
+    gate = invoke("gate", str(path), "--criteria", "recovery_s < 30s", "--criteria", "lost_writes == 0",
+                  "--criteria", "fault.error_budget_spent < 2%", "--output", "json")
+    assert gate.exit_code == 0, gate.stdout + gate.stderr
+    gate_tight = invoke("gate", str(path), "--criteria", "fault.errors_during == 0")
+    assert gate_tight.exit_code == 1  # the outage's errors fail a gate that allows none
     everything_up(stack_dir)
 
 
