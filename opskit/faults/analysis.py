@@ -26,7 +26,9 @@ class Objectives:
 
 
 @dataclass(frozen=True)
-class Window:
+class Timing:
+    """When the fault was in force (told by the CLI), and what was done."""
+
     kind: str
     injected_at_s: float | None
     cleared_at_s: float | None
@@ -64,7 +66,7 @@ def budget_spent(requests: int, failures: int, duration_s: float, objectives: Ob
     return round(failures / budget, 9)
 
 
-def analyse(window: Window, timeline: Sequence[Second], endpoints: Mapping[str, Sequence[Second]], *,
+def analyse(window: Timing, timeline: Sequence[Second], endpoints: Mapping[str, Sequence[Second]], *,
             objectives: Objectives, requests: int, failures: int, duration_s: float,
             p95_before_ms: float | None, p95_during_ms: float | None,
             writes: tuple[int, int] | None) -> Fault:

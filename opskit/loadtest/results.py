@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opskit.loadtest import health as health_mod
 from opskit.loadtest.aggregate import Aggregator, stats_block
 from opskit.runmodel import FaultSetup, Generator, Histograms, Step
+
+if TYPE_CHECKING:
+    from opskit.faults.analysis import Timing
 
 SCHEMA_VERSION = 1
 
@@ -88,7 +91,7 @@ def build(agg: Aggregator, run: dict[str, Any], *, duration_s: float, intended: 
 @dataclass(frozen=True)
 class FaultInput:
     setup: FaultSetup
-    window: Any  # faults.analysis.Window
+    window: Timing
     writes: tuple[int, int] | None  # (acknowledged, lost); None: not checked
 
 

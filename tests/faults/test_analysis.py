@@ -42,7 +42,7 @@ def test_budget_spent_is_the_share_of_the_windows_budget():
 
 def test_analyse_splits_errors_at_the_window():
     rows = [sec(t, errors=t) for t in range(10)]
-    f = analysis.analyse(analysis.Window("high-cpu-load", 3.2, 6.7, "x"), rows, {}, objectives=OBJ,
+    f = analysis.analyse(analysis.Timing("high-cpu-load", 3.2, 6.7, "x"), rows, {}, objectives=OBJ,
                          requests=400, failures=45, duration_s=10.0, p95_before_ms=1.0, p95_during_ms=2.0,
                          writes=(10, 0))
     assert (f.errors_during, f.errors_after) == (3 + 4 + 5, 6 + 7 + 8 + 9)
