@@ -50,12 +50,20 @@ def redis_answers(state_dir: Path) -> bool:
     return _redis_ready(port, (runtime.home(state_dir) / "password").read_text().strip())
 
 
+def our_stress_ng() -> list[psutil.Process]:
+    """stress-ng processes this test started (through the CLI run in-process), not other people's."""
+    found = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if proc.name().startswith("stress-ng"):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
 def stressors() -> list[int]:
-    out = []
-    for proc in psutil.process_iter(["name"]):
-        if (proc.info["name"] or "").startswith("stress-ng"):
-            out.append(proc.pid)
-    return out
+    return [p.pid for p in our_stress_ng()]
 
 
 def run(invoke, stack_dir: Path, tmp_path: Path, scenario: str, *extra: str, duration: str = DURATION):
@@ -156,12 +164,11 @@ def test_network_latency_spike_is_bounded_by_the_service_timeouts(invoke, stack_
 
 def stress_rss() -> int:
     total = 0
-    for proc in psutil.process_iter(["name"]):
-        if (proc.info["name"] or "").startswith("stress-ng"):
-            try:
-                total += proc.memory_info().rss
-            except psutil.Error:
-                continue
+    for proc in our_stress_ng():
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            continue
     return total
 
 
