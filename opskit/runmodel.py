@@ -9,7 +9,7 @@ the AbortWatcher, where missing pieces are derived from the timeline.
 
 Field names are the JSON keys (tests/test_runmodel_schema.py checks them against the schema document);
 a field with `derived` metadata is computed by the reader and is not in the file. Readers ignore keys
-they do not know; later blocks (`fault`, `probe`) are optional and kept as read until they get a type.
+they do not know; the `fault` block is typed (Fault), `probe` is kept as read until it gets a type.
 This module imports nothing of opskit (resultsfile, the file side, imports it), nor the writer, nor locust.
 """
 
@@ -22,9 +22,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-__all__ = ["SCHEMA_VERSION", "Failover", "Generator", "Histograms", "Probe", "ProbeStepRow", "RunInfo", "RunMeta",
-           "RunResults", "RunnerConfig", "RunnerControl", "Scope", "Second", "Stage", "Step", "UnreadableResults",
-           "Worker", "from_snapshot", "parse_results", "read", "read_steps"]
+__all__ = ["SCHEMA_VERSION", "Failover", "Fault", "FaultSetup", "Generator", "Histograms", "Probe", "ProbeStepRow",
+           "RunInfo", "RunMeta", "RunResults", "RunnerConfig", "RunnerControl", "Scope", "Second", "Stage", "Step",
+           "UnreadableResults", "Worker", "from_snapshot", "parse_results", "read", "read_steps", "read_timeline"]
 
 DERIVED = {"derived": True}
 SCHEMA_VERSION = 1
@@ -194,6 +194,24 @@ class Failover:
 
 
 @dataclass(frozen=True)
+class Fault:
+    """A failure scenario's fault (opskit/faults): its window, what it cost, how the service recovered."""
+
+    kind: str
+    injected_at_s: float | None  # run seconds when the injection began (null: never injected)
+    cleared_at_s: float | None  # run seconds when the fault had ended
+    errors_during: int
+    errors_after: int
+    error_budget_spent: float | None  # a fraction of the SLO window's error budget
+    p95_before_ms: float | None
+    p95_during_ms: float | None
+    recovery_s: float | None  # null: never back within the SLO for 5 s before the run ended
+    acknowledged_writes: int | None  # 201s the load got (null: not checked)
+    lost_writes: int | None  # acknowledged ids missing from the database after the run
+    detail: str | None = None  # what was done, in words
+
+
+@dataclass(frozen=True)
 class Histograms:
     """HdrHistogram encodings (base64, microseconds) to merge or re-query runs exactly."""
 
@@ -287,7 +305,7 @@ class RunResults:
     generator: Generator | None = None
     failover: Failover | None = None
     histograms: Histograms | None = None
-    fault: Mapping[str, Any] | None = None  # a later issue gives this a type
+    fault: Fault | None = None
     probe: Probe | None = None
     schema_version: int = SCHEMA_VERSION
     # the file as read, for path queries into it (scale's results source) and showing blocks as written
@@ -400,6 +418,7 @@ class RunnerConfig:
     # a private JSON file where the CLI leaves what only it knows (abort reason, failover kill) for the
     # runner to put in results.json: the runner is the file's one writer
     control_path: str | None = None
+    fault: FaultSetup | None = None  # a failure scenario: how the runner judges and checks it
 
     @property
     def open_model(self) -> bool:
@@ -417,9 +436,25 @@ class RunnerConfig:
         raw = dict(data)
         run = dict(raw.pop("run", None) or {})
         run["stages"] = tuple(Stage(**s) for s in run.get("stages") or ())
+        fault = raw.pop("fault", None)
         return cls(**{**raw, "stages": tuple(Stage(**s) for s in raw["stages"]),
+                      "fault": FaultSetup(**{**fault, "p95_ms": dict(fault.get("p95_ms") or {})}) if fault else None,
                       "user_classes": tuple(raw["user_classes"]) if raw.get("user_classes") else None,
                       "run": RunMeta(**run)})
+
+
+@dataclass(frozen=True)
+class FaultSetup:
+    """What the runner needs to write a failure scenario's fault block: the SLO objectives it is judged
+    against and where the acknowledged writes are checked (the password comes from a file, never here)."""
+
+    kind: str
+    availability: float  # a fraction
+    p95_ms: Mapping[str, float]  # endpoint -> p95 objective
+    slo_window_s: float
+    writes_dir: str | None = None  # where the locustfile records acknowledged writes
+    db_url: str | None = None  # the stack's PostgreSQL, without a password
+    password_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -429,12 +464,17 @@ class RunnerControl:
     aborted: str | None = None  # the abort_on_fail reason
     failover_at_s: float | None = None  # when the failover scenario killed a service worker...
     killed_pid: int | None = None  # ...and which
+    fault_injected_at_s: float | None = None  # a failure scenario's fault window (opskit/faults/schedule)
+    fault_cleared_at_s: float | None = None
+    fault_detail: str | None = None
 
     @classmethod
     def from_json(cls, data: object) -> RunnerControl:
         got = _obj(data)
         return cls(aborted=_str(got.get("aborted")), failover_at_s=_keep(got.get("failover_at_s")),
-                   killed_pid=_int_or_none(got.get("killed_pid")))
+                   killed_pid=_int_or_none(got.get("killed_pid")),
+                   fault_injected_at_s=_keep(got.get("fault_injected_at_s")),
+                   fault_cleared_at_s=_keep(got.get("fault_cleared_at_s")), fault_detail=_str(got.get("fault_detail")))
 
 
 def parse_results(text: str, name: str = "results.json") -> RunResults:
@@ -491,7 +531,7 @@ def read(doc: object, name: str = "results.json") -> RunResults:
         steps=read_steps(data, name) if "steps" in data else None,
         generator=_generator(generator) if "generator" in data else None,
         failover=_failover(data.get("failover")), histograms=_histograms(data.get("histograms")),
-        fault=data.get("fault") if isinstance(data.get("fault"), dict) else None,
+        fault=_fault(data.get("fault"), r),
         probe=read_probe(data.get("probe"), name), document=data,
     )
 
@@ -532,6 +572,11 @@ def read_probe(value: Any, name: str) -> Probe | None:
         slo=tuple(str(x) for x in value.get("slo") or () if isinstance(x, str)),
         error_budget=_num_or_none(value.get("error_budget")), step_s=_num_or_none(value.get("step_s")),
         notes=tuple(str(x) for x in value.get("notes") or () if isinstance(x, str)))
+
+
+def read_timeline(rows: Any, name: str = "timeline") -> tuple[Second, ...]:
+    """A per-second timeline (list of row objects) as Seconds, sorted by t."""
+    return _Reader(name).timeline(rows, name)
 
 
 def read_steps(data: Mapping[str, Any], name: str) -> tuple[Step, ...]:
@@ -684,6 +729,28 @@ def _failover(value: Any) -> Failover | None:
                     killed_pid=_int_or_none(value.get("killed_pid")),
                     errors_after_kill=_int_or_none(value.get("errors_after_kill")) or 0,
                     recovered=bool(value.get("recovered")), recovery_s=_keep(value.get("recovery_s")))
+
+
+def _fault(value: Any, r: _Reader) -> Fault | None:
+    """The fault block, read strictly: the gate judges recovery_s and lost_writes from it."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise r.bad("fault", "expected an object")
+    kind = r.text(value, "kind", "fault.kind")
+
+    def num(key: str) -> float | None:
+        return r.number(value, key, f"fault.{key}", optional=True)
+
+    def count(key: str) -> int | None:
+        return None if value.get(key) is None else r.count(value, key, f"fault.{key}")
+
+    return Fault(kind=kind, injected_at_s=num("injected_at_s"), cleared_at_s=num("cleared_at_s"),
+                 errors_during=count("errors_during") or 0, errors_after=count("errors_after") or 0,
+                 error_budget_spent=num("error_budget_spent"), p95_before_ms=num("p95_before_ms"),
+                 p95_during_ms=num("p95_during_ms"), recovery_s=num("recovery_s"),
+                 acknowledged_writes=count("acknowledged_writes"), lost_writes=count("lost_writes"),
+                 detail=_str(value.get("detail")))
 
 
 def _histograms(value: Any) -> Histograms | None:

@@ -10,7 +10,8 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
-# `opskit stack up`: PostgreSQL 15, Redis 7 and their exporters (stress-ng: load on the database host)
+# `opskit stack up`: PostgreSQL 15, Redis 7 and their exporters (stress-ng: the failure scenarios' CPU and
+# memory hogs, docs/guide/faults.md)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 for exporter in postgres redis node process; do

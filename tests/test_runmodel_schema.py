@@ -42,6 +42,7 @@ def test_every_documented_key_is_in_the_model_and_back():
         ("generator", runmodel.Generator, set(doc["generator"])),
         ("generator.workers[]", runmodel.Worker, set().union(*doc["generator"]["workers"])),
         ("failover", runmodel.Failover, set(doc["failover"])),
+        ("fault", runmodel.Fault, set(doc["fault"])),
         ("histograms", runmodel.Histograms, set(doc["histograms"])),
     ]
     for where, cls, keys in blocks:
@@ -58,6 +59,7 @@ def test_the_documented_example_reads_into_the_model():
     assert run.steps is not None and run.steps[0].concurrency == 1.2
     assert run.generator is not None and run.generator.cpu_samples == {"0": (30.0, 31.5, 29.0)}
     assert run.failover is not None and run.failover.killed_pid == 4242
+    assert run.fault is not None and run.fault.recovery_s == 1.8 and run.fault.lost_writes == 0
     assert run.run.stages[0].start_rate == 50.0
     assert run.timeline[0].step == 0 and run.timeline[0].in_flight == 1
 

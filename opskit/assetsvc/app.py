@@ -43,6 +43,13 @@ HEALTH_TTL_S = 1.0  # a worker recomputes /health (worker count, a storage query
 # (a third of a cached list request's cost); answers, errors, headers and metrics stay the same
 FastRoute = Callable[[Scope], tuple[int, bytes]]
 _JSON_HEADER = (b"content-type", JSON.encode())
+READ_THREADS = 16  # per worker, PostgreSQL only; the connection pool (postgres.POOL_MAX) bounds the queries
+READ_QUEUE_S = 2.0  # PostgreSQL: longest a read or write waits for its thread before it is answered 503
+
+
+def _page(data: str, last: int | None) -> bytes:
+    cursor = json.dumps(encode_cursor(last) if last is not None else None)
+    return f'{{"data":{data},"next_cursor":{cursor}}}'.encode()
 
 
 class Service:
@@ -72,9 +79,30 @@ class Service:
         self.upload_slots = config.max_uploads
         self.stats_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="stats")
         self.metrics_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metrics")
+        # PostgreSQL reads go over the network: in threads, so a slow database (a latency spike) slows the
+        # requests that wait for it, not the whole event loop; SQLite reads stay inline (microseconds)
+        self.read_pool = (ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="reads")
+                          if getattr(storage, "kind", "sqlite") == "postgresql" else None)
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        if self.read_pool is not None:
+            return await self._bounded(self._writer, fn, *args)
         return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        if self.read_pool is None:
+            return fn(*args)
+        return await self._bounded(self.read_pool, fn, *args)
+
+    async def _bounded(self, pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+        deadline = time.monotonic() + READ_QUEUE_S
+
+        def run() -> T:  # work that waited too long for its thread is answered 503 (never started), not queued on
+            if time.monotonic() > deadline:
+                raise ApiError(503, "the database is slow to answer, retry", headers={"Retry-After": "1"})
+            return fn(*args)
+
+        return await asyncio.get_running_loop().run_in_executor(pool, run)
 
     def authenticate(self, request: Request) -> KeyRecord:
         return self.authenticate_scope(request.scope)
@@ -114,6 +142,31 @@ class Service:
 
     def list_page(self, company_id: str, query_string: bytes) -> bytes:
         """GET /api/assets: the page as bytes, from the page cache when the store has not changed."""
+        limit, after = self._parsed(query_string)
+        self.fresh()
+        cache_key = (company_id, after, limit)
+        body = self.pages.get(cache_key) if self.config.page_cache else None
+        if body is None:
+            body = _page(*self.storage.list_json(company_id, after, limit))
+            if self.config.page_cache:
+                self.pages.put(cache_key, body)
+        return body
+
+    async def list_page_threaded(self, company_id: str, query_string: bytes) -> bytes:
+        """The same page with the store's calls in the read threads (PostgreSQL: a slow database must not
+        stall the event loop); the page cache is used on the loop only."""
+        limit, after = self._parsed(query_string)
+        if await self.read(self.storage.changed):
+            self.pages.clear()
+        cache_key = (company_id, after, limit)
+        body = self.pages.get(cache_key) if self.config.page_cache else None
+        if body is None:
+            body = _page(*await self.read(self.storage.list_json, company_id, after, limit))
+            if self.config.page_cache:
+                self.pages.put(cache_key, body)
+        return body
+
+    def _parsed(self, query_string: bytes) -> tuple[int, int]:
         parsed = self._queries.get(query_string)
         if parsed is None:
             q = QueryParams(query_string)
@@ -121,17 +174,7 @@ class Service:
             if len(self._queries) > 10_000:
                 self._queries.clear()
             self._queries[query_string] = parsed  # only what parsed: a bad query raises again every time
-        limit, after = parsed
-        self.fresh()
-        cache_key = (company_id, after, limit)
-        body = self.pages.get(cache_key) if self.config.page_cache else None
-        if body is None:
-            data, last = self.storage.list_json(company_id, after, limit)
-            cursor = json.dumps(encode_cursor(last) if last is not None else None)
-            body = f'{{"data":{data},"next_cursor":{cursor}}}'.encode()
-            if self.config.page_cache:
-                self.pages.put(cache_key, body)
-        return body
+        return parsed
 
     def health(self) -> tuple[int, bytes]:
         """The /health answer, computed at most every HEALTH_TTL_S per worker: probes come every few
@@ -197,13 +240,16 @@ def build_routes(svc: Service) -> list[Route]:
 
     async def list_assets(request: Request) -> Response:
         record = svc.authenticate(request)
-        return Response(svc.list_page(record.company_id, request.scope["query_string"]), media_type=JSON)
+        if svc.read_pool is None:
+            return Response(svc.list_page(record.company_id, request.scope["query_string"]), media_type=JSON)
+        body = await svc.list_page_threaded(record.company_id, request.scope["query_string"])
+        return Response(body, media_type=JSON)
 
     async def get_asset(request: Request) -> Response:
         record = svc.authenticate(request)
         raw = request.path_params["id"]
         asset_id = parse_id(raw)
-        found = storage.get_json(record.company_id, asset_id) if asset_id is not None else None
+        found = await svc.read(storage.get_json, record.company_id, asset_id) if asset_id is not None else None
         if found is None:  # another company's asset is indistinguishable from a missing one
             raise ApiError(404, f"asset {raw[:40]!r} not found")
         return Response(found, media_type=JSON)
@@ -271,6 +317,13 @@ def build_routes(svc: Service) -> list[Route]:
         return Response(body, status_code=status, media_type=JSON)
 
     async def ready(request: Request) -> Response:
+        # ready means able to serve: false (503) while the store cannot answer, e.g. PostgreSQL is down
+        from opskit.assetsvc.stores import store_errors
+
+        try:
+            await asyncio.get_running_loop().run_in_executor(svc.stats_pool, storage.check)
+        except store_errors():
+            return _json({"ready": False, "worker_pid": os.getpid(), "error": "the store is unavailable"}, 503)
         return _json({"ready": True, "worker_pid": os.getpid()})
 
     async def metrics(request: Request) -> Response:
@@ -418,5 +471,7 @@ def create_app(config: ServiceConfig, storage: Storage, metrics: Metrics) -> Obs
     def list_assets(scope: Scope) -> tuple[int, bytes]:
         return 200, svc.list_page(svc.authenticate_scope(scope).company_id, scope["query_string"])
 
-    return Observe(app, metrics, {"/api/assets": list_assets, "/health": lambda scope: svc.health()},
-                   store_errors)
+    fast: dict[str, FastRoute] = {"/health": lambda scope: svc.health()}
+    if svc.read_pool is None:  # SQLite reads are microseconds, inline; PostgreSQL's go through read threads
+        fast["/api/assets"] = list_assets
+    return Observe(app, metrics, fast, store_errors)

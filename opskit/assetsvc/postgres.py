@@ -60,6 +60,12 @@ UPLOAD_IDLE_TIMEOUT = "60s"
 # connections per worker: the event loop's reads, the writer thread and the stats executor rarely need more,
 # and workers x POOL_MAX must stay under the server's max_connections (100 on `opskit stack up`'s)
 POOL_MAX = 4
+# a request waits at most this long for a pooled connection: a database that is down or saturated gives a
+# 503 with Retry-After, never a request hanging until the client's own timeout
+POOL_WAIT_S = 2.0
+# once the database has failed a request for lack of a connection, the next requests of this worker get their
+# 503 at once for this long instead of each waiting POOL_WAIT_S on an empty pool (the pool keeps reconnecting)
+DOWN_HOLD_S = 1.0
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
@@ -168,13 +174,41 @@ class PostgresStorage:
             for statement in SCHEMA:
                 conn.execute(statement)
         self._pool = ConnectionPool(url, min_size=1, max_size=pool_max, open=True, configure=configure,
-                                    timeout=timeout_s, kwargs={"connect_timeout": max(1, int(timeout_s))})
+                                    timeout=min(timeout_s, POOL_WAIT_S),
+                                    kwargs={"connect_timeout": max(1, int(timeout_s))})
         self._version: int | None = None
+        self._down_until = 0.0
 
     @contextlib.contextmanager
     def _conn(self) -> Iterator[Any]:
-        with self._pool.connection() as conn:
-            yield conn
+        import time
+
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        if self._down_until:
+            now = time.monotonic()
+            if now < self._down_until:
+                raise psycopg.OperationalError("the database is unavailable (failing fast while it is down)")
+            # one plain connection says at once whether it is back (refused costs a millisecond), where the
+            # pool would make this request wait out POOL_WAIT_S on its reconnect backoff
+            try:
+                psycopg.connect(self.url, connect_timeout=1).close()
+            except psycopg.OperationalError:
+                self._down_until = now + DOWN_HOLD_S
+                raise
+            self._down_until = 0.0
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except PoolTimeout:
+            if not self._pool.get_stats().get("pool_size"):  # no connection at all: down, not just busy
+                self._down_until = time.monotonic() + DOWN_HOLD_S
+            raise
+        except psycopg.OperationalError as exc:
+            if not isinstance(exc, psycopg.errors.QueryCanceled):  # the connection broke or was refused
+                self._down_until = time.monotonic() + DOWN_HOLD_S
+            raise
 
     # reads
     def list_json(self, company_id: str, after_id: int, limit: int) -> tuple[str, int | None]:

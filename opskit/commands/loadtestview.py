@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from opskit.loadtest.driver import Outcome
     from opskit.loadtest.request import RunRequest, ScenarioRow
     from opskit.loadtest.verify import VerifyReport
-    from opskit.runmodel import RunResults
+    from opskit.runmodel import Fault, RunResults
     from opskit.spec.schema import Spec
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -200,13 +200,27 @@ def _ms(v: Any) -> str:
     return f"{v / 1000:.2f}s" if v >= 1000 else f"{v:.1f}ms"
 
 
+def _fault_line(f: Fault) -> str:
+    def at(v: float | None) -> str:
+        return f"{v:g}s" if v is not None else "-"
+
+    recovery = f"recovery {f.recovery_s:g}s" if f.recovery_s is not None else "no recovery seen"
+    writes = (f", {f.lost_writes} of {f.acknowledged_writes} acknowledged writes lost"
+              if f.lost_writes is not None else ", writes not checked")
+    budget = f", {100 * f.error_budget_spent:.3g}% of the error budget" if f.error_budget_spent is not None else ""
+    return (f"fault: {f.kind} {at(f.injected_at_s)}..{at(f.cleared_at_s)}, {f.errors_during} errors during, "
+            f"{f.errors_after} after, p95 {_ms(f.p95_before_ms)} -> {_ms(f.p95_during_ms)}, {recovery}"
+            f"{writes}{budget}")
+
+
 def show(results: RunResults, outcome: Outcome, req: RunRequest, output: str) -> None:
     from opskit import output as out
 
     run, gen, doc = results.run, results.generator, results.document
     if output == "json":  # the blocks as the runner wrote them
         out.emit_json({"results": str(req.results_path), "run": doc["run"], "aggregate": doc["aggregate"],
-                       "generator": doc.get("generator"), "failover": doc.get("failover")})
+                       "generator": doc.get("generator"), "failover": doc.get("failover"),
+                       "fault": doc.get("fault")})
         return
     rows = []
     for name, ep in [*results.endpoints.items(), ("(all)", results.total)]:
@@ -230,6 +244,8 @@ def show(results: RunResults, outcome: Outcome, req: RunRequest, output: str) ->
         f = results.failover
         out.echo(f"failover: worker killed at {f.killed_at_s:g}s, {f.errors_after_kill} errors after, "
                  f"recovery {f.recovery_s if f.recovery_s is not None else 'not seen'}s")
+    if results.fault is not None:
+        out.echo(_fault_line(results.fault))
     verdict = "valid" if run.valid else f"INVALID: {run.invalid_reason}"
     if outcome.aborted:
         verdict += f"; aborted: {outcome.aborted}"

@@ -3,9 +3,11 @@
     p95 < 200ms                     GET /api/assets: p99 < 1s
     error_rate < 1%                 rps >= 500
     dropped == 0                    p95 < 300ms for 30s
+    recovery_s < 30s                lost_writes == 0          fault.error_budget_spent < 2%
 
-Values come out canonical: latencies in milliseconds, error_rate as a fraction (1% -> 0.01),
-everything else a plain number. A malformed expression raises CriterionError with the 1-based
+Values come out canonical: latencies in milliseconds, error_rate and error_budget_spent as fractions
+(1% -> 0.01), recovery_s in seconds, everything else a plain number. The fault metrics read a failure
+scenario's `fault` block. A malformed expression raises CriterionError with the 1-based
 column of the problem, so the command can point at it.
 """
 
@@ -19,7 +21,9 @@ from dataclasses import dataclass
 from opskit.units import parse_duration
 
 LATENCY_METRICS = ("p50", "p90", "p95", "p99", "p999", "max", "mean")
-METRICS = (*LATENCY_METRICS, "rps", "error_rate", "requests", "dropped")
+# a failure scenario's fault block (results.json "fault"); written bare or as fault.NAME
+FAULT_METRICS = ("recovery_s", "lost_writes", "error_budget_spent", "errors_during", "errors_after")
+METRICS = (*LATENCY_METRICS, "rps", "error_rate", "requests", "dropped", *FAULT_METRICS)
 # metrics with a per-second column in the results timeline, so `for DURATION` can be judged
 TIMELINE_METRICS = ("p50", "p95", "p99", "rps", "error_rate", "requests", "dropped")
 OPERATORS = ("<=", ">=", "==", "<", ">")
@@ -86,8 +90,10 @@ def format_value(metric: str, value: float) -> str:
     """A measured value in the criterion's terms: 212.4ms, 0.35%, 498.2 rps."""
     if metric in LATENCY_METRICS:
         return f"{value / 1000:.3g}s" if value >= 10_000 else f"{value:.4g}ms"
-    if metric == "error_rate":
+    if metric in ("error_rate", "error_budget_spent"):
         return f"{value * 100:.3g}%"
+    if metric == "recovery_s":
+        return f"{value:.3g}s"
     if metric == "rps":
         return f"{value:.4g} rps"
     return f"{value:.0f}" if float(value).is_integer() else f"{value:.4g}"
@@ -128,6 +134,8 @@ class _Parser:
             raise self.fail(f"unexpected {self.rest()!r}: expected 'for DURATION' or the end")
         if endpoint and metric == "dropped":
             raise self.fail("dropped is counted for the whole run, not per endpoint", metric_pos)
+        if endpoint and metric in FAULT_METRICS:
+            raise self.fail(f"{metric} is a figure of the run's fault, not of an endpoint", metric_pos)
         return Criterion(endpoint, metric, op, value, value_text, for_s, for_text)
 
     def endpoint(self) -> str | None:
@@ -162,6 +170,13 @@ class _Parser:
             got = self.rest()[:1] or "the end"
             raise self.fail(f"expected a metric ({', '.join(METRICS)}), got {got!r}")
         word = match.group(0)
+        if word == "fault" and self.expr.startswith(".", match.end()):
+            inner = _WORD.match(self.expr, match.end() + 1)
+            if not inner or inner.group(0) not in FAULT_METRICS:
+                raise self.fail(f"unknown fault metric (expected fault. and one of {', '.join(FAULT_METRICS)})")
+            self.pos = inner.end()
+            self.skip_ws()
+            return inner.group(0)
         if word not in METRICS:
             close = difflib.get_close_matches(word.lower(), METRICS, n=1, cutoff=0.6)
             hint = f" (did you mean {close[0]!r}?)" if close else f" (expected one of {', '.join(METRICS)})"
@@ -206,6 +221,15 @@ class _Parser:
             if unit == "%":
                 raise self.fail(f"{metric} is a latency: write it in ms or s", unit_pos)
             return (number * 1000 if unit == "s" else number), text
+        if metric == "recovery_s":
+            if unit == "%":
+                raise self.fail("recovery_s is a time: write it in s or ms", unit_pos)
+            return (number / 1000 if unit == "ms" else number), text
+        if metric == "error_budget_spent":
+            if unit in ("ms", "s"):
+                raise self.fail("error_budget_spent is a share of the error budget: write it as 2% or 0.02",
+                                unit_pos)
+            return (number / 100 if unit == "%" else number), text
         if metric == "error_rate":
             if unit in ("ms", "s"):
                 raise self.fail("error_rate is a share of requests: write it as 1% or 0.01", unit_pos)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from opskit.gate.criteria import LATENCY_METRICS, Criterion, compare, format_value
+from opskit.gate.criteria import FAULT_METRICS, LATENCY_METRICS, Criterion, compare, format_value
 from opskit.runmodel import RunResults, Scope
 
 Status = Literal["pass", "fail", "error", "skipped"]
@@ -60,6 +60,8 @@ def judge(sourced: Sourced, run: RunResults) -> Verdict:
     def verdict(status: Status, measured: float | None, text: str, detail: str = "") -> Verdict:
         return Verdict(c.text, sourced.source, status, measured, text, c.limit_text, detail)
 
+    if c.metric in FAULT_METRICS:
+        return _judge_fault(c, run, verdict)
     if c.endpoint is None:
         scope = run.total
     else:
@@ -154,3 +156,17 @@ def _judge_window(c: Criterion, scope: Scope, verdict: Callable[..., Verdict]) -
     if result.level is None:
         return verdict(status, None, breach)
     return verdict(status, result.level, f"{format_value(c.metric, result.level)} held {window}s; {breach}")
+
+
+def _judge_fault(c: Criterion, run: RunResults, verdict: Callable[..., Verdict]) -> Verdict:
+    fault = run.fault
+    if fault is None:
+        return verdict("error", None, "no data", f"scenario {run.scenario} injected no fault (no fault block)")
+    value = getattr(fault, c.metric)
+    if value is None:
+        if c.metric == "recovery_s" and fault.cleared_at_s is not None:
+            return verdict("fail", None, "never recovered",
+                           "errors and p95 never stayed within the SLO for 5 s after the fault was cleared")
+        return verdict("error", None, "no data", f"the fault block has no {c.metric}")
+    measured = float(value)
+    return verdict("pass" if c.holds(measured) else "fail", measured, format_value(c.metric, measured))

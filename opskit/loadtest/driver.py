@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from opskit.runmodel import RunnerControl
 
@@ -37,6 +37,7 @@ class Outcome:
     failover_at_s: float | None = None  # when the failover kill fired...
     killed_pid: int | None = None  # ...and the service worker it killed
     metrics_url: str | None = None
+    fault: FaultWindow | None = None  # the fault window last told to the runner
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,18 @@ class ProgressReport:
                    snapshot=snapshot if isinstance(snapshot, dict) else {})
 
 
+class FaultWindow(Protocol):
+    """A failure scenario's fault on the run's clock (opskit.faults.schedule.Window)."""
+
+    injected_at_s: float | None
+    cleared_at_s: float | None
+    detail: str | None
+
+    def tick(self, elapsed: float) -> bool: ...
+
+    def stop(self) -> bool: ...
+
+
 @dataclass
 class Hooks:
     on_progress: Callable[[ProgressReport], None] = lambda report: None
@@ -81,6 +94,9 @@ class Hooks:
     # the failover scenario: (seconds into the run, kill) fired once when progress passes it; kill returns
     # the pid it killed (None: nothing to kill)
     failover: tuple[float, Callable[[], int | None]] | None = None
+    # a failure scenario's fault window (faults.schedule.Window): ticked with each progress line's elapsed
+    # seconds, ended at once on Ctrl-C; what it did is told to the runner for results.json
+    fault: FaultWindow | None = None
 
 
 def runner_argv(config_path: Path) -> list[str]:
@@ -141,10 +157,16 @@ def _watch(proc: children.Child, hooks: Hooks, hard_limit_s: float, control: Pat
                     hooks.failover = None  # once
                     outcome.failover_at_s, outcome.killed_pid = elapsed, kill()
                     _tell(control, outcome)
+            if msg and msg.get("type") == "progress" and hooks.fault is not None:  # type: ignore[union-attr]
+                changed = hooks.fault.tick(float(msg.get("elapsed", 0.0)))  # type: ignore[union-attr]
+                if changed and not outcome.interrupted:
+                    _tell(control, outcome, hooks.fault)
             if stop_deadline is not None and now > stop_deadline:
                 _kill(proc)
             elif stop_deadline is None and now - start > hard_limit_s:
                 outcome.error = f"the run exceeded its time bound ({hard_limit_s:.0f} s) and was stopped"
+                if hooks.fault is not None and hooks.fault.stop():
+                    _tell(control, outcome, hooks.fault)
                 _signal(proc, signal.SIGTERM)
                 stop_deadline = now + STOP_GRACE_S
         except KeyboardInterrupt:
@@ -156,6 +178,8 @@ def _watch(proc: children.Child, hooks: Hooks, hard_limit_s: float, control: Pat
             if outcome.interrupted:  # a second Ctrl-C: stop now
                 _kill(proc)
             outcome.interrupted = True
+            if hooks.fault is not None and hooks.fault.stop():  # nothing stays broken while the run winds down
+                _tell(control, outcome, hooks.fault)
             _signal(proc, signal.SIGINT)
             stop_deadline = time.monotonic() + STOP_GRACE_S
     outcome.code = proc.wait()
@@ -164,9 +188,13 @@ def _watch(proc: children.Child, hooks: Hooks, hard_limit_s: float, control: Pat
     return outcome
 
 
-def _tell(control: Path, outcome: Outcome) -> None:
-    """Leave the runner what it puts in results.json: why the run was aborted, which worker was killed when."""
-    told = RunnerControl(outcome.aborted, outcome.failover_at_s, outcome.killed_pid)
+def _tell(control: Path, outcome: Outcome, fault: FaultWindow | None = None) -> None:
+    """Leave the runner what it puts in results.json: why the run was aborted, which worker was killed when,
+    the fault's window."""
+    window = fault if fault is not None else outcome.fault
+    outcome.fault = window
+    told = RunnerControl(outcome.aborted, outcome.failover_at_s, outcome.killed_pid,
+                         *((window.injected_at_s, window.cleared_at_s, window.detail) if window is not None else ()))
     part = control.with_suffix(".part")
     part.write_text(json.dumps(asdict(told)), encoding="utf-8")
     os.replace(part, control)  # the runner never reads half of it

@@ -199,7 +199,7 @@ def execute(req: RunRequest, reporter: Reporter | None) -> tuple[Outcome, RunRes
     if req.token:
         env[TOKEN_ENV] = req.token
     s = session.Session(req.scenario, req.target, req.out_dir, req.opts, req.run_meta, abort_check, reporter,
-                        child_env=env)
+                        child_env=env, slos=tuple(req.spec.slos))
     return session.execute(s)
 
 

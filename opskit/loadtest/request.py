@@ -101,6 +101,10 @@ def prepare(spec: Spec, p: RunParams, gather: Callable[[], HostFacts]) -> RunReq
     if p.users is not None and p.rate is not None:
         raise ParamError("give `users` (closed model) or `rate` (open model), not both")
     sc = scenarios.load(p.scenario, spec, target_max_rps=target.max_rps)
+    if sc.fault is not None and not target.embedded:
+        from opskit.faults.spec import LOCAL_ONLY
+
+        raise UsageError(LOCAL_ONLY.format(name=sc.name))
     duration_s = None
     if p.duration is not None:
         try:

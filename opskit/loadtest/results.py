@@ -3,22 +3,27 @@ the steps, generator, failover and histograms blocks are the run model's (opskit
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opskit.loadtest import hdr
 from opskit.loadtest import health as health_mod
 from opskit.loadtest.aggregate import Aggregator, stats_block
-from opskit.runmodel import Generator, Histograms, Step
+from opskit.runmodel import FaultSetup, Generator, Histograms, Step
+
+if TYPE_CHECKING:
+    from opskit.faults.analysis import Timing
 
 SCHEMA_VERSION = 1
 
 
 def build(agg: Aggregator, run: dict[str, Any], *, duration_s: float, intended: int | None,
-          processes: int, histograms: bool = True, failover: tuple[float, int] | None = None) -> dict[str, Any]:
+          processes: int, histograms: bool = True, failover: tuple[float, int] | None = None,
+          fault: FaultInput | None = None) -> dict[str, Any]:
     """run: the run metadata known to the caller (scenario, model, target, times, versions, ...);
-    failover: when (seconds into the run) the CLI killed which service worker (pid)."""
+    failover: when (seconds into the run) the CLI killed which service worker (pid); fault: a failure
+    scenario's window and checked writes (opskit/faults)."""
     requests, failures = agg.totals()
     sent = agg.scheduled - agg.dropped
     if run.get("model") == "closed":
@@ -93,7 +98,42 @@ def build(agg: Aggregator, run: dict[str, Any], *, duration_s: float, intended: 
 
         at_s, pid = failover
         doc["failover"] = asdict(failover_mod.analyse(timeline, at_s, pid))
+    if fault is not None:
+        doc["fault"] = asdict(_fault(agg, fault, timeline, endpoints, requests, failures, duration_s))
     return doc
+
+
+@dataclass(frozen=True)
+class FaultInput:
+    setup: FaultSetup
+    window: Timing
+    writes: tuple[int, int] | None  # (acknowledged, lost); None: not checked
+
+
+def _fault(agg: Aggregator, f: FaultInput, timeline: list[dict[str, Any]], endpoints: dict[str, Any],
+           requests: int, failures: int, duration_s: float) -> Any:
+    import math
+
+    from opskit.faults import analysis
+    from opskit.loadtest import hdr
+    from opskit.runmodel import read_timeline
+
+    w = f.window
+    start = math.floor(w.injected_at_s) if w.injected_at_s is not None else None
+    end = math.floor(w.cleared_at_s) if w.cleared_at_s is not None else None
+
+    def p95(lo: int | None, hi: int | None) -> float | None:  # exact: the seconds' histograms merged
+        hists = [hdr.decode(r["_hist"]) for t, r in agg.rows.items() if r.get("_hist")
+                 and (lo is None or t >= lo) and (hi is None or t < hi)]
+        return hdr.quantile_ms(hdr.merged(hists), 95) if hists else None
+
+    objectives = analysis.Objectives(f.setup.availability, dict(f.setup.p95_ms), f.setup.slo_window_s)
+    return analysis.analyse(
+        w, read_timeline(timeline), {n: read_timeline(b["timeline"]) for n, b in endpoints.items()},
+        objectives=objectives, requests=requests, failures=failures, duration_s=duration_s,
+        p95_before_ms=p95(None, start) if start is not None else None,
+        p95_during_ms=p95(start, end if end is not None else None) if start is not None else None,
+        writes=f.writes)
 
 
 def _steps(agg: Aggregator, timeline: list[dict[str, Any]], model: Any) -> list[Step]:

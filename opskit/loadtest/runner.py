@@ -146,7 +146,8 @@ class Run:
         res = results_mod.build(self.agg, meta, duration_s=run_time, intended=intended,
                                 processes=max(self.workers, 1),
                                 failover=(told.failover_at_s, told.killed_pid)
-                                if told.killed_pid and told.failover_at_s is not None else None)
+                                if told.killed_pid and told.failover_at_s is not None else None,
+                                fault=fault_input(cfg, told))
         self.out.mkdir(parents=True, exist_ok=True)
         path = results_mod.write(self.out, res)
         locustenv.write_reports(env, self.out)
@@ -333,6 +334,22 @@ def told_by_cli(path: str | None) -> RunnerControl:
         return RunnerControl.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
     except (OSError, ValueError):
         return RunnerControl()  # nothing told
+
+
+def fault_input(cfg: RunnerConfig, told: RunnerControl) -> results_mod.FaultInput | None:
+    """A failure scenario's window (told by the CLI) and its acknowledged writes checked in the database."""
+    if cfg.fault is None:
+        return None
+    from opskit.faults import analysis, writes
+
+    checked: tuple[int, int] | None = None
+    if cfg.fault.writes_dir and cfg.fault.db_url:
+        try:
+            checked = writes.check(Path(cfg.fault.writes_dir), cfg.fault.db_url, cfg.fault.password_file)
+        except Exception as exc:  # the run's figures still count; lost_writes stays null, said in the log
+            log.error("checking the acknowledged writes failed: %s", exc)
+    window = analysis.Timing(cfg.fault.kind, told.fault_injected_at_s, told.fault_cleared_at_s, told.fault_detail)
+    return results_mod.FaultInput(cfg.fault, window, checked)
 
 
 def free_port() -> int:

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from opskit.errors import ConfigError, UsageError
+from opskit.faults.spec import FaultSpec
 from opskit.spec.schema import Spec
 from opskit.units import parse_duration
 
@@ -80,6 +81,7 @@ class ScenarioFile(_Strict):
     spawn_rate: float = Field(10, gt=0, description="closed model: users started per second")
     service: ServiceSetup = ServiceSetup()
     failover: Failover | None = None
+    fault: FaultSpec | None = Field(None, description="a failure scenario's fault (opskit/faults)")
     params: dict[str, Any] = Field(default_factory=dict, description="passed to the locustfile")
     needs_keys: bool = Field(False, description="the locustfile needs tenant API keys: against a real target "
                              "the run refuses to start without them (--api-key, --keys-file, OPSKIT_API_KEYS)")
@@ -110,6 +112,7 @@ class Scenario:
     failover_at: float | None
     params: dict[str, Any]
     needs_keys: bool = False
+    fault: FaultSpec | None = None
 
     @property
     def duration_s(self) -> float:
@@ -186,6 +189,7 @@ def load(name: str, spec: Spec, *, target_max_rps: float | None = None, director
         tick_s=None if sf.tick == "auto" else float(sf.tick), spawn_rate=sf.spawn_rate,
         service=sf.service, failover_at=sf.failover.at if sf.failover else None, params=dict(sf.params),
         needs_keys=sf.needs_keys,
+        fault=sf.fault,
     )
 
 
@@ -244,10 +248,12 @@ def adjust(sc: Scenario, *, rate: float | None = None, users: int | None = None,
     stages = list(sc.stages)
     model = sc.model
     failover_at = sc.failover_at
+    fault = sc.fault
     if duration_s is not None:
         f = duration_s / sc.duration_s
         stages = [replace(s, duration_s=s.duration_s * f) for s in stages]
         failover_at = failover_at * f if failover_at is not None else None
+        fault = fault.scaled(f) if fault is not None else None
     if rate is not None:
         peak = sc.peak_rate
         if peak:
@@ -273,4 +279,4 @@ def adjust(sc: Scenario, *, rate: float | None = None, users: int | None = None,
         if capped != stages:
             notes.append(f"offered load capped at the target's max_rps ({max_rps:g} req/s)")
         stages = capped
-    return replace(sc, stages=tuple(stages), model=model, failover_at=failover_at), notes
+    return replace(sc, stages=tuple(stages), model=model, failover_at=failover_at, fault=fault), notes

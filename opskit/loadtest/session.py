@@ -18,6 +18,7 @@ from opskit.loadtest import driver, plan
 from opskit.loadtest.safety import Target
 from opskit.loadtest.scenarios import Scenario
 from opskit.runmodel import RunMeta, RunResults
+from opskit.spec.schema import SLO
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Session:
     abort_check: Callable[[Mapping[str, Any]], str | None] | None = None
     progress: Any = None  # a progress.Progress
     child_env: Mapping[str, str] = dataclasses.field(default_factory=dict)  # added to the runner's environment
+    slos: tuple[SLO, ...] = ()  # the spec's SLOs: what a failure scenario's fault is judged against
 
 
 def execute(s: Session) -> tuple[driver.Outcome, RunResults | None]:
@@ -40,15 +42,25 @@ def execute(s: Session) -> tuple[driver.Outcome, RunResults | None]:
         params = dict(s.opts.params)
         host = s.target.url
         service = None
+        fault = None
+        if s.scenario.fault is not None:  # a failure scenario: on the local stack only (else exit 2)
+            from opskit.faults.setup import FaultRun
+
+            fault = FaultRun.open(stack, s.scenario.fault, scenario=s.scenario.name, embedded=s.target.embedded,
+                                  slos=s.slos, out_dir=s.out_dir)
+            params["writes_dir"] = str(fault.writes_dir)
         if s.target.embedded:
             from opskit.localservice import LocalService
 
             setup = s.scenario.service
             if s.progress is not None:
                 s.progress.note(f"starting the embedded asset service ({setup.workers} worker(s), "
-                                f"{setup.seed_assets} assets, {setup.tenants} tenants)")
+                                f"{setup.seed_assets} assets, {setup.tenants} tenants"
+                                f"{', on the stack' if fault else ''})")
             service = stack.enter_context(LocalService(workers=setup.workers, seed_assets=setup.seed_assets,
-                                                       tenants=setup.tenants, tier=setup.tier))
+                                                       tenants=setup.tenants, tier=setup.tier,
+                                                       db=fault.db_url if fault else None,
+                                                       extra_env=fault.env if fault else None))
             host = service.url
             # the embedded service's own keys (OPSKIT_API_KEYS is for real targets)
             params["tenants"] = [{"key": k["key"], "company_id": k["company_id"]} for k in service.keys]
@@ -57,6 +69,12 @@ def execute(s: Session) -> tuple[driver.Outcome, RunResults | None]:
         meta = dataclasses.replace(s.run_meta, target=host)
         cfg = plan.config(s.scenario, host=host, out_dir=s.out_dir, opts=opts, run_meta=meta)
         hooks = driver.Hooks(abort_check=s.abort_check)
+        if fault is not None and service is not None:
+            from opskit.faults.setup import service_pids
+
+            cfg = dataclasses.replace(cfg, fault=fault.setup)
+            hooks.fault = fault.arm(service_pids(service.pid), s.progress.note if s.progress is not None
+                                    else lambda text: None)
         if s.progress is not None:
             hooks.on_progress = s.progress.update
             hooks.on_ui = lambda url: s.progress.note(f"Locust web UI: {url}")
