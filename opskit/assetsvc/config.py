@@ -41,6 +41,7 @@ class ServiceConfig:
     key_cache_ttl_s: float = 5.0  # a worker re-reads a cached key this often: a revoked key dies within it
     max_header_bytes: int = 16 * 1024  # request line excluded; 431 beyond
     max_headers: int = 100  # header fields per request; 431 beyond
+    cache_url: str = ""  # redis://...: shared page/stats cache and rate limits (cache.py); "" = none
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))

@@ -12,14 +12,22 @@ from opskit.assetsvc.postgres import is_postgres_url
 from opskit.assetsvc.storage import Storage
 
 
-def open_storage(db: str) -> Storage:
+def open_storage(db: str, cache_url: str = "") -> Storage:
+    """The store `db` names; with a cache URL, behind seed 000's Redis cache (cache.py)."""
+    store: Storage
     if is_postgres_url(db):
         from opskit.assetsvc.postgres import PostgresStorage
 
-        return PostgresStorage(db)
-    from opskit.assetsvc.sqlite import SQLiteStorage
+        store = PostgresStorage(db)
+    else:
+        from opskit.assetsvc.sqlite import SQLiteStorage
 
-    return SQLiteStorage(db)
+        store = SQLiteStorage(db)
+    if cache_url:
+        from opskit.assetsvc.cache import CachedStorage, link_for
+
+        return CachedStorage(store, link_for(cache_url))
+    return store
 
 
 def db_arg(db: str) -> str:
