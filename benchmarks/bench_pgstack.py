@@ -11,7 +11,7 @@ anything).
   run); once with each worker's page cache (the default) and once without it (pages from Redis).
 - delete: 1,000 ids per DELETE with --assets stored; anchor: the same statement straight on PostgreSQL.
 
-    .venv/bin/python benchmarks/bench_pgstack.py [--part all|upload|reads|delete] [--mb 100] [--repeat 2]
+    .venv/bin/python benchmarks/bench_pgstack.py [--part all|upload|reads|delete ...] [--mb 100] [--repeat 2]
         [--assets 1000000] [--duration 10] [--out benchmarks/results/pgstack.md]
 """
 
@@ -60,7 +60,11 @@ class Stack:
 
         self.dir = Path(tempfile.mkdtemp(prefix="bench-pgstack-"))
         os.chmod(self.dir, 0o711)  # the stack's own user must reach it
-        info = runtime.up(self.dir, fresh=True)
+        try:
+            info = runtime.up(self.dir, fresh=True)  # stops what it started when it fails
+        except BaseException:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
         assert info.endpoints is not None
         self.pg, self.redis = info.endpoints.postgresql, info.endpoints.redis
         password = (runtime.home(self.dir) / "password").read_text().strip()
@@ -302,25 +306,29 @@ def report(results: dict[str, Any], argv: str) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--part", choices=["all", "upload", "reads", "delete"], default="all")
+    ap.add_argument("--part", choices=["all", "upload", "reads", "delete"], action="append",
+                    help="repeatable [default: all]")
     ap.add_argument("--mb", type=float, default=100.0, help="upload file size in MB (10^6 bytes)")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--assets", type=int, default=1_000_000)
     ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     ap.add_argument("--out", default=None, help="write the Markdown report here")
     args = ap.parse_args()
+    parts = set(args.part or ["all"])
+    if "all" in parts:
+        parts = {"upload", "reads", "delete"}
     tmp = Path(tempfile.mkdtemp(prefix="bench-pgstack-work-"))
     results: dict[str, Any] = {"loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg())}
     stack = Stack()
     try:
-        if args.part in ("all", "upload"):
+        if "upload" in parts:
             results["upload"] = bench_upload(stack, tmp, args.mb, args.repeat)
-        if args.part in ("all", "reads", "delete"):
+        if parts & {"reads", "delete"}:
             keys = seed(stack, args.assets)
-            if args.part in ("all", "reads"):
+            if "reads" in parts:
                 results["reads"] = bench_reads(stack, keys["company-1"], args.duration, tmp)
                 print(json.dumps(results["reads"]), flush=True)
-            if args.part in ("all", "delete"):
+            if "delete" in parts:
                 results["delete"] = bench_delete(stack, keys["company-2"], "company-2")
                 print(json.dumps(results["delete"]), flush=True)
     finally:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import mmap
 import os
 import secrets
 import threading
@@ -41,6 +42,9 @@ PASSWORD_ENV = "REDIS_PASSWORD"  # the name the stack's redis-exporter reads too
 SCHEMES = ("redis", "rediss", "unix")
 # a seed touching more companies than this replaces the epoch instead of each company's generation
 _MANY_COMPANIES = 100
+# how often a worker asks a remote store (PostgreSQL) whether another instance wrote; the workers of one
+# instance tell each other at once through LocalChanges
+STORE_CHECK_S = 0.05
 
 # KEYS: epoch, the company's generation; ARGV: key head, key tail, a token for a key that is missing.
 # One round trip: the two generations and the entry they name.
@@ -163,6 +167,33 @@ def link_for(url: str) -> RedisLink:
     return link
 
 
+class LocalChanges:
+    """A token in an 8-byte shared file of the run dir: every write of any worker of this instance replaces
+    it, so a worker sees its siblings' writes with one memory read per request, no round trip. Random
+    tokens need no lock: a concurrent or torn write still differs from what a reader saw last."""
+
+    def __init__(self, path: str) -> None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(fd).st_size < 8:
+                os.ftruncate(fd, 8)
+            self._map = mmap.mmap(fd, 8)
+        finally:
+            os.close(fd)
+        self._seen = self._map[:8]
+
+    def bump(self) -> None:
+        self._map[:8] = secrets.token_bytes(8)
+
+    def moved(self) -> bool:
+        now = self._map[:8]
+        moved, self._seen = now != self._seen, now
+        return moved
+
+    def close(self) -> None:
+        self._map.close()
+
+
 def _gen_key(company_id: str) -> str:
     return f"{PREFIX}gen:{company_id}"
 
@@ -193,10 +224,22 @@ class _Writer:
 class CachedStorage:
     """A Storage whose company pages and stats go through Redis; everything else goes to the store."""
 
-    def __init__(self, inner: Storage, link: RedisLink) -> None:
+    def __init__(self, inner: Storage, link: RedisLink, run_dir: str = "",
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.inner = inner
         self.link = link
         self.kind = getattr(inner, "kind", "sqlite")
+        # PostgreSQL answers changed() with a round trip, which cost more than the whole cached request:
+        # with a run dir, siblings' writes come through LocalChanges and the store is asked every
+        # STORE_CHECK_S (other instances' writes reach this worker's page cache within that)
+        self.local = LocalChanges(os.path.join(run_dir, "changes")) if run_dir and self.kind != "sqlite" else None
+        self._clock = clock
+        self._next_check = float("-inf")
+
+    def _wrote(self, key: str) -> None:
+        if self.local is not None:
+            self.local.bump()
+        self.link.invalidate(key)
 
     def _cached(self, company_id: str, head: str, tail: str) -> tuple[bytes | None, bytes | None]:
         """(the entry's key, its value): (None, None) when Redis cannot answer."""
@@ -232,15 +275,15 @@ class CachedStorage:
         try:
             return self.inner.create(company_id, rows)
         finally:
-            self.link.invalidate(_gen_key(company_id))
+            self._wrote(_gen_key(company_id))
 
     def bulk(self, company_id: str) -> BulkWriter:
-        return _Writer(self.inner.bulk(company_id), lambda: self.link.invalidate(_gen_key(company_id)))
+        return _Writer(self.inner.bulk(company_id), lambda: self._wrote(_gen_key(company_id)))
 
     def delete(self, company_id: str, ids: Sequence[int]) -> int:
         deleted = self.inner.delete(company_id, ids)
         if deleted:
-            self.link.invalidate(_gen_key(company_id))
+            self._wrote(_gen_key(company_id))
         return deleted
 
     def seed(self, rows: Iterable[tuple[str, str, float, float, str]]) -> int:
@@ -256,12 +299,12 @@ class CachedStorage:
         finally:
             keys = [_gen_key(c) for c in companies] if len(companies) <= _MANY_COMPANIES else [PREFIX + "epoch"]
             for key in keys:
-                self.link.invalidate(key)
+                self._wrote(key)
 
     def discard_unfinished_uploads(self, pid: int | None = None) -> int:
         removed = self.inner.discard_unfinished_uploads(pid)
         if removed:  # whose rows they were is gone with them: every company's entries go
-            self.link.invalidate(PREFIX + "epoch")
+            self._wrote(PREFIX + "epoch")
         return removed
 
     # the rest is the store's
@@ -281,10 +324,18 @@ class CachedStorage:
         return self.inner.revoke_key(key_id)
 
     def changed(self) -> bool:
-        return self.inner.changed()
+        if self.local is None:
+            return self.inner.changed()
+        moved = self.local.moved()
+        if self._clock() >= self._next_check:
+            self._next_check = self._clock() + STORE_CHECK_S
+            moved = self.inner.changed() or moved  # always asked: it keeps its own last version
+        return moved
 
     def check(self) -> None:
         self.inner.check()
 
     def close(self) -> None:
+        if self.local is not None:
+            self.local.close()
         self.inner.close()

@@ -12,8 +12,9 @@ from opskit.assetsvc.postgres import is_postgres_url
 from opskit.assetsvc.storage import Storage
 
 
-def open_storage(db: str, cache_url: str = "") -> Storage:
-    """The store `db` names; with a cache URL, behind seed 000's Redis cache (cache.py)."""
+def open_storage(db: str, cache_url: str = "", run_dir: str = "") -> Storage:
+    """The store `db` names; with a cache URL, behind seed 000's Redis cache (cache.py), whose workers
+    tell each other about writes through a file in `run_dir`."""
     store: Storage
     if is_postgres_url(db):
         from opskit.assetsvc.postgres import PostgresStorage
@@ -26,7 +27,7 @@ def open_storage(db: str, cache_url: str = "") -> Storage:
     if cache_url:
         from opskit.assetsvc.cache import CachedStorage, link_for
 
-        return CachedStorage(store, link_for(cache_url))
+        return CachedStorage(store, link_for(cache_url), run_dir)
     return store
 
 

@@ -33,10 +33,11 @@ class Stack:
     state_dir: Path
     url: str
     password: str
+    postgresql: str
 
     @property
     def env(self) -> dict[str, str]:
-        return {"REDIS_PASSWORD": self.password}
+        return {"REDIS_PASSWORD": self.password, "PGPASSWORD": self.password}
 
     def client(self):  # a test's own view of Redis
         import redis
@@ -58,7 +59,7 @@ def stack() -> Iterator[Stack]:
         info = runtime.up(state_dir)
         assert info.endpoints is not None
         password = (runtime.home(state_dir) / "password").read_text().strip()
-        yield Stack(state_dir, info.endpoints.redis, password)
+        yield Stack(state_dir, info.endpoints.redis, password, info.endpoints.postgresql)
     finally:
         runtime.down(state_dir)
         shutil.rmtree(state_dir, ignore_errors=True)
@@ -198,6 +199,21 @@ def test_two_instances_share_one_limit(stack, tmp_path):
         assert [x.headers["x-ratelimit-remaining"] for x in answers[:6]] == ["5", "4", "3", "2", "1", "0"]
         for c in clients:
             c.close()
+
+
+def test_on_postgresql_workers_see_each_others_writes_at_once_with_their_page_caches_on(stack):
+    # the workers ask PostgreSQL for changes only every STORE_CHECK_S: a sibling's write must still
+    # reach a worker's page cache before the next request
+    with LocalService(workers=2, tenants=1, tier="internal", db=stack.postgresql, cache=stack.url,
+                      extra_env=stack.env) as svc, _fresh(svc.url, svc.key) as c:
+        pids = set()
+        for i in range(12):
+            assert c.post("/api/assets", json={"address": f"w{i}", "latitude": 1, "longitude": 1}).status_code == 201
+            for _ in range(4):
+                page = c.get("/api/assets?limit=100").json()["data"]
+                assert [x["address"] for x in page][-1] == f"w{i}"
+            pids.add(c.get("/health").json()["worker_pid"])
+        assert len(pids) == 2  # both workers answered
 
 
 def _kill_redis(stack: Stack) -> None:
