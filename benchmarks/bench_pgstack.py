@@ -12,7 +12,7 @@ anything).
 - delete: 1,000 ids per DELETE with --assets stored; anchor: the same statement straight on PostgreSQL.
 
     .venv/bin/python benchmarks/bench_pgstack.py [--part all|upload|reads|delete ...] [--mb 100] [--repeat 2]
-        [--assets 1000000] [--duration 10] [--rounds 3] [--out benchmarks/results/pgstack.md]
+        [--baseline-rev REV] [--assets 1000000] [--duration 10] [--rounds 3] [--out benchmarks/results/pgstack.md]
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_assetsvc import MB, _cpu_s, make_csv, naive_load, wrk  # noqa: E402
+from bench_assetsvc import MB, _cpu_s, baseline_tree, make_csv, naive_load, wrk  # noqa: E402
 
 from opskit.localservice import LocalService  # noqa: E402
 
@@ -126,9 +126,32 @@ def naive_pg(path: Path, stack: Stack) -> dict[str, float]:
     return out
 
 
-def service_upload(path: Path, stack: Stack) -> dict[str, float]:
-    stack.sql("TRUNCATE assets")  # every round uploads into the same empty table
-    with _service(stack, workers=1) as svc:
+def service_upload(path: Path, stack: Stack, src: Path | None = None) -> dict[str, float]:
+    """`src`: the service from that source tree (no --cache: older trees lack it), on a table it creates
+    itself and that is dropped after, so its schema never reaches the other runs."""
+    if src is None:
+        stack.sql("TRUNCATE assets")  # every round uploads into the same empty table
+        service = _service(stack, workers=1)
+    else:
+        stack.sql("DROP TABLE assets")
+        env = {**stack.env, "PYTHONPATH": str(src)}
+        service = LocalService(db=stack.pg, extra_env=env, workers=1)
+    cwd = os.getcwd()
+    try:
+        if src is not None:
+            os.chdir(src.parent)  # `python -m opskit` puts the working directory first on sys.path
+        return _timed_upload(path, service)
+    finally:
+        os.chdir(cwd)
+        if src is not None:
+            stack.sql("DROP TABLE assets")
+            from opskit.assetsvc.postgres import PostgresStorage
+
+            PostgresStorage(stack.pg).close()
+
+
+def _timed_upload(path: Path, service: LocalService) -> dict[str, float]:
+    with service as svc:
         worker = httpx.get(f"{svc.url}/health").json()["worker_pid"]
         cpu0 = _cpu_s(worker)
         start = time.perf_counter()
@@ -150,19 +173,22 @@ def sqlite_anchor(path: Path, tmp: Path) -> dict[str, float]:
     return {"seconds": seconds, "cpu_s": time.process_time() - cpu0, "inserted": rows}
 
 
-def bench_upload(stack: Stack, tmp: Path, size_mb: float, repeat: int) -> dict[str, Any]:
+def bench_upload(stack: Stack, tmp: Path, size_mb: float, repeat: int, baseline_rev: str | None) -> dict[str, Any]:
     path = tmp / "assets.csv"
     rows = make_csv(path, int(size_mb * 1_000_000))
+    baseline = baseline_tree(baseline_rev, tmp) if baseline_rev else None
     rounds = []
     for i in range(repeat):
         one = {"loadavg": os.getloadavg()[0], "service": service_upload(path, stack),
                "sqlite_naive": sqlite_anchor(path, tmp), "pg_executemany": naive_pg(path, stack)}
+        if baseline is not None:
+            one["baseline"] = service_upload(path, stack, baseline)
         rounds.append(one)
         print(json.dumps({"round": i + 1, **one}), flush=True)
     stack.sql("TRUNCATE assets")
     size = path.stat().st_size
     path.unlink()
-    return {"bytes": size, "rows": rows, "rounds": rounds}
+    return {"bytes": size, "rows": rows, "rounds": rounds, "baseline_rev": baseline_rev}
 
 
 # reads and deletes ----------------------------------------------------------------------------------
@@ -275,14 +301,20 @@ def report(results: dict[str, Any], argv: str) -> str:
                   f"{up['bytes'] / MB:.1f} MiB, {up['rows']:,} rows, {len(rounds)} round(s), each line of a "
                   "round back to back.", "",
                   "| | median s | every run, s | CPU s of the loader (median) | rows/s |", "|---|---:|---|---:|---:|"]
-        for label, key in (("service over HTTP, PostgreSQL COPY", "service"),
-                           ("anchor: naive SQLite loop (csv -> executemany)", "sqlite_naive"),
-                           ("anchor: naive executemany into PostgreSQL", "pg_executemany")):
+        runs = [("service over HTTP, PostgreSQL COPY", "service")]
+        if up.get("baseline_rev"):
+            runs.append((f"the service as committed at `{up['baseline_rev']}` (before)", "baseline"))
+        runs += [("anchor: naive SQLite loop (csv -> executemany)", "sqlite_naive"),
+                 ("anchor: naive executemany into PostgreSQL", "pg_executemany")]
+        for label, key in runs:
             secs = [r[key]["seconds"] for r in rounds]
             med = statistics.median(secs)
             lines.append(f"| {label} | {med:.2f} | {', '.join(f'{x:.2f}' for x in secs)} | "
                          f"{statistics.median(r[key]['cpu_s'] for r in rounds):.2f} | {up['rows'] / med:,.0f} |")
-        for key, name in (("sqlite_naive", "naive SQLite"), ("pg_executemany", "naive PostgreSQL executemany")):
+        others = [("sqlite_naive", "naive SQLite"), ("pg_executemany", "naive PostgreSQL executemany")]
+        if up.get("baseline_rev"):
+            others.append(("baseline", "before"))
+        for key, name in others:
             ratios = [r[key]["seconds"] / r["service"]["seconds"] for r in rounds]
             lines.append(f"\n{name} time / service time per round: {', '.join(f'{x:.2f}' for x in ratios)}")
         lines += ["", "Load average (1 min) at each round's start: "
@@ -323,6 +355,8 @@ def main() -> None:
                     help="repeatable [default: all]")
     ap.add_argument("--mb", type=float, default=100.0, help="upload file size in MB (10^6 bytes)")
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--baseline-rev", default=None,
+                    help="also upload to the service as committed at this git revision (before/after)")
     ap.add_argument("--assets", type=int, default=1_000_000)
     ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     ap.add_argument("--rounds", type=int, default=3, help="read rounds (hello-world + service each)")
@@ -336,7 +370,7 @@ def main() -> None:
     stack = Stack()
     try:
         if "upload" in parts:
-            results["upload"] = bench_upload(stack, tmp, args.mb, args.repeat)
+            results["upload"] = bench_upload(stack, tmp, args.mb, args.repeat, args.baseline_rev)
         if parts & {"reads", "delete"}:
             keys = seed(stack, args.assets)
             if "reads" in parts:
