@@ -45,7 +45,7 @@ class LocalService:
     def __init__(self, workers: int = 1, db: str | os.PathLike[str] | None = None, seed_assets: int = 0,
                  tenants: int = 1, tier: str = "internal", host: str = "127.0.0.1", port: int = 0,
                  extra_env: dict[str, str] | None = None, extra_args: list[str] | None = None,
-                 spec: str | os.PathLike[str] | None = None) -> None:
+                 spec: str | os.PathLike[str] | None = None, cache: str | None = None) -> None:
         if workers < 1 or tenants < 1 or seed_assets < 0:
             raise UsageError("LocalService needs workers >= 1, tenants >= 1 and seed_assets >= 0")
         self.workers = workers
@@ -60,6 +60,7 @@ class LocalService:
         # a postgresql:// URL is passed to the service as it is (its password through extra_env's PGPASSWORD)
         self.db_url = str(db) if db is not None and "://" in str(db) else None
         self._db = Path(db) if db is not None and self.db_url is None else None
+        self.cache = cache  # a redis:// URL passed as --cache (its password through extra_env's REDIS_PASSWORD)
         self._tmp: str | None = None
         self._proc: children.Child | None = None
         self.url = ""
@@ -106,7 +107,8 @@ class LocalService:
         ready.unlink(missing_ok=True)  # left behind by a killed run
         argv = [sys.executable, "-m", "opskit", "service", "run", "--host", self.host, "--port", str(self.port),
                 "--db", self.db, "--workers", str(self.workers), "--ready-file", str(ready),
-                *(["--spec", str(self.spec)] if self.spec is not None else []), *self.extra_args]
+                *(["--spec", str(self.spec)] if self.spec is not None else []),
+                *(["--cache", self.cache] if self.cache else []), *self.extra_args]
         stderr = Path(self._tmp) / "service.stderr"
         stderr.unlink(missing_ok=True)  # the log of this start only (restart() starts again)
         # a process group of its own: Ctrl-C in the caller's terminal must not reach the workers first
@@ -150,6 +152,7 @@ class LocalService:
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.pop("OPSKIT_SERVICE_DB", None)  # the store is the one given here
+        env.pop("OPSKIT_SERVICE_CACHE", None)  # and so is the cache, or none
         env.pop("OPSKIT_SPEC", None)  # the caller's spec is passed explicitly or not at all
         if self._tmp is not None:  # the service's run dir lands in ours: removed by stop() even after kill()
             env["TMPDIR"] = self._tmp

@@ -217,3 +217,84 @@ cat <<EOF
   state/runs/*/journal.jsonl   the playbook runs' journals (opskit playbook runs --state-dir $OUT/state)
   alert-loop/            rendered rules, serve.log; state/receiver/: the alerts' requests and journal
 EOF
+
+# ---- 11. production-shaped: PostgreSQL + Redis behind the service, all eight threshold rows live -------
+# Appended after the embedded story: `opskit stack up` (PostgreSQL 15, Redis 7 and four exporters on
+# 127.0.0.1, state under $OUT/prod), the service on PostgreSQL with the Redis cache, a Prometheus started by
+# `monitor up` scraping the service and the exporters, a short load, then `scale check --source prometheus`
+# must read all 8 rows of seed 001 (none no_data). prod_cleanup stops all of it on every path.
+PROD=$OUT/prod
+PROD_STATE=$PWD/$PROD/state            # the stack's own user must reach it: not under a private dir
+PROD_SVC_PID=""
+STACK_UP=""
+MONITOR_UP=""
+prod_cleanup() {
+  if [ -n "$PROD_SVC_PID" ] && kill -0 "$PROD_SVC_PID" 2>/dev/null; then
+    kill -TERM "$PROD_SVC_PID" 2>/dev/null || true
+    for _ in $(seq 1 150); do kill -0 "$PROD_SVC_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$PROD_SVC_PID" 2>/dev/null || true
+    wait "$PROD_SVC_PID" 2>/dev/null || true
+  fi
+  PROD_SVC_PID=""
+  if [ -n "$MONITOR_UP" ]; then $OPSKIT monitor down --state-dir "$PROD_STATE" >/dev/null 2>&1 || true; fi
+  MONITOR_UP=""
+  if [ -n "$STACK_UP" ]; then $OPSKIT stack down --state-dir "$PROD_STATE" >/dev/null 2>&1 || true; fi
+  STACK_UP=""
+}
+trap 'cleanup; prod_cleanup' EXIT
+prod_started=$(date +%s)
+
+section "11. Production-shaped: the service on PostgreSQL + Redis (opskit stack), all 8 threshold rows live"
+mkdir -p "$PROD_STATE"
+chmod 0711 "$OUT" "$PROD" "$PROD_STATE"
+STACK_UP=1   # set first: `stack down` after a half-done `up` is harmless, a forgotten daemon is not
+$OPSKIT stack up --state-dir "$PROD_STATE" --fresh --output json >"$PROD/stack.json"
+PG_URL=$(json "$PROD/stack.json" 'd["postgresql"]')
+REDIS_URL=$(json "$PROD/stack.json" 'd["redis"]')
+PGPASSWORD=$(cat "$PROD_STATE/stack/password")
+REDIS_PASSWORD=$PGPASSWORD               # the stack gives PostgreSQL and Redis one generated password
+export PGPASSWORD REDIS_PASSWORD         # libpq and the service read them here, never from argv
+echo "stack: PostgreSQL $PG_URL, Redis $REDIS_URL, exporters $(json "$PROD/stack.json" '" ".join(sorted(d["exporters"]))')"
+
+$OPSKIT service seed --assets 20000 --companies 1 --db "$PG_URL" --output json >/dev/null
+$OPSKIT service keys create --company company-1 --tier internal --db "$PG_URL" --output json >"$PROD/key.json"
+OPSKIT_API_KEYS="company-1=$(json "$PROD/key.json" 'd["key"]')"
+export OPSKIT_API_KEYS
+# --no-page-cache: list pages come from Redis (shared by both workers), not from each worker's memory
+$OPSKIT service run --port 0 --workers 2 --no-page-cache --db "$PG_URL" --cache "$REDIS_URL" \
+  --ready-file "$PROD/service.json" 2>"$PROD/service.log" &
+PROD_SVC_PID=$!
+for _ in $(seq 1 600); do [ -s "$PROD/service.json" ] && break; kill -0 "$PROD_SVC_PID" 2>/dev/null || break; sleep 0.1; done
+[ -s "$PROD/service.json" ] || die "the service did not start: $(tail -5 "$PROD/service.log")"
+PROD_URL=$(json "$PROD/service.json" 'd["url"]')
+echo "service: $PROD_URL, $(health_workers "$PROD_URL") workers, store postgresql, cache redis"
+
+MONITOR_UP=1
+$OPSKIT monitor up --port 0 --scrape-interval 1s --target "$PROD_URL" --state-dir "$PROD_STATE" \
+  --output json >"$PROD/monitor.json"
+PROM=$(json "$PROD/monitor.json" 'd["url"]')
+echo "prometheus: $PROM (the service and the stack's postgres, redis, node and process exporters, every 1 s)"
+
+echo "-- load: 150 req/s of GET /api/assets?limit=500 for 15 s"
+$OPSKIT loadtest run "$LOOP_LOAD" --spec "$LOOP_SPEC" --host "$PROD_URL" --rate 150 --duration 15s \
+  --out "$PROD/load" >/dev/null
+json "$PROD/load/results.json" '"%d requests, %.0f req/s, p95 %.1f ms, %d failed" % (d["aggregate"]["requests"], d["aggregate"]["rps"], d["aggregate"]["latency_ms"]["p95"], d["aggregate"]["failures"])'
+
+echo "-- scale check --source prometheus: every row of seed 001 read live (retried while the 1m rates fill)"
+ROWS=""
+for _ in $(seq 1 30); do
+  code=0
+  $OPSKIT scale check --spec opskit.yaml --source prometheus --prometheus "$PROM" --state-dir "$PROD_STATE" \
+    --output json >"$PROD/check.json" 2>"$PROD/check.log" || code=$?
+  if [ "$code" -le 1 ]; then
+    ROWS=$(json "$PROD/check.json" 'sum(1 for x in d["decisions"] if x["decision"] != "no_data")')
+    [ "$ROWS" = 8 ] && break
+  fi
+  sleep 1
+done
+[ "$ROWS" = 8 ] || die "scale check read ${ROWS:-0}/8 rows live (see $PROD/check.json, $PROD/check.log)"
+json "$PROD/check.json" 'chr(10).join("%-8s %-20s %10.2f  %s" % (x["resource"], x["metric"], x["value"], x["decision"]) for x in d["decisions"])'
+echo "8/8 threshold rows live"
+prod_cleanup
+echo "stack, service and Prometheus stopped"
+section "Production-shaped section done in $(( $(date +%s) - prod_started ))s (whole demo $(( $(date +%s) - started ))s). Outputs under $PROD/"

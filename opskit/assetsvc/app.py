@@ -24,7 +24,8 @@ from opskit.assetsvc.errors import ApiError
 from opskit.assetsvc.metrics import Metrics, read_int_file
 from opskit.assetsvc.pagecache import PageCache
 from opskit.assetsvc.params import decode_cursor, encode_cursor, parse_id, parse_json, parse_limit
-from opskit.assetsvc.ratelimit import Decision, RateLimiter
+from opskit.assetsvc.ratelimit import Decision
+from opskit.assetsvc.sharedlimit import open_limiter
 from opskit.assetsvc.storage import KeyRecord, Storage
 from opskit.assetsvc.upload_http import body_chunks, handle_upload
 from opskit.assetsvc.validation import FieldError, validate_object
@@ -59,7 +60,7 @@ class Service:
         self.config = config
         self.storage = storage
         self.metrics = metrics
-        self.limiter = RateLimiter(config.ratelimit_db, config.rate_limits, config.rate_window_s)
+        self.limiter = open_limiter(config)  # the run's local limiter, or Redis' shared one with --cache
         # key -> (record, monotonic time it must be read again): a revoked key is refused by every worker
         # within key_cache_ttl_s, at one indexed lookup per key and TTL rather than one per request
         self.keys: dict[str, tuple[KeyRecord, float]] = {}

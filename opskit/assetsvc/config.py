@@ -44,6 +44,7 @@ class ServiceConfig:
     # idle keep-alive connections are closed after this long: uvicorn's 5 s made a user who reads a page
     # for 10 s reconnect on every request; 75 s is nginx's keepalive_timeout
     keep_alive_s: int = 75
+    cache_url: str = ""  # redis://...: shared page/stats cache and rate limits (cache.py); "" = none
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))

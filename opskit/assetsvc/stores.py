@@ -12,14 +12,23 @@ from opskit.assetsvc.postgres import is_postgres_url
 from opskit.assetsvc.storage import Storage
 
 
-def open_storage(db: str) -> Storage:
+def open_storage(db: str, cache_url: str = "", run_dir: str = "") -> Storage:
+    """The store `db` names; with a cache URL, behind seed 000's Redis cache (cache.py), whose workers
+    tell each other about writes through a file in `run_dir`."""
+    store: Storage
     if is_postgres_url(db):
         from opskit.assetsvc.postgres import PostgresStorage
 
-        return PostgresStorage(db)
-    from opskit.assetsvc.sqlite import SQLiteStorage
+        store = PostgresStorage(db)
+    else:
+        from opskit.assetsvc.sqlite import SQLiteStorage
 
-    return SQLiteStorage(db)
+        store = SQLiteStorage(db)
+    if cache_url:
+        from opskit.assetsvc.cache import CachedStorage, link_for
+
+        return CachedStorage(store, link_for(cache_url), run_dir)
+    return store
 
 
 def db_arg(db: str) -> str:

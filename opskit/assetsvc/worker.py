@@ -130,7 +130,7 @@ def main() -> None:
 
     sock = socket.socket(fileno=int(os.environ[FD_ENV]))
     ready_fd = int(os.environ[READY_FD_ENV])
-    app = create_app(config, open_storage(config.db_path), Metrics(config))
+    app = create_app(config, open_storage(config.db_path, config.cache_url, config.run_dir), Metrics(config))
 
     class Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:

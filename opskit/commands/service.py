@@ -64,10 +64,14 @@ def service() -> None:
               help="Seconds a worker trusts a cached API key: a revoked key is refused within it.")
 @click.option("--keep-alive-timeout", type=click.IntRange(1, 3600), default=75, show_default=True,
               help="Seconds an idle keep-alive connection stays open (nginx's default; users think for seconds).")
+@click.option("--cache", "cache", metavar="URL", default="", envvar="OPSKIT_SERVICE_CACHE", show_envvar=True,
+              help="Redis URL (redis://HOST:PORT/DB, password from REDIS_PASSWORD): company pages (300 s) and "
+                   "stats (3600 s) cached there, and tier rate limits shared by every worker and instance. "
+                   "Redis down: served from the store with local limits.")
 def run(spec_file: str | None, host: str, port: int, db: str, workers: int, ready_file: str | None,
         rate_limits: str, max_csv_mb: float, max_json_mb: float, graceful_timeout: float,
         page_cache: bool, label_company: bool, page_cache_mb: float, body_timeout: float, max_uploads: int,
-        key_cache_ttl: float, keep_alive_timeout: int) -> None:
+        key_cache_ttl: float, keep_alive_timeout: int, cache: str) -> None:
     """Serve the asset API in the foreground until SIGTERM/Ctrl-C (which drain and stop)."""
     import json
     import os
@@ -80,11 +84,13 @@ def run(spec_file: str | None, host: str, port: int, db: str, workers: int, read
         limits = parse_rate_limits(rate_limits)
     except ValueError as exc:
         raise UsageError(f"--rate-limits: {exc}") from None
+    _check_cache(cache)
     config = ServiceConfig(
         db_path=db_arg(db), max_csv_bytes=int(max_csv_mb * MB), max_json_bytes=int(max_json_mb * MB),
         rate_limits=limits, buckets=_buckets(spec_file), label_company=label_company,
         page_cache=page_cache, page_cache_bytes=int(page_cache_mb * MB), body_timeout_s=body_timeout,
         max_uploads=max_uploads, key_cache_ttl_s=key_cache_ttl, keep_alive_s=keep_alive_timeout,
+        cache_url=cache,
     )
 
     def ready(url: str, count: int) -> None:
@@ -107,6 +113,24 @@ def run(spec_file: str | None, host: str, port: int, db: str, workers: int, read
             with contextlib.suppress(OSError):  # it describes a running service; that service is gone
                 os.unlink(ready_file)
     out.echo("stopped", err=True)
+
+
+def _check_cache(url: str) -> None:
+    """--cache: a Redis URL, its password never on the command line (argv is readable by every user)."""
+    if not url:
+        return
+    from click.core import ParameterSource
+
+    from opskit.assetsvc.cache import PASSWORD_ENV, check_url, has_password
+
+    try:
+        check_url(url)
+    except ValueError as exc:
+        raise UsageError(f"--cache: {exc}") from None
+    source = click.get_current_context().get_parameter_source("cache")
+    if has_password(url) and source == ParameterSource.COMMANDLINE:
+        raise UsageError(f"--cache: a password on the command line is visible to every user: remove it from "
+                         f"the URL and set {PASSWORD_ENV} (or pass the URL in OPSKIT_SERVICE_CACHE)")
 
 
 def _buckets(spec_file: str | None) -> tuple[float, ...]:

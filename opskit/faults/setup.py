@@ -54,10 +54,12 @@ class FaultRun:
     registry: Registry
     proxy: object | None = None
     window: Window | None = None
+    cache_url: str | None = None  # the stack's Redis: the service caches pages and shares limits there
 
     @property
     def env(self) -> dict[str, str]:
-        return {"PGPASSWORD": self.password}  # the service's libpq reads it; never in argv
+        # the service's libpq and its Redis client read them (one stack password); never in argv
+        return {"PGPASSWORD": self.password, "REDIS_PASSWORD": self.password}
 
     @property
     def writes_dir(self) -> Path:
@@ -87,7 +89,7 @@ class FaultRun:
         # and before that on every way out of the run
         registry = stack.enter_context(Registry())
         run = cls(fault, scenario, where, out_dir, direct, password, direct, info.endpoints.password_file, setup,
-                  registry)
+                  registry, cache_url=info.endpoints.redis)
         if fault.kind == "network-latency-spike":
             from opskit.stack.proxy import DelayProxy
 

@@ -60,6 +60,7 @@ def execute(s: Session) -> tuple[driver.Outcome, RunResults | None]:
             service = stack.enter_context(LocalService(workers=setup.workers, seed_assets=setup.seed_assets,
                                                        tenants=setup.tenants, tier=setup.tier,
                                                        db=fault.db_url if fault else None,
+                                                       cache=fault.cache_url if fault else None,
                                                        extra_env=fault.env if fault else None))
             host = service.url
             # the embedded service's own keys (OPSKIT_API_KEYS is for real targets)

@@ -50,6 +50,19 @@ def redis_answers(state_dir: Path) -> bool:
     return _redis_ready(port, (runtime.home(state_dir) / "password").read_text().strip())
 
 
+def redis_keys(state_dir: Path) -> int | None:
+    """How many keys the stack's Redis holds (the service's cache entries and generation keys), or None."""
+    import redis
+
+    info = runtime.status(state_dir)
+    port = next(p.port for p in info.parts if p.name == "redis")
+    password = (runtime.home(state_dir) / "password").read_text().strip()
+    try:
+        return int(redis.Redis(host="127.0.0.1", port=port, password=password, socket_timeout=0.5).dbsize())
+    except redis.RedisError:
+        return None
+
+
 def our_stress_ng() -> list[psutil.Process]:
     """stress-ng processes this test started (through the CLI run in-process), not other people's."""
     found = []
@@ -114,13 +127,14 @@ def test_database_connection_failure_fast_503s_recovery_and_no_lost_writes(invok
 
 
 def test_redis_cache_failure_keeps_the_service_answering(invoke, stack_dir, tmp_path):
-    # The service on this branch does not use Redis yet (its cache is another issue's): the scenario proves
-    # that Redis dying costs nothing today; with the cache it must stay 0 failed requests
+    # the service runs with --cache on the stack's Redis: it caches there until Redis is killed, serves from
+    # PostgreSQL with local limits meanwhile (0 failed requests), and uses Redis again once it is back
     before = parts.pid(stack_dir, "redis")
-    with Watch(lambda: redis_answers(stack_dir)) as watch:
+    with Watch(lambda: redis_answers(stack_dir)) as watch, Watch(lambda: redis_keys(stack_dir)) as keys:
         result, path = run(invoke, stack_dir, tmp_path, "redis-cache-failure")
     assert result.exit_code == 0, result.stderr
     assert False in watch.values() and watch.values()[-1] is True
+    assert any(isinstance(n, int) and n > 0 for n in keys.values())  # the service really cached in Redis
     res = parse_results(path.read_text())
     assert res.fault is not None and res.fault.kind == "redis-cache-failure"
     check_window(res.fault)
