@@ -244,7 +244,7 @@ prod_cleanup() {
 trap 'cleanup; prod_cleanup' EXIT
 prod_started=$(date +%s)
 
-section "11. Production-shaped: the service on PostgreSQL + Redis (opskit stack), all 8 threshold rows live"
+section "12. Production-shaped: the service on PostgreSQL + Redis (opskit stack), all 8 threshold rows live"
 mkdir -p "$PROD_STATE"
 chmod 0711 "$OUT" "$PROD" "$PROD_STATE"
 STACK_UP=1   # set first: `stack down` after a half-done `up` is harmless, a forgotten daemon is not
