@@ -47,8 +47,10 @@ class WorkersMissing(RuntimeError):
 
 
 def emit(kind: str, **data: Any) -> None:
-    sys.stdout.write(json.dumps({"type": kind, **data}) + "\n")
-    sys.stdout.flush()
+    """One JSON line on stdout: the runner's message channel to the driver (opskit.output writes it)."""
+    from opskit import output as out
+
+    out.echo(json.dumps({"type": kind, **data}))
 
 
 class Run:
@@ -396,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         from greenlet import getcurrent
 
         from opskit.loadtest.channel import TOKEN_ENV
-        from opskit.loadtest.worker import WorkerStopped
+        from opskit.loadtest.worker import WorkerStopped, say
 
         main_greenlet = getcurrent()
         gevent.signal_handler(signal.SIGINT, lambda: None)  # the master decides when a worker stops...
@@ -405,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return worker_main(args.master, args.master_port, os.environ.pop(TOKEN_ENV, None) or None)
         except WorkerStopped as exc:  # while waiting for the master
-            sys.stderr.write(f"opskit worker: stopped ({exc}) before the master answered\n")
+            say(f"stopped ({exc}) before the master answered")
             return 0
     cfg = RunnerConfig.from_json(json.loads(Path(args.config).read_text(encoding="utf-8")))
     run = Run(cfg)

@@ -173,7 +173,9 @@ def main() -> None:
         pass
     server = StallServer(StallSchedule(args.period, args.stall, args.service), port=args.port,
                          slots=args.slots).start()
-    print(server.port, flush=True)
+    from opskit import output as out
+
+    out.echo(str(server.port))  # the benchmarks read the port from the first line
     try:
         while True:
             time.sleep(3600)

@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import socket
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -36,8 +35,10 @@ class WorkerStopped(Exception):
 
 
 def say(text: str) -> None:
-    sys.stderr.write(f"opskit worker: {text}\n")
-    sys.stderr.flush()
+    """A worker's progress line on stderr (its user interface), through opskit.output."""
+    from opskit import output as out
+
+    out.echo(f"opskit worker: {text}", err=True)
 
 
 def wait_for_master(master: str, port: int, wait_s: float = MASTER_WAIT_S) -> bool:
