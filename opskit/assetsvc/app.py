@@ -39,7 +39,7 @@ OPERATIONS = {
     ("GET", "/api/companies/{id}/stats"): "stats",
 }
 JSON = "application/json"
-HEALTH_TTL_S = 1.0  # a worker recomputes /health (worker count, a storage query) at most this often
+HEALTH_TTL_S = 1.0  # a worker checks the store for /health (a query) at most this often
 # a GET on one of these exact paths skips Starlette's router, middleware and Request/Response objects
 # (a third of a cached list request's cost); answers, errors, headers and metrics stay the same
 FastRoute = Callable[[Scope], tuple[int, bytes]]
@@ -68,7 +68,7 @@ class Service:
         # worker sees every write without any coordination
         self.pages = PageCache(config.page_cache_bytes)
         self._totals: tuple[float, tuple[int, int]] = (0.0, (0, 0))
-        self._health: tuple[float, tuple[int, bytes]] = (float("-inf"), (0, b""))
+        self._store_check: tuple[float, str | None] = (float("-inf"), None)  # (when, error) of the last check
         # raw query string -> (limit, after): wrk, dashboards and pagers ask for the same few pages
         self._queries: dict[bytes, tuple[int, int]] = {}
         # SQLite has one writer at a time anyway: one thread (one warm connection) per worker does the
@@ -178,26 +178,26 @@ class Service:
         return parsed
 
     def health(self) -> tuple[int, bytes]:
-        """The /health answer, computed at most every HEALTH_TTL_S per worker: probes come every few
-        seconds, but a benchmark or a crowd of balancers must not pay a file read and a query each time."""
-        at, answer = self._health
+        """The /health answer. The worker count is read on every call (a playbook scaling the service waits
+        on it and must never see a stale one); the store's check, a query, runs at most every HEALTH_TTL_S
+        per worker: probes come every few seconds, but a crowd of balancers must not pay a query each time."""
         now = time.monotonic()
-        if now - at < HEALTH_TTL_S:
-            return answer
+        at, error = self._store_check
+        if now - at >= HEALTH_TTL_S:
+            try:
+                self.storage.check()
+                error = None
+            except Exception as exc:  # any failure of the store's own check is "not healthy"
+                error = f"storage: {exc}"
+            self._store_check = (now, error)
         body: dict[str, Any] = {
             "status": "ok", "workers": read_int_file(self.config.workers_file, 1),
             "supervisor_pid": self.config.supervisor_pid, "worker_pid": os.getpid(),
             "storage": getattr(self.storage, "kind", "sqlite"),
         }
-        status = 200
-        try:
-            self.storage.check()
-        except Exception as exc:  # any failure of the store's own check is "not healthy"
-            body.update(status="error", error=f"storage: {exc}")
-            status = 503
-        answer = (status, json.dumps(body, separators=(",", ":")).encode())
-        self._health = (now, answer)
-        return answer
+        if error is not None:
+            body.update(status="error", error=error)
+        return (200 if error is None else 503), json.dumps(body, separators=(",", ":")).encode()
 
     def fresh(self) -> None:
         if self.storage.changed():

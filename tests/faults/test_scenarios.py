@@ -112,7 +112,11 @@ def test_database_connection_failure_fast_503s_recovery_and_no_lost_writes(invok
     check_window(f, 20.0)
     assert f.errors_during > 0
     assert set(res.total.failures_by_kind) == {"http_503"}  # refused fast, never a client timeout
-    assert f.p95_during_ms is not None and f.p95_during_ms < 1000
+    # p95 counts successful requests only: with PostgreSQL down none may succeed (then it is null), and any
+    # that did (a cached page) answered fast
+    assert f.p95_during_ms is None or f.p95_during_ms < 1000
+    failed_p95 = res.total.failure_latency_ms.get("p95")  # the 503s themselves came fast (pool wait 2 s)
+    assert failed_p95 is not None and failed_p95 < 2500
     assert res.total.latency_ms["max"] is not None and res.total.latency_ms["max"] < 5000
     assert f.recovery_s is not None and f.recovery_s < 5
     assert f.acknowledged_writes and f.acknowledged_writes > 20 and f.lost_writes == 0
