@@ -22,7 +22,6 @@ from opskit.errors import RuntimeFailure, UsageError
 from opskit.monitor import process as prom
 
 if TYPE_CHECKING:
-    import psutil
 
     from opskit.spec import Spec
 
@@ -32,29 +31,12 @@ BINARIES = ("prometheus-alertmanager", "alertmanager")  # Debian's name, then up
 
 
 @dataclass(frozen=True)
-class State:
-    pid: int
-    port: int
-    create_time: float
-    config: str
-    argv: list[str]
-    started_at: float
+class State(prom.ServerState):
     receiver: str  # where playbook-bound alerts go
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
-
-    @property
-    def identity(self) -> children.Identity:
-        return children.Identity(self.pid, self.create_time)
-
-    def runs_our_config(self, proc: psutil.Process) -> bool:
-        return f"--config.file={self.config}" in proc.cmdline()
 
 
 @dataclass(frozen=True)

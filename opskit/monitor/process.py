@@ -29,15 +29,16 @@ BINARY_ENV = "OPSKIT_PROMETHEUS"
 
 
 @dataclass(frozen=True)
-class State:
+class ServerState:
+    """A server `monitor up` started (Prometheus, Alertmanager): what `down` and `status` need to find
+    exactly it again (pid + start time, and the config it was started with)."""
+
     pid: int
     port: int
     create_time: float
     config: str
     argv: list[str]
     started_at: float
-    targets: list[str]
-    rule_files: list[str]
 
     @property
     def url(self) -> str:
@@ -49,6 +50,12 @@ class State:
 
     def runs_our_config(self, proc: psutil.Process) -> bool:
         return f"--config.file={self.config}" in proc.cmdline()
+
+
+@dataclass(frozen=True)
+class State(ServerState):
+    targets: list[str]
+    rule_files: list[str]
 
 
 def home(state_dir: Path) -> Path:
