@@ -174,20 +174,35 @@ CONTRACT = [("schema_version",), ("run", "model"), ("run", "valid"), ("aggregate
 def _prom_query(client: Any, url: str, expr: str, at: float) -> list[Any]:
     """The dashboard's query as Grafana sends it (all runs, all scenarios), evaluated at `at`: a moment
     the runner was still serving (once it stops, Prometheus marks its gauges stale)."""
-    expr = (expr.replace("$__rate_interval", "20s").replace('"$run_id"', '".*"').replace('"$scenario"', '".*"'))
+    expr = (expr.replace("$__rate_interval", "1m").replace('"$run_id"', '".*"').replace('"$scenario"', '".*"'))
     body = client.get(f"{url}/api/v1/query", params={"query": expr, "time": f"{at:.3f}"}).json()
     assert body["status"] == "success", (expr, body)
     return body["data"]["result"]
 
 
+def _wait_until_scraping(url: str, job: str) -> None:
+    """Until Prometheus has tried the job's target once (an `up` sample, 0 while nothing listens yet):
+    Prometheus applies new targets on a 5-second tick, so its first scrape comes seconds after it starts."""
+    import httpx
+
+    deadline = time.monotonic() + 30
+    while not httpx.get(f"{url}/api/v1/query", params={"query": f'up{{job="{job}"}}'},
+                        trust_env=False).json()["data"]["result"]:
+        assert time.monotonic() < deadline, f"Prometheus never scraped job {job}"
+        time.sleep(0.3)
+
+
 def _final_sample_time(client: Any, url: str, run_id: str, deadline: float) -> float:
-    """When Prometheus stored the run's last scrape (opskit_loadtest_running 0, served while lingering)."""
+    """When Prometheus stored a scrape of the lingering metrics: opskit_loadtest_running 0 *after* a 1 (the
+    exporter also serves 0 before the run starts, when no request counter exists yet)."""
     while True:
         body = client.get(f"{url}/api/v1/query", params={"query": f'{m.RUNNING}{{run_id="{run_id}"}}[2m]'}).json()
-        points = [p for r in body["data"]["result"] for p in r["values"] if float(p[1]) == 0]
-        if points:
-            return float(points[-1][0])
-        assert time.monotonic() < deadline, "Prometheus never stored the final scrape"
+        points = sorted((float(t), float(v)) for r in body["data"]["result"] for t, v in r["values"])
+        running = [t for t, v in points if v == 1]
+        after = [t for t, v in points if v == 0 and running and t > running[-1]]
+        if after:
+            return after[-1]
+        assert time.monotonic() < deadline, ("Prometheus never stored the final scrape", points)
         time.sleep(0.3)
 
 
@@ -237,6 +252,7 @@ def test_smoke_run_scraped_live_and_by_prometheus(invoke, tmp_path: Path) -> Non
         assert up.exit_code == 0, up.stderr
         prom = json.loads(up.stdout)["url"]
         assert json.loads(up.stdout)["loadtest_targets"] == [metrics_url]
+        _wait_until_scraping(prom, m.LOADTEST_JOB)  # else a 4 s run can end before Prometheus's first scrape
     out = tmp_path / "smoke"
     holder: dict[str, Any] = {}
     thread = threading.Thread(target=lambda: holder.update(result=invoke(
@@ -294,10 +310,11 @@ def test_smoke_run_scraped_live_and_by_prometheus(invoke, tmp_path: Path) -> Non
                 assert lint.returncode == 0, lint.stdout + lint.stderr
 
             if prom is not None:  # the real Prometheus scraped it as job opskit-loadtest: every query has data
-                at = _final_sample_time(client, prom, run_id, deadline + 15)
+                prom_deadline = time.monotonic() + 30  # the lingering scrapes arrive within seconds
+                at = _final_sample_time(client, prom, run_id, prom_deadline)
                 panels = [e for e in dashboard_exprs() if "label_values" not in e]
                 while missing := [e for e in panels if not _prom_query(client, prom, e, at)]:
-                    assert time.monotonic() < deadline + 15, missing
+                    assert time.monotonic() < prom_deadline, missing
                     time.sleep(0.5)
                 series = _prom_query(client, prom, f'{m.REQUESTS}{{run_id="{run_id}"}}', at)
                 assert {s["metric"]["job"] for s in series} == {m.LOADTEST_JOB}
