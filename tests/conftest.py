@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,33 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:  # `make golden` selects these with -m golden
         if "golden" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.golden)
+
+
+_STARTED_BY: dict[object, str] = {}  # child identity -> the test that started it
+
+
+@pytest.fixture(autouse=True)
+def _note_children(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Remember which test started each child process (opskit.children), for the leak check below."""
+    from opskit import children
+
+    before = set(children._REGISTRY)
+    yield
+    for identity in set(children._REGISTRY) - before:
+        _STARTED_BY.setdefault(identity, request.node.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Every process a test starts is stopped by the test: name (and stop) any that is still running."""
+    from opskit import children
+
+    leaked = [c for c in list(children._REGISTRY.values()) if c.running]
+    for child in leaked:
+        print(f"\nleaked child process {child.pid} {child._popen.args!r}, started by "
+              f"{_STARTED_BY.get(child.identity, 'a session fixture')}")
+        child.stop()
+    if leaked and session.exitstatus == 0:
+        session.exitstatus = 1
 
 
 @pytest.fixture
