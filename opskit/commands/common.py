@@ -45,6 +45,14 @@ def output_option(*choices: str) -> Callable[[F], F]:
     return deco
 
 
+def render_options(folder: str) -> Callable[[F], F]:
+    """--out and --check of a command that renders a folder of generated files from the spec."""
+    out = click.option("--out", "out_dir", metavar="DIR", help=f"Folder to write [default: {folder}/ beside the spec].")
+    check = click.option("--check", is_flag=True,
+                         help="Write nothing; exit 1 with a unified diff if the folder differs.")
+    return lambda f: out(check(f))
+
+
 def load(spec_file: str | None) -> Spec:
     from opskit.spec import load_spec
 
