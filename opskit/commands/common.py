@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -51,6 +52,12 @@ def render_options(folder: str) -> Callable[[F], F]:
     check = click.option("--check", is_flag=True,
                          help="Write nothing; exit 1 with a unified diff if the folder differs.")
     return lambda f: out(check(f))
+
+
+def state_dir_option(help: str) -> Callable[[F], F]:
+    """--state-dir of the commands that start local servers (a Path, ./.opskit by default)."""
+    return click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".opskit"),
+                        help=help)
 
 
 def load(spec_file: str | None) -> Spec:
