@@ -20,6 +20,7 @@ from locust import between, task
 from locust.contrib.fasthttp import FastHttpUser
 
 from opskit.loadtest.context import Share, params, share
+from opskit.loadtest.tenants import Tenant, browse_page, get_seen
 
 CITIES = [("Berlin", 52.52, 13.405), ("Lisbon", 38.722, -9.139), ("Austin", 30.267, -97.743),
           ("Osaka", 34.694, 135.502), ("Nairobi", -1.292, 36.822), ("Lima", -12.046, -77.043)]
@@ -40,21 +41,6 @@ def _csv(rows: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-class Tenant:
-    def __init__(self, key: str, company_id: str) -> None:
-        self.company_id = company_id
-        self.headers = {"Authorization": f"Bearer {key}"}
-        self.cursor: str | None = None
-        self.seen: list[int] = []  # ids read from pages, for get-by-id
-        self.created: list[int] = []  # ids this run created, for delete
-        self.deleted: set[int] = set()  # a page read before a delete may still list these
-
-    def remember(self, ids: list[int], into: list[int], keep: int = 500) -> None:
-        into.extend(ids)
-        if len(into) > keep:
-            del into[: len(into) - keep]
-
-
 class AssetUser(FastHttpUser):
     share: Share
     wait_time = between(0.5, 2.0)  # think time in the closed model; the open model ignores it
@@ -73,29 +59,16 @@ class AssetUser(FastHttpUser):
     @task(40)
     def browse(self) -> None:
         t = self._tenant()
-        url = "/api/assets?limit=50" + (f"&cursor={t.cursor}" if t.cursor else "")
-        with self.client.get(url, name="/api/assets", headers=t.headers, catch_response=True) as r:
-            if r.status_code != 200:
-                r.failure(f"HTTP {r.status_code}")
-                return
-            try:
-                body = json.loads(r.content or b"{}")
-            except ValueError:
-                r.failure("not JSON")
-                return
-            t.cursor = body.get("next_cursor")
-            t.remember([a["id"] for a in body.get("data", []) if self.owns(a.get("id"))], t.seen)
+        ids = browse_page(self.client, t, limit=50)
+        if ids is not None:
+            t.remember([i for i in ids if self.owns(i)], t.seen)
 
     @task(25)
     def get_by_id(self) -> None:
         t = self._tenant()
         if not t.seen:
             return self.browse()
-        asset_id = random.choice(t.seen)
-        with self.client.get(f"/api/assets/{asset_id}", name="/api/assets/{id}", headers=t.headers,
-                             catch_response=True) as r:
-            if r.status_code == 404 and asset_id in t.deleted:
-                r.success()  # we deleted it ourselves after reading the page: not the service's fault
+        get_seen(self.client, t)
 
     @task(15)
     def create(self) -> None:
@@ -121,8 +94,7 @@ class AssetUser(FastHttpUser):
         t = self._tenant()
         if not t.created:
             return self.create()
-        victim = t.created.pop(random.randrange(len(t.created)))
-        t.deleted.add(victim)
+        victim = t.victim()
         if victim in t.seen:
             t.seen.remove(victim)
         self.client.request("DELETE", "/api/assets/delete", name="/api/assets/delete", json={"ids": [victim]},

@@ -19,6 +19,7 @@ from locust import between, task
 from locust.contrib.fasthttp import FastHttpUser
 
 from opskit.loadtest.context import params
+from opskit.loadtest.tenants import Tenant, browse_page, get_seen
 
 _record: IO[str] | None = None
 
@@ -39,16 +40,6 @@ def _asset() -> dict[str, object]:
             "longitude": round(-9.14 + random.uniform(-0.05, 0.05), 6)}
 
 
-class Tenant:
-    def __init__(self, key: str, company_id: str) -> None:
-        self.company_id = company_id
-        self.headers = {"Authorization": f"Bearer {key}"}
-        self.cursor: str | None = None
-        self.seen: list[int] = []
-        self.created: list[int] = []
-        self.deleted: set[int] = set()
-
-
 class FaultUser(FastHttpUser):
     wait_time = between(0.5, 2.0)
 
@@ -64,29 +55,16 @@ class FaultUser(FastHttpUser):
     @task(45)
     def browse(self) -> None:
         t = self._tenant()
-        url = "/api/assets?limit=20" + (f"&cursor={t.cursor}" if t.cursor else "")
-        with self.client.get(url, name="/api/assets", headers=t.headers, catch_response=True) as r:
-            if r.status_code != 200:
-                r.failure(f"HTTP {r.status_code}")
-                return
-            try:
-                body = json.loads(r.content or b"{}")
-            except ValueError:
-                r.failure("not JSON")
-                return
-            t.cursor = body.get("next_cursor")
-            t.seen = ([a["id"] for a in body.get("data", [])] + t.seen)[:200]
+        ids = browse_page(self.client, t, limit=20)
+        if ids is not None:
+            t.seen = (ids + t.seen)[:200]
 
     @task(25)
     def get_by_id(self) -> None:
         t = self._tenant()
         if not t.seen:
             return self.browse()
-        asset_id = random.choice(t.seen)
-        with self.client.get(f"/api/assets/{asset_id}", name="/api/assets/{id}", headers=t.headers,
-                             catch_response=True) as r:
-            if r.status_code == 404 and asset_id in t.deleted:
-                r.success()  # deleted by this run after the page was read
+        get_seen(self.client, t)
 
     @task(20)
     def create(self) -> None:
@@ -109,8 +87,7 @@ class FaultUser(FastHttpUser):
         t = self._tenant()
         if not t.created:
             return self.create()
-        victim = t.created.pop(random.randrange(len(t.created)))
-        t.deleted.add(victim)
+        victim = t.victim()
         with self.client.request("DELETE", "/api/assets/delete", name="/api/assets/delete",
                                  json={"ids": [victim]}, headers=t.headers, catch_response=True) as r:
             if r.status_code == 200:

@@ -3,7 +3,7 @@
 The query is modelled (opskit.alerts.exprmodel): one input series per selector, a knob series moved until
 the query returns a chosen value above scale_up (the alert fires after for:) or below it (it stays
 silent). Expected values come from that model, so `alerts test` checks it against promtool's real
-evaluation. A query outside the model raises `Unsupported` and keeps hand-written tests.
+evaluation. A query outside the model raises `ExprError` and keeps hand-written tests.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from opskit.alerts import promql
-from opskit.alerts.exprmodel import Leaf, Reading, Unsupported, evaluate, leaves, parse, satisfies
+from opskit.alerts.exprmodel import ExprError, Leaf, Reading, evaluate, leaves, parse, satisfies
 from opskit.units import parse_duration
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def _readings(spec: Spec, parts: list[Leaf], knob: int, value: float | int) -> d
 def _value(node: object, readings: dict[str, Reading]) -> tuple[float, dict[str, str]] | None:
     try:
         result = evaluate(node, readings)
-    except (Unsupported, ZeroDivisionError, OverflowError):
+    except (ExprError, ZeroDivisionError, OverflowError):
         return None
     if not math.isfinite(result.value):
         return None
@@ -159,18 +159,18 @@ def _histogram(name: str, labels: dict[str, str], cumulative: dict[float, float]
 
 def custom_tests(spec: Spec, t: ThresholdAlert, fired_annotations: Callable[[dict[str, str], str], dict[str, str]],
                  value_text: Callable[[str, float], str]) -> list[Doc]:
-    """A firing and a silent case for the row's own query; raises Unsupported with the reason."""
+    """A firing and a silent case for the row's own query; raises ExprError with the reason."""
     node = parse(t.query)
     parts = leaves(node)
     if not parts:
-        raise Unsupported("the query reads no series")
+        raise ExprError("the query reads no series")
     interval_s = max(1.0, float(spec.alerts.scrape_interval))
     windows = [parse_duration(w) for w in promql.range_windows(t.query)] or [0.0]
     fires_at = _minutes(t.for_seconds) + _minutes(max(windows)) + 2
     steps = int(math.ceil((fires_at + 2) * 60 / interval_s))
     breach, normal = _choose(node, spec, parts, t, True), _choose(node, spec, parts, t, False)
     if breach is None or normal is None:
-        raise Unsupported("no input values found that put the query " + ("above" if breach is None else "below")
+        raise ExprError("no input values found that put the query " + ("above" if breach is None else "below")
                           + f" {t.row.scale_up:g}")
     name = t.rule.alert
     interval = promql.window(interval_s)

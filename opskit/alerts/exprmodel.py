@@ -1,11 +1,15 @@
-"""A model of how Prometheus evaluates a small PromQL subset on the synthetic series of a unit test (pure).
+"""The PromQL subset opskit models (pure): its parser, and what a query returns on synthetic series.
 
-It lets opskit write promtool tests for a threshold row's own `queries.prometheus`: each series selector
+opskit writes promtool tests for a threshold row's own `queries.prometheus` with it: each series selector
 of the query becomes one input series (a counter with a constant rate inside rate()/increase()/irate(), a
-constant gauge elsewhere, a full set of buckets under histogram_quantile), and the model says what the
-query returns for chosen values, so the test can expect the alert's value. The subset: numbers,
-+ - * /, parentheses, selectors with matchers, rate/irate/increase over a range, sum/avg/min/max/count
-with by/without, histogram_quantile. Anything else is `Unsupported`, and the row keeps hand-written tests.
+constant gauge elsewhere, a full set of buckets under histogram_quantile), and `evaluate` says what the
+query returns for chosen values, so the test can expect the alert's value. The scrape source
+(opskit.metrics.scrape) evaluates the same trees over two scrapes of /metrics; its dialect
+(`parse(text, scrape=True)`) has no ranges, no by/without and no irate (its rates are between the two
+scrapes).
+
+The subset: numbers, + - * /, parentheses, selectors with matchers, rate/irate/increase over a range,
+sum/avg/min/max/count with by/without, histogram_quantile. Anything else raises `ExprError`.
 """
 
 from __future__ import annotations
@@ -17,19 +21,23 @@ from dataclasses import dataclass, field
 from opskit.units import parse_duration
 
 
-class Unsupported(Exception):
-    """The expression is outside the subset (or its series cannot be built); the message says what."""
+class ExprError(ValueError):
+    """The expression is not valid, or outside the subset (or its series cannot be built); the message says what."""
 
 
 @dataclass(frozen=True)
 class Selector:
     name: str
-    matchers: tuple[tuple[str, str, str], ...]  # (label, op, value)
+    matchers: tuple[tuple[str, str, str], ...] = ()  # (label, op, value)
     range_s: float | None = None
 
     @property
     def key(self) -> str:
         return self.name + "{" + ",".join(f"{k}{op}{v!r}" for k, op, v in self.matchers) + "}"
+
+    def text(self) -> str:
+        inner = ",".join(f'{k}{op}"{v}"' for k, op, v in self.matchers)
+        return f"{self.name}{{{inner}}}" if inner else self.name
 
 
 @dataclass(frozen=True)
@@ -55,38 +63,45 @@ _TOKEN = re.compile(r"""\s*(?:(?P<dur>\[[^\]]*\])|(?P<num>[0-9]+(?:\.[0-9]*)?(?:
     |(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)|(?P<str>"(?:[^"\\]|\\.)*")|(?P<op>=~|!~|!=|[-+*/(),{}=]))""", re.VERBOSE)
 RATES = ("rate", "irate", "increase")
 AGGREGATIONS = ("sum", "avg", "min", "max", "count")
+FUNCTIONS = (*RATES, *AGGREGATIONS, "histogram_quantile")
 
 
-def parse(text: str) -> object:
-    tokens: list[tuple[str, str]] = []
-    pos, text = 0, text.strip()
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if not m or m.end() == pos:
-            raise Unsupported(f"cannot read {text[pos:pos + 20]!r}")
-        kind = m.lastgroup or "op"
-        tokens.append((kind, m.group(kind)))
-        pos = m.end()
-    parser = _Parser(tokens)
-    node = parser.expr()
-    if parser.pos != len(tokens):
-        raise Unsupported(f"unexpected {tokens[parser.pos][1]!r}")
+def parse(text: str, *, scrape: bool = False) -> object:
+    """The expression's tree; `scrape` reads the scrape dialect, whose errors name the expression."""
+    try:
+        tokens: list[tuple[str, str]] = []
+        pos, stripped = 0, text.strip()
+        while pos < len(stripped):
+            m = _TOKEN.match(stripped, pos)
+            if not m or m.end() == pos:
+                raise ExprError(f"cannot read {stripped[pos:pos + 20]!r}")
+            kind = m.lastgroup or "op"
+            tokens.append((kind, m.group(kind)))
+            pos = m.end()
+        parser = _Parser(tokens, scrape)
+        node = parser.expr()
+        if parser.pos != len(tokens):
+            raise ExprError(f"unexpected {tokens[parser.pos][1]!r}")
+    except ExprError as exc:
+        if scrape:
+            raise ExprError(f"{exc} in {text!r}") from None
+        raise
     return node
 
 
 class _Parser:
-    def __init__(self, tokens: list[tuple[str, str]]) -> None:
-        self.tokens, self.pos = tokens, 0
+    def __init__(self, tokens: list[tuple[str, str]], scrape: bool) -> None:
+        self.tokens, self.pos, self.scrape = tokens, 0, scrape
 
     def peek(self) -> str | None:
         return self.tokens[self.pos][1] if self.pos < len(self.tokens) else None
 
     def take(self, expected: str | None = None) -> tuple[str, str]:
         if self.pos >= len(self.tokens):
-            raise Unsupported("the expression ends too early")
+            raise ExprError("the expression ends too early" + (f" (expected {expected!r})" if expected else ""))
         tok = self.tokens[self.pos]
         if expected is not None and tok[1] != expected:
-            raise Unsupported(f"expected {expected!r}, found {tok[1]!r}")
+            raise ExprError(f"expected {expected!r}, found {tok[1]!r}")
         self.pos += 1
         return tok
 
@@ -113,11 +128,11 @@ class _Parser:
             self.take(")")
             return node
         if kind != "name":
-            raise Unsupported(f"unexpected {value!r}")
-        if value in AGGREGATIONS or value in RATES or value == "histogram_quantile":
+            raise ExprError(f"unexpected {value!r}")
+        if value in FUNCTIONS and not (self.scrape and value == "irate"):
             return self.call(value)
         if self.peek() == "(":
-            raise Unsupported(f"function {value}() is not modelled")
+            raise ExprError(f"function {value}() is not modelled")
         return self.selector(value)
 
     def grouping(self) -> tuple[str, tuple[str, ...]]:
@@ -141,8 +156,17 @@ class _Parser:
         self.take(")")
         if self.peek() in ("by", "without"):
             grouping = self.grouping()
-        if grouping and fn not in AGGREGATIONS:
-            raise Unsupported(f"{fn}() takes no by/without")
+        if grouping and (fn not in AGGREGATIONS or self.scrape):
+            raise ExprError(f"{fn}() takes no by/without" + (" (not in a scrape expression)" if self.scrape else ""))
+        if fn == "histogram_quantile":
+            if len(args) != 2 or not isinstance(args[0], Num):
+                raise ExprError("histogram_quantile(q, histogram) takes a number and a histogram")
+            if not 0 <= args[0].value <= 1:
+                raise ExprError("histogram_quantile: q must be within 0..1")
+        elif len(args) != 1:
+            raise ExprError(f"{fn}() takes one argument")
+        elif fn in RATES and not isinstance(args[0], Selector):
+            raise ExprError(f"{fn}() takes a metric selector")
         return Call(fn, tuple(args), grouping)
 
     def selector(self, name: str) -> Selector:
@@ -150,25 +174,25 @@ class _Parser:
         if self.peek() == "{":
             self.take()
             while self.peek() != "}":
-                label = self.take()[1]
-                op = self.take()[1]
-                kind, raw = self.take()
-                if kind != "str" or op not in ("=", "!=", "=~", "!~"):
-                    raise Unsupported(f"matcher {label}{op}{raw} is not modelled")
-                matchers.append((label, op, raw[1:-1].encode().decode("unicode_escape")))
+                (kind, label), op, (string, raw) = self.take(), self.take()[1], self.take()
+                if kind != "name" or op not in ("=", "!=", "=~", "!~") or string != "str":
+                    raise ExprError(f'expected label="value", found {label}{op}{raw}')
+                matchers.append((label, op, re.sub(r"\\(.)", r"\1", raw[1:-1])))
                 if self.peek() == ",":
                     self.take()
             self.take("}")
         range_s = None
         if self.pos < len(self.tokens) and self.tokens[self.pos][0] == "dur":
             inner = self.take()[1][1:-1].strip()
+            if self.scrape:
+                raise ExprError(f"a range [{inner}]: rate() and increase() are between the two scrapes")
             if ":" in inner:
-                raise Unsupported("subqueries are not modelled")
+                raise ExprError("subqueries are not modelled")
             range_s = parse_duration(inner)
         return Selector(name, tuple(matchers), range_s)
 
 
-# ---- evaluation ----------------------------------------------------------------------------------------
+# ---- evaluation on the synthetic series of a unit test -----------------------------------------------
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -198,12 +222,12 @@ def leaves(node: object) -> list[Leaf]:
     def walk(n: object, inside: str | None) -> None:
         if isinstance(n, Selector):
             if inside is None and n.range_s is not None:
-                raise Unsupported(f"range {n.key} outside rate()")
+                raise ExprError(f"range {n.key} outside rate()")
             kind = "gauge" if inside is None else "counter"
             if kind == "counter" and n.name.endswith("_bucket"):
                 kind = "histogram"
             if found.get(n.key, (n, kind))[1] != kind:
-                raise Unsupported(f"{n.name} is read both as a counter and as a gauge")
+                raise ExprError(f"{n.name} is read both as a counter and as a gauge")
             found[n.key] = (n, kind)
         elif isinstance(n, Call):
             for a in n.args:
@@ -244,10 +268,10 @@ def _labels_for(s: Selector) -> dict[str, str]:
         elif op == "=~":
             pick = value.split("|")[0].replace("\\", "")  # the first alternative, as a literal
             if re.fullmatch(value, pick) is None:
-                raise Unsupported(f"cannot pick a value for {label}=~{value!r}")
+                raise ExprError(f"cannot pick a value for {label}=~{value!r}")
             labels[label] = pick
     if not satisfies(s, labels):
-        raise Unsupported(f"the matchers of {s.key} need values opskit cannot pick")
+        raise ExprError(f"the matchers of {s.key} need values opskit cannot pick")
     return labels
 
 
@@ -262,7 +286,7 @@ def evaluate(node: object, values: dict[str, Reading]) -> Value:
     if isinstance(node, Selector):
         v, series_labels = values[node.key]
         if isinstance(v, dict):
-            raise Unsupported(f"{node.name} used without rate()")
+            raise ExprError(f"{node.name} used without rate()")
         return Value(v, tuple(sorted(series_labels.items())))
     if isinstance(node, BinOp):
         return _binop(node.op, evaluate(node.left, values), evaluate(node.right, values))
@@ -270,7 +294,7 @@ def evaluate(node: object, values: dict[str, Reading]) -> Value:
     if node.fn in RATES:
         sel = node.args[0]
         if not isinstance(sel, Selector) or sel.range_s is None:
-            raise Unsupported(f"{node.fn}() of something other than a range selector")
+            raise ExprError(f"{node.fn}() of something other than a range selector")
         v, series_labels = values[sel.key]
         labels = tuple(sorted(series_labels.items()))
         scale = sel.range_s if node.fn == "increase" else 1.0
@@ -280,21 +304,21 @@ def evaluate(node: object, values: dict[str, Reading]) -> Value:
     if node.fn in AGGREGATIONS:
         inner = evaluate(node.args[-1], values)
         if inner.labels is None:
-            raise Unsupported(f"{node.fn}() of a scalar")
+            raise ExprError(f"{node.fn}() of a scalar")
         kept = _group(inner.labels, node.grouping)
         if inner.buckets:
             if node.fn != "sum":
-                raise Unsupported(f"{node.fn}() of histogram buckets")
+                raise ExprError(f"{node.fn}() of histogram buckets")
             if not node.grouping or "le" not in node.grouping[1] or node.grouping[0] != "by":
-                raise Unsupported("an aggregation of buckets that drops le")
+                raise ExprError("an aggregation of buckets that drops le")
             return Value(math.nan, kept, inner.buckets)
         return Value(1.0 if node.fn == "count" else inner.value, kept)
     if node.fn == "histogram_quantile":
         q, inner = evaluate(node.args[0], values), evaluate(node.args[1], values)
         if q.labels is not None or not inner.buckets:
-            raise Unsupported("histogram_quantile(q, buckets) needs a number and rates of buckets")
+            raise ExprError("histogram_quantile(q, buckets) needs a number and rates of buckets")
         return Value(bucket_quantile(q.value, inner.buckets), inner.labels)
-    raise Unsupported(f"function {node.fn}() is not modelled")
+    raise ExprError(f"function {node.fn}() is not modelled")
 
 
 def _group(labels: Labels, grouping: tuple[str, tuple[str, ...]] | None) -> Labels:
@@ -306,9 +330,9 @@ def _group(labels: Labels, grouping: tuple[str, tuple[str, ...]] | None) -> Labe
 
 def _binop(op: str, a: Value, b: Value) -> Value:
     if a.buckets or b.buckets:
-        raise Unsupported("arithmetic on histogram buckets")
+        raise ExprError("arithmetic on histogram buckets")
     if a.labels is not None and b.labels is not None and a.labels != b.labels:
-        raise Unsupported("two vectors with different labels (no one-to-one match)")
+        raise ExprError("two vectors with different labels (no one-to-one match)")
     x, y = a.value, b.value
     if op == "/":
         result = x / y if y else (math.nan if x == 0 else math.copysign(math.inf, x))
@@ -318,8 +342,8 @@ def _binop(op: str, a: Value, b: Value) -> Value:
 
 
 def bucket_quantile(q: float, buckets: dict[float, float]) -> float:
-    """Prometheus' histogram_quantile: linear within the bucket the rank falls in, the highest finite
-    bound when it falls in +Inf, the bucket's upper bound's share from 0 for the first bucket."""
+    """Prometheus' histogram_quantile over cumulative counts (or rates) by upper bound: linear within the
+    bucket the rank falls in, the highest finite bound when it falls in +Inf, the first bucket from 0."""
     bounds = sorted(buckets)
     total = buckets[bounds[-1]]
     if total <= 0 or not math.isinf(bounds[-1]):
@@ -331,7 +355,7 @@ def bucket_quantile(q: float, buckets: dict[float, float]) -> float:
         if count >= rank:
             if math.isinf(upper):
                 return bounds[i - 1] if i else math.nan
-            if i == 0 and upper <= 0:
+            if (i == 0 and upper <= 0) or count == below:
                 return upper
             return lower + (upper - lower) * (rank - below) / (count - below)
         lower, below = upper, count

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from opskit import atomicio
+from opskit import output as out
+from opskit.errors import Refused
 
 
 @dataclass(frozen=True)
@@ -112,3 +114,15 @@ def sync(directory: Path, files: dict[str, str], patterns: Iterable[str], genera
     if not check:
         apply(directory, changes)
     return Sync(directory, changes, check)
+
+
+def show(result: Sync, summary: dict[str, object], output: str) -> None:
+    """Print what a render did (JSON, --check's diff, or a table); a --check that differs is refused."""
+    if output == "json":
+        out.emit_json(result.as_json(summary))
+    elif result.check:
+        out.echo(result.check_text())
+    else:
+        out.table(["file", "status"], result.rows(), title=f"rendered into {result.directory}")
+    if result.refusal:
+        raise Refused(result.refusal)

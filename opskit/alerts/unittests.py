@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from opskit.alerts import promql
 from opskit.alerts.customtests import Doc, custom_tests
-from opskit.alerts.exprmodel import Unsupported
+from opskit.alerts.exprmodel import ExprError
 from opskit.alerts.model import RuleSet, ThresholdAlert
 from opskit.alerts.rules import VALUE_TEMPLATE, format_value, health_rules
 from opskit.alerts.slo import BURN_WINDOWS, NOTIFY, SLI, burn_alert, burn_factor, slis
@@ -75,7 +75,7 @@ def threshold_tests(spec: Spec, ruleset: RuleSet) -> list[Doc]:
     for t in ruleset.thresholds:
         if not t.default_query:
             # the row's own query: series from a model of it, else hand-written tests (render notes it)
-            with contextlib.suppress(Unsupported):
+            with contextlib.suppress(ExprError):
                 tests += custom_tests(spec, t, lambda a, v: expand(a, value=v), format_value)
             continue
         recipe = default_for(t.row.metric, t.row.resource,
@@ -117,7 +117,7 @@ def untested(spec: Spec, t: ThresholdAlert) -> str:
         return "no input values of the default query cross the threshold"
     try:
         custom_tests(spec, t, lambda a, v: expand(a, value=v), format_value)
-    except Unsupported as exc:
+    except ExprError as exc:
         return f"its query is outside what opskit models: {exc}"
     return "unknown"
 

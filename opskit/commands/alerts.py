@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from opskit import output as out
-from opskit.commands.common import output_option, spec_option
+from opskit.commands.common import output_option, render_options, spec_option
 from opskit.errors import Refused
 
 if TYPE_CHECKING:
@@ -22,8 +22,7 @@ def alerts() -> None:
 
 @alerts.command()
 @spec_option
-@click.option("--out", "out_dir", metavar="DIR", help="Folder to write [default: alerts/ beside the spec].")
-@click.option("--check", is_flag=True, help="Write nothing; exit 1 with a unified diff if the folder differs.")
+@render_options("alerts")
 @click.option("--check-metrics", "metrics_urls", metavar="URL", multiple=True,
               help="Refuse rules on metrics the target does not export: a /metrics page (the service's, an "
                    "exporter's; repeatable) or a Prometheus server URL (every name it has).")
@@ -66,14 +65,7 @@ def render(spec_file: str | None, out_dir: str | None, check: bool, metrics_urls
     result = plan_files.sync(Path(out_dir) if out_dir else path.parent / "alerts", files,
                              ["*.rules.yml", "tests/*.yml", "alertmanager.yml"],
                              lambda text: text.startswith(GENERATED_HEADER), check)
-    if output == "json":
-        out.emit_json(result.as_json(summary))
-    elif check:
-        out.echo(result.check_text())
-    else:
-        out.table(["file", "status"], result.rows(), title=f"rendered into {result.directory}")
-    if result.refusal:
-        raise Refused(result.refusal)
+    plan_files.show(result, summary, output)
 
 
 def check_metrics(ruleset: RuleSet, urls: tuple[str, ...], job: str) -> list[str]:

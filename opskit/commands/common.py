@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -43,6 +44,20 @@ def output_option(*choices: str) -> Callable[[F], F]:
         )(f)
 
     return deco
+
+
+def render_options(folder: str) -> Callable[[F], F]:
+    """--out and --check of a command that renders a folder of generated files from the spec."""
+    out = click.option("--out", "out_dir", metavar="DIR", help=f"Folder to write [default: {folder}/ beside the spec].")
+    check = click.option("--check", is_flag=True,
+                         help="Write nothing; exit 1 with a unified diff if the folder differs.")
+    return lambda f: out(check(f))
+
+
+def state_dir_option(help: str) -> Callable[[F], F]:
+    """--state-dir of the commands that start local servers (a Path, ./.opskit by default)."""
+    return click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".opskit"),
+                        help=help)
 
 
 def load(spec_file: str | None) -> Spec:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from opskit import output as out
-from opskit.commands.common import output_option, spec_option
+from opskit.commands.common import output_option, render_options, spec_option
 from opskit.errors import Refused, UsageError
 
 
@@ -19,8 +19,7 @@ def dashboards() -> None:
 
 @dashboards.command()
 @spec_option
-@click.option("--out", "out_dir", metavar="DIR", help="Folder to write [default: dashboards/ beside the spec].")
-@click.option("--check", is_flag=True, help="Write nothing; exit 1 with a unified diff if the folder differs.")
+@render_options("dashboards")
 @output_option("table", "json")
 def render(spec_file: str | None, out_dir: str | None, check: bool, output: str) -> None:
     """Write dashboards/*.json (schemaVersion 42, checked against the SDK's JSON schema) and
@@ -37,14 +36,7 @@ def render(spec_file: str | None, out_dir: str | None, check: bool, output: str)
     result = plan_files.sync(Path(out_dir) if out_dir else path.parent / "dashboards", files,
                              ["*.json", "provisioning/*/*.yml"],
                              lambda text: GENERATED_HEADER in text or GENERATED_TAG in text, check)
-    if output == "json":
-        out.emit_json(result.as_json(summary))
-    elif check:
-        out.echo(result.check_text())
-    else:
-        out.table(["file", "status"], result.rows(), title=f"rendered into {result.directory}")
-    if result.refusal:
-        raise Refused(result.refusal)
+    plan_files.show(result, summary, output)
 
 
 @dashboards.command()

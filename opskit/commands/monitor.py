@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
 from opskit import output as out
-from opskit.commands.common import load, output_option, spec_option
+from opskit.commands.common import load, output_option, spec_option, state_dir_option
 
-F = TypeVar("F", bound=Callable[..., Any])
-_STATE_HELP = "Where the config, data, log and pid live [default: ./.opskit]."
-
-
-def _state_option(f: F) -> F:
-    return click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".opskit"),
-                        show_default=False, help=_STATE_HELP)(f)
+_state_option = state_dir_option("Where the config, data, log and pid live [default: ./.opskit].")
 
 
 @click.group()

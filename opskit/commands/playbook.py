@@ -84,11 +84,12 @@ def show(name: str, state_dir: Path, output: str) -> None:
     from opskit.errors import ConfigError
     from opskit.playbooks.loader import load_playbook
     from opskit.playbooks.render import playbook_json, playbook_view
+    from opskit.playbooks.runs import has_run
 
     try:
         loaded = load_playbook(name)
     except ConfigError:
-        if (state_dir / "runs" / name / "journal.jsonl").exists():
+        if has_run(state_dir, name):
             _show_run(state_dir, name, output)
             return
         raise
@@ -117,7 +118,7 @@ def plan(name: str, params: tuple[str, ...], no_dry_run: bool, dry_run_commands:
     prep = engine.prepare(name, parse_pairs(params))
     dry = {} if no_dry_run else engine.dry_runs(prep, commands=dry_run_commands)
     _show_plan(prep, dry, output)
-    failed = [sid for sid, d in dry.items() if d.ran and not d.ok]
+    failed = engine.failed_dry_runs(dry)
     if failed:
         raise Refused(f"dry run failed for step(s) {', '.join(failed)}: apply would fail")
 
@@ -142,12 +143,10 @@ def apply(ctx: click.Context, name: str, params: tuple[str, ...], yes: bool, pla
     from opskit.playbooks.params import parse_pairs
 
     prep = engine.prepare(name, parse_pairs(params))
-    if plan_hash is not None and plan_hash.strip().lower() != prep.plan.hash:
-        raise Refused(f"the plan is {prep.plan.hash}, not the reviewed {plan_hash}: the playbook or its "
-                      "parameters changed; nothing was run")
+    engine.check_reviewed(prep, plan_hash)
     dry = {} if no_dry_run else engine.dry_runs(prep)
     _show_plan(prep, dry, "table", err=output == "json")
-    failed = [sid for sid, d in dry.items() if d.ran and not d.ok]
+    failed = engine.failed_dry_runs(dry)
     if failed:
         raise Refused(f"dry run failed for step(s) {', '.join(failed)}; nothing was run")
     if not yes and not click.confirm(f"Apply {prep.plan.playbook} (risk {prep.plan.risk})?", default=False,
@@ -220,18 +219,15 @@ def runs(run_id: str | None, state_dir: Path, output: str) -> None:
 def serve(port: int, approve_mode: str, cooldown: str, token_file: Path | None, service_url: str | None,
           state_dir: Path, spec_file: str | None) -> None:
     """Receive Alertmanager webhooks on 127.0.0.1 and turn firing alerts with a playbook label into runs."""
-    import datetime as dt
-    import signal
     import threading
 
     from opskit import output as out
     from opskit import tokens
     from opskit.errors import UsageError
-    from opskit.playbooks.alertruns import Receiver
+    from opskit.playbooks.alertruns import Receiver, local_service
     from opskit.playbooks.receiver import Policy
     from opskit.playbooks.serve import Server
     from opskit.scaling.act import params_at_level
-    from opskit.spec.schema import Threshold
     from opskit.units import parse_duration
 
     try:
@@ -244,11 +240,7 @@ def serve(port: int, approve_mode: str, cooldown: str, token_file: Path | None, 
                  "every one will be journaled as an error; pass the spec the rules were rendered from")
     path = token_file or tokens.ensure_token(tokens.default_token_file(state_dir))
     token = tokens.read_token(path)
-    service = service_url or (spec.service.url if spec is not None else None)
-    if service is not None and not _loopback(service):
-        if service_url:
-            raise UsageError(f"--service: local playbooks scale a loopback service only, got {service_url!r}")
-        service = None
+    service = local_service(service_url, spec)
     printing = threading.Lock()
 
     def say(line: str) -> None:
@@ -260,27 +252,14 @@ def serve(port: int, approve_mode: str, cooldown: str, token_file: Path | None, 
 
         return LineReporter(lambda line: say(f"[{run_id}] {line}"))
 
-    base = service.rstrip("/") if service else None
-
-    def params_for(row: Threshold, current: int | None, now: dt.datetime) -> dict[str, object]:
-        return params_at_level(row, current=current, resources=spec.resources if spec else {}, service_url=base,
-                               now=now)
-
     receiver = Receiver(state_dir, spec=spec, policy=Policy(approve_mode, cooldown_s),  # type: ignore[arg-type]
-                        service_url=base, params_for=params_for, reporter=reporter, say=say)
+                        service_url=service, params_for=params_at_level, reporter=reporter, say=say)
     try:
         server = Server(receiver, token=token, port=port, say=say)
     except OSError as exc:
         raise UsageError(f"--port {port}: cannot listen on 127.0.0.1 ({exc.strerror or exc})") from None
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    server.start()
-    say(f"listening on {server.url} (approve {approve_mode}, cooldown {cooldown}, token file {path}); "
-        "Ctrl-C stops")
-    stop.wait()
-    say("stopping: no new notifications; running playbooks stop at their next safe point")
-    server.stop()
+    server.serve_until_signalled(f"listening on {server.url} (approve {approve_mode}, cooldown {cooldown}, "
+                                 f"token file {path}); Ctrl-C stops")
 
 
 @playbook.command()
@@ -317,13 +296,6 @@ def reject(run_id: str, state_dir: Path) -> None:
     by = alertruns.user()
     req = alertruns.reject(state_dir, run_id, by=by, now=dt.datetime.now(dt.UTC))
     out.echo(f"{run_id}: rejected by {by} ({req.playbook} for alert {req.alert.name})")
-
-
-def _loopback(url: str) -> bool:
-    from urllib.parse import urlsplit
-
-    host = urlsplit(url).hostname or ""
-    return host == "localhost" or host == "::1" or host.startswith("127.")
 
 
 def _show_run(state_dir: Path, run_id: str, output: str) -> None:

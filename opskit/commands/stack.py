@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from opskit import output as out
-from opskit.commands.common import output_option
+from opskit.commands.common import output_option, state_dir_option
 
 if TYPE_CHECKING:
     from opskit.stack.runtime import StackStatus
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _state_option(f: F) -> F:
-    return click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".opskit"),
-                        help="Where the data, config, logs and pids live (under STATE_DIR/stack/) "
-                             "[default: ./.opskit].")(f)
+_state_option = state_dir_option("Where the data, config, logs and pids live (under STATE_DIR/stack/) "
+                                 "[default: ./.opskit].")
 
 
 @click.group()

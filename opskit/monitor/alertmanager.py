@@ -95,7 +95,7 @@ def up(state_dir: Path, *, config_text: str, receiver: str, port: int | None) ->
     current = running(state_dir)
     _write_config(root, config_text)
     if current is not None:
-        _reload(current)
+        prom.reload(current, "Alertmanager")
         state = State(**{**asdict(current), "receiver": receiver})
         _write_state(state_dir, state)
         return state, False
@@ -146,17 +146,6 @@ def _write_config(root: Path, text: str) -> None:
             raise UsageError(f"amtool rejects the rendered Alertmanager config {candidate}: "
                              f"{output.strip().splitlines()[-1:] or ['(no output)']}")
     candidate.replace(root / "alertmanager.yml")
-
-
-def _reload(state: State) -> None:
-    import httpx
-
-    try:
-        resp = httpx.post(f"{state.url}/-/reload", timeout=10, trust_env=False)
-    except httpx.HTTPError as exc:
-        raise RuntimeFailure(f"cannot reload Alertmanager at {state.url}: {exc}") from None
-    if resp.status_code != 200:
-        raise RuntimeFailure(f"Alertmanager rejected the new config: {resp.text.strip()[:300]}")
 
 
 def _binary() -> str:

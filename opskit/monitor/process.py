@@ -179,15 +179,16 @@ def write_files(state_dir: Path, config_text: str, targets_text: str) -> None:
     write_atomic(root / "prometheus.yml", config_text)
 
 
-def reload(state: State) -> None:
+def reload(state: ServerState, what: str = "Prometheus") -> None:
+    """Make the running server read its config again (Prometheus and Alertmanager answer /-/reload alike)."""
     import httpx
 
     try:
         resp = httpx.post(f"{state.url}/-/reload", timeout=10, trust_env=False)
     except httpx.HTTPError as exc:
-        raise RuntimeFailure(f"cannot reload Prometheus at {state.url}: {exc}") from None
+        raise RuntimeFailure(f"cannot reload {what} at {state.url}: {exc}") from None
     if resp.status_code != 200:
-        raise RuntimeFailure(f"Prometheus rejected the new config: {resp.text.strip()[:300]}")
+        raise RuntimeFailure(f"{what} rejected the new config: {resp.text.strip()[:300]}")
 
 
 def ready(url: str) -> bool:

@@ -7,25 +7,33 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from opskit.errors import OpskitError, Refused, UsageError
 from opskit.playbooks import requests as store
 from opskit.playbooks.alertmsg import Notification
 from opskit.playbooks.outcome import RunOutcome
+from opskit.playbooks.providers.local import is_loopback_url
 from opskit.playbooks.receiver import Intent, Policy, decide, find_row, reason
 from opskit.playbooks.report import Reporter
 
 if TYPE_CHECKING:
     from opskit.spec import Spec
-    from opskit.spec.schema import Threshold
+    from opskit.spec.schema import Resource, Threshold
 
 Clock = Callable[[], dt.datetime]
-# (thresholds row, replicas now, now) -> hand-over parameters; the command passes the scaling core's
-# opskit.scaling.act.params_at_level (the receiver does not import the scaling package: it imports this one)
-ParamsFor = Callable[["Threshold", "int | None", dt.datetime], dict[str, object]]
+
+
+class ParamsFor(Protocol):
+    """A thresholds row's hand-over parameters at its scale-up level: the command passes the scaling core's
+    opskit.scaling.act.params_at_level (the receiver does not import the scaling package: it imports this one)."""
+
+    def __call__(self, row: Threshold, *, current: int | None, resources: Mapping[str, Resource],
+                 service_url: str | None, now: dt.datetime) -> dict[str, object]: ...
+
+
 AUTO_BY = "opskit playbook serve --approve auto"
 
 
@@ -72,7 +80,8 @@ class Receiver:
                              "the --spec the rules were rendered from)")
         resource = row.resource
         current = current_count(resource, self.spec, self.service_url)
-        params = self.params_for(row, current, now)
+        params = self.params_for(row, current=current, resources=self.spec.resources if self.spec else {},
+                                 service_url=self.service_url, now=now)
         if not params:
             self._note(n, intent, "skip", f"{resource} cannot move from {current} replicas (unknown, or at its "
                                           "min/max): nothing to run")
@@ -142,6 +151,17 @@ def auto_apply_declared(playbook: str) -> bool:
         return load_playbook(playbook).playbook.metadata.auto_apply
     except ConfigError:
         return False  # a playbook that does not load is never applied unattended (its request says why)
+
+
+def local_service(given: str | None, spec: Spec | None) -> str | None:
+    """The asset service local playbooks scale: --service, else the spec's service.url, on loopback only
+    (a remote --service is refused, a remote service.url left out)."""
+    service = given or (spec.service.url if spec is not None else None)
+    if service is not None and not is_loopback_url(service):
+        if given:
+            raise UsageError(f"--service: local playbooks scale a loopback service only, got {given!r}")
+        return None
+    return service.rstrip("/") if service else None
 
 
 def current_count(resource: str, spec: Spec | None, service_url: str | None) -> int | None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from opskit.errors import UsageError
+from opskit.errors import Refused, UsageError
 from opskit.playbooks.checks import parse_comparison
 from opskit.playbooks.executor import Executor, Runtime
 from opskit.playbooks.loader import LoadedPlaybook, find_playbook, load_playbook
@@ -63,6 +63,18 @@ def _check_conditions(loaded: LoadedPlaybook, values: ParamValues) -> None:
             loc = (section, i, key)
             line = loaded.located.line_of(loc)
             raise UsageError(f"{loaded.path}:{line}: {format_loc(loc)}: {exc}") from None
+
+
+def check_reviewed(prep: Prepared, plan_hash: str | None) -> None:
+    """--plan-hash: apply only the plan that was reviewed."""
+    if plan_hash is not None and plan_hash.strip().lower() != prep.plan.hash:
+        raise Refused(f"the plan is {prep.plan.hash}, not the reviewed {plan_hash}: the playbook or its "
+                      "parameters changed; nothing was run")
+
+
+def failed_dry_runs(dry: Mapping[str, DryRun]) -> list[str]:
+    """The steps whose provider dry run ran and failed."""
+    return [sid for sid, d in dry.items() if d.ran and not d.ok]
 
 
 def dry_runs(prep: Prepared, env: Mapping[str, str] | None = None, *, commands: bool = True) -> dict[str, DryRun]:

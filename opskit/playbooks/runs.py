@@ -40,6 +40,11 @@ def run_dir(state_dir: Path, run_id: str) -> Path:
     return state_dir / "runs" / run_id
 
 
+def has_run(state_dir: Path, name: str) -> bool:
+    """Whether a run of that id has a journal in state_dir."""
+    return (state_dir / "runs" / name / "journal.jsonl").exists()
+
+
 def summarize(state_dir: Path, run_id: str) -> tuple[RunSummary, list[dict[str, Any]]]:
     path = run_dir(state_dir, run_id) / "journal.jsonl"
     if not path.exists():

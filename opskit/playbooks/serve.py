@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import json
 import queue
+import signal
 import threading
 from collections.abc import Callable
 from http import HTTPStatus
@@ -47,6 +48,17 @@ class Server:
         self.inbox.put(None)
         self._threads[1].join()
         self.receiver.close()
+
+    def serve_until_signalled(self, banner: str) -> None:
+        """Start, say the banner, and serve until SIGINT or SIGTERM; then stop as stop() does."""
+        stopping = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stopping.set())
+        self.start()
+        self.say(banner)
+        stopping.wait()
+        self.say("stopping: no new notifications; running playbooks stop at their next safe point")
+        self.stop()
 
     def _dispatch(self) -> None:
         while (n := self.inbox.get()) is not None:

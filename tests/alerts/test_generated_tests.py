@@ -9,8 +9,6 @@ import shutil
 import pytest
 import yaml
 
-from opskit.alerts.exprmodel import Unsupported, bucket_quantile, evaluate, leaves, parse
-
 from .conftest import SPEC
 
 needs_promtool = pytest.mark.skipif(not (shutil.which("promtool") and shutil.which("amtool")),
@@ -96,21 +94,3 @@ def test_a_query_outside_the_model_is_named_in_a_note(invoke, seed_spec, write_s
     tests = yaml.safe_load((tmp_path / "alerts" / "tests" / "health.test.yml").read_text())
     assert tests["tests"]  # the rest is generated as usual
 
-
-def test_bucket_quantile_interpolates_like_prometheus():
-    inf = float("inf")
-    assert bucket_quantile(0.95, {0.25: 0, 0.5: 10, 1.0: 10, inf: 10}) == pytest.approx(0.4875)
-    assert bucket_quantile(0.5, {0.1: 10, 1.0: 10, inf: 10}) == pytest.approx(0.05)  # first bucket from 0
-    assert bucket_quantile(0.9, {0.1: 0, 1.0: 0, inf: 10}) == 1.0  # in +Inf: the highest finite bound
-
-
-def test_the_model_matches_one_to_one_like_prometheus():
-    node = parse('100 * used{job="redis"} / cap')
-    parts = leaves(node)
-    # both series carry job="redis", so the division matches one to one as on a real exporter
-    assert all(p.labels == {"job": "redis"} for p in parts)
-    values = {p.selector.key: (80.0 if p.selector.name == "used" else 200.0, p.labels) for p in parts}
-    assert evaluate(node, values).value == pytest.approx(40.0)
-    odd = parse('a{job="x"} / b{job="y"}')  # two jobs: Prometheus finds no pair, the model says so
-    with pytest.raises(Unsupported):
-        evaluate(odd, {p.selector.key: (1.0, p.labels) for p in leaves(odd)})

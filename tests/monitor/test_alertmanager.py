@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 import pytest
 import yaml
@@ -136,6 +137,16 @@ def test_alerts_reach_the_playbook_receiver_with_the_state_dirs_token(invoke, sp
     assert status.exit_code == 0 and json.loads(status.stdout)["alertmanager"]["running"] is True
     text = invoke("monitor", "status", "--state-dir", str(state))
     assert f"alertmanager running: {state_doc.url}" in text.stdout
+
+    # up again with another receiver: the running Alertmanager (same pid) reloads the new route
+    other = url.replace("/alerts", "/other")
+    again = invoke("monitor", "up", "--spec", str(spec), "--port", "0", "--rules", str(tmp_path / "rules.yml"),
+                   "--alertmanager", "--receiver", other, "--state-dir", str(state), "--output", "json")
+    assert again.exit_code == 0, again.stdout + again.stderr
+    assert json.loads(again.stdout)["alertmanager"]["receiver"] == other
+    live = httpx.get(f"{state_doc.url}/api/v2/status", timeout=5, trust_env=False).json()["config"]["original"]
+    reloaded = am.read_state(state)
+    assert other in live and reloaded is not None and reloaded.pid == state_doc.pid
 
     down = invoke("monitor", "down", "--state-dir", str(state))
     assert down.exit_code == 0 and f"alertmanager stopped (pid {state_doc.pid})" in down.stdout

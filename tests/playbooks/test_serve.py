@@ -80,12 +80,8 @@ class Harness:
         (tmp / "opskit.yaml").write_text(SPEC)
         self.lines: list[str] = []
         spec = load_spec(str(tmp / "opskit.yaml"))
-
-        def params_for(row: Any, current: int | None, now: dt.datetime) -> dict[str, object]:
-            return params_at_level(row, current=current, resources=spec.resources, service_url=None, now=now)
-
         self.receiver = Receiver(self.state, spec=spec, policy=Policy(approve, 300), service_url=None,
-                                 params_for=params_for, reporter=lambda run_id: NullReporter(),
+                                 params_for=params_at_level, reporter=lambda run_id: NullReporter(),
                                  say=self.lines.append)
         self.server = Server(self.receiver, token=TOKEN, port=0, say=self.lines.append).start()
 
