@@ -14,6 +14,7 @@ from opskit.errors import ConfigError, RuntimeFailure
 
 if TYPE_CHECKING:
     from opskit.runmodel import RunResults
+    from opskit.scaling.model import Capacity
     from opskit.spec.schema import Spec
 
 
@@ -106,13 +107,47 @@ class MeasuredProbe:
     stale: str | None  # why it may no longer hold (too old, another commit), or None
 
     @property
-    def text(self) -> str:
+    def provenance(self) -> str:
+        """Which probe, when, at which commit, against what, and its answer."""
         when = (self.started_at or "?")[:10]
         sha = (self.git_sha or "unknown")[:12]
         bound = " (a lower bound: " + self.limited_by + ")" if self.limited_by in ("generator", "max_rate") else ""
-        head = (f"probe {self.run_id or self.path} ({when}, commit {sha}, target {self.target or '?'}): "
+        return (f"probe {self.run_id or self.path} ({when}, commit {sha}, target {self.target or '?'}): "
                 f"{self.rps:,.1f} req/s within the SLO{bound}")
-        return head + (f"; STALE: {self.stale}" if self.stale else "")
+
+    @property
+    def text(self) -> str:
+        return self.provenance + (f"; STALE: {self.stale}" if self.stale else "")
+
+
+def stale_warning(why: str) -> str:
+    """The one warning every command gives for a stale probe."""
+    return f"the capacity probe is stale: {why}; run `opskit capacity probe` again"
+
+
+def scaling_capacity(spec: Spec, *, now: dt.datetime | None = None, head: str | None = None) -> dict[str, Capacity]:
+    """The serving resource's per-instance capacity for the scale check's instance math: the probe's answer
+    with its provenance ({from: probe}), or the number typed into the spec; {} when it has neither. A
+    probe that cannot be read is a capacity with an error (the check shows that row as no data)."""
+    from opskit.capacity.forecast import serving_resource
+    from opskit.errors import OpskitError
+    from opskit.scaling.model import Capacity, CapacitySource
+
+    name = serving_resource(spec.resources)
+    res = spec.resources.get(name)
+    if res is None or (res.capacity_probe is None and res.capacity_rps is None):
+        return {}
+    if res.capacity_probe is None:
+        return {name: Capacity(name, res.capacity_rps, res.utilization_target, CapacitySource("spec"))}
+    try:
+        probe = measured_probe(spec, now=now, head=head)
+    except OpskitError as exc:
+        return {name: Capacity(name, None, res.utilization_target, CapacitySource("probe"), error=exc.message)}
+    assert probe is not None
+    source = CapacitySource("probe", run_id=probe.run_id, date=probe.started_at, commit=probe.git_sha,
+                            target=probe.target, path=str(probe.path), stale=probe.stale is not None,
+                            stale_reason=probe.stale)
+    return {name: Capacity(name, probe.rps, res.utilization_target, source)}
 
 
 def measured_probe(spec: Spec, *, now: dt.datetime | None = None, head: str | None = None) -> MeasuredProbe | None:

@@ -275,9 +275,11 @@ def _probe_provenance(probe: Any) -> None:
     """Say where a {from: probe} capacity came from, and flag it when it may no longer hold."""
     if probe is None:
         return
-    out.echo(f"capacity: {probe.text.split('; STALE')[0]} ({probe.path})", err=True)
+    from opskit.capacity.inputs import stale_warning
+
+    out.echo(f"capacity: {probe.provenance} ({probe.path})", err=True)
     if probe.stale:
-        out.warn(f"the capacity probe is stale: {probe.stale}; run `opskit capacity probe` again")
+        out.warn(stale_warning(probe.stale))
 
 
 @capacity.command("probe")
@@ -324,6 +326,10 @@ def probe_cmd(spec_file: str | None, target: str | None, host: str | None, scena
     budget = probeview.fraction("--error-budget", error_budget)
     if max_rate < start:
         raise UsageError(f"--max-rate {max_rate:g} is below --start {start:g}")
+    if path is not None and scenario != proberun.DEFAULT_SCENARIO:
+        raise UsageError(f"--path is for --scenario {proberun.DEFAULT_SCENARIO}; {scenario!r} names its own requests")
+    if path is not None and not path.startswith("/"):
+        raise UsageError(f"--path must start with '/', got {path!r}")
     step_s = probeview.step_seconds("--step", step)
     folder = out_dir or Path(spec.loadtest.out_dir) / f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-probe"
     req = proberun.ProbeRequest(slo, texts, budget, start, max_rate, step_s, folder, target=target, host=host,
