@@ -26,6 +26,16 @@ def _slo_options(f: Any) -> Any:
                         help="Instances the load test hit (capacity is divided by it).")(f)
 
 
+def _capacity_options(f: Any) -> Any:
+    """Where the per-instance capacity comes from, for the commands that size a fleet with it."""
+    f = click.option("--capacity-rps", type=FiniteFloatRange(min=0, min_open=True), default=None,
+                     help="Per-instance req/s within the SLO (overrides runs and the spec).")(f)
+    return click.option("--results", "results", multiple=True, metavar="RUN",
+                        help="Step run(s) that set per-instance capacity, unless the spec's capacity_rps is "
+                             "{from: probe} [default: the newest runs/*/results.json with 2+ steps, else "
+                             "resources.api.capacity_rps].")(f)
+
+
 def _p95(p95: str | None) -> float | None:
     from opskit.units import parse_latency_ms
 
@@ -121,11 +131,7 @@ def _fit_table(f: Any, model: Any) -> None:
 @capacity.command("forecast")
 @spec_option
 @click.option("--months", type=click.IntRange(1, 120), default=24, show_default=True, help="Months to forecast.")
-@click.option("--results", "results", multiple=True, metavar="RUN",
-              help="Step run(s) that set per-instance capacity [default: the newest runs/*/results.json "
-                   "with 2+ steps, else resources.api.capacity_rps].")
-@click.option("--capacity-rps", type=FiniteFloatRange(min=0, min_open=True), default=None,
-              help="Per-instance req/s within the SLO (overrides runs and the spec).")
+@_capacity_options
 @_slo_options
 @output_option("table", "json", "md")
 def forecast_cmd(spec_file: str | None, months: int, results: tuple[str, ...], capacity_rps: float | None,
@@ -187,11 +193,7 @@ def _show_forecast(fc: Any, output: str) -> None:
 @capacity.command("plan")
 @spec_option
 @click.option("--months", type=click.IntRange(1, 120), default=24, show_default=True, help="Months to plan.")
-@click.option("--results", "results", multiple=True, metavar="RUN",
-              help="Step run(s) that set per-instance capacity [default: the newest runs/*/results.json "
-                   "with 2+ steps, else resources.api.capacity_rps].")
-@click.option("--capacity-rps", type=FiniteFloatRange(min=0, min_open=True), default=None,
-              help="Per-instance req/s within the SLO (overrides runs and the spec).")
+@_capacity_options
 @click.option("--measured-on", metavar="TYPE", default=None,
               help="Instance type the capacity was measured on [default: the plan's type at month 0].")
 @click.option("--family", "families", multiple=True, metavar="FAMILY",

@@ -98,13 +98,21 @@ def probe_results(rate: float, *, started: str) -> dict:
     }
 
 
+PROBE_SPEC = """
+service: {name: asset-service}
+thresholds:
+  - {resource: api, metric: cpu_utilization, scale_up: 70%, scale_down: 20%, playbook: api-horizontal-scale}
+  - {resource: database, metric: cpu_utilization, scale_up: 60%, scale_down: 15%}
+resources:
+  api: {min: 2, max: 10, current: 2, utilization_target: 70%, capacity_rps: {from: probe}}
+  database: {min: 1, max: 1, current: 1}
+"""
+
+
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The repository's spec with capacity_rps: {from: probe}, in a folder whose runs/ holds one probe."""
-    text = SPEC.read_text(encoding="utf-8")
-    assert "capacity_rps: 250," in text
-    (tmp_path / "opskit.yaml").write_text(text.replace("capacity_rps: 250,", "capacity_rps: {from: probe},"),
-                                          encoding="utf-8")
+    """A spec whose api capacity is {from: probe}, in a folder whose runs/ may hold a probe."""
+    (tmp_path / "opskit.yaml").write_text(PROBE_SPEC, encoding="utf-8")
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
