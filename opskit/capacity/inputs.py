@@ -65,6 +65,7 @@ def build_model(spec: Spec, runs: list[StepData], *, slo_name: str | None = None
     use_probe: resources.<r>.capacity_rps: {from: probe} sets the capacity (not for `capacity fit`)."""
     steps = [s for r in runs for s in r.steps]
     the_fit, note = None, None
+    probe = measured_probe(spec) if use_probe else None
     if runs:
         try:
             the_fit = fit([s.concurrency for s in steps], [s.throughput for s in steps])
@@ -74,11 +75,12 @@ def build_model(spec: Spec, runs: list[StepData], *, slo_name: str | None = None
             note = f"No USL fit: {exc}."
     else:
         note = ("No load-test run with steps was found (runs/*/results.json with 2 or more steps): run "
-                "`opskit loadtest run step`, or pass --results. Per-instance capacity comes from the spec.")
+                "`opskit capacity probe --model closed` (USL points on both sides of the knee) or `opskit loadtest "
+                "run step`, or pass --results. Per-instance capacity comes from the "
+                + ("probe." if probe is not None else "spec."))
     name, limit = pick_slo(spec, slo_name, p95_ms)
     slo = slo_capacity(steps, limit) if steps and limit is not None else None
     cap, source = None, ""
-    probe = measured_probe(spec) if use_probe else None
     if probe is not None:  # the spec asks for the probe's answer: it outranks a step run's estimate
         return Model(runs, steps, the_fit, note, slo, name, probe.rps / max(instances, 1), probe.text, probe)
     if slo is not None and slo.estimated_rps:
