@@ -45,6 +45,7 @@ class StepMeasure:
     results: str | None = None  # where the step's results.json is, if the runner keeps one
     cpu_pct: float | None = None  # the service's CPU over the step, percent of its cores, if measured
     memory_pct: float | None = None  # the service's memory, percent of the host's, if measured
+    users: int | None = None  # closed model: the step's concurrent users
 
     def metric(self, name: str) -> float | None:
         return {"p50": self.p50_ms, "p95": self.p95_ms, "p99": self.p99_ms, "error_rate": self.error_rate,

@@ -349,9 +349,10 @@ def probe_cmd(spec_file: str | None, target: str | None, host: str | None, scena
         def ms(v: float | None) -> str:
             return "-" if v is None else f"{v:,.1f}"
 
-        out.table(("#", "phase", "offered req/s", "completed", "p50 ms", "p95 ms", "p99 ms", "errors", "in flight",
-                   "verdict"),
-                  [(str(i), s.phase, f"{s.measure.rate:,.1f}", f"{s.measure.achieved:,.1f}", ms(s.measure.p50_ms),
+        out.table(("#", "phase", "users" if model == "closed" else "offered req/s", "completed", "p50 ms", "p95 ms",
+                   "p99 ms", "errors", "in flight", "verdict"),
+                  [(str(i), s.phase, f"{s.measure.rate:,.1f}" if s.measure.users is None else str(s.measure.users),
+                    f"{s.measure.achieved:,.1f}", ms(s.measure.p50_ms),
                     ms(s.measure.p95_ms), ms(s.measure.p99_ms), f"{s.measure.error_rate:.2%}",
                     str(s.measure.in_flight_max), s.verdict) for i, s in enumerate(result.steps, 1)],
                   title="Capacity probe steps")
@@ -375,7 +376,7 @@ class _ProbeProgress:
     def step(self, index: int, step: Any) -> None:
         m = step.measure
         p95 = "-" if m.p95_ms is None else f"{m.p95_ms:,.1f} ms"
-        level = f"{m.rate:,.1f} req/s offered" if self.model == "open" else "closed"
+        level = f"{m.rate:,.1f} req/s offered" if m.users is None else f"{m.users} users"
         verdict = "pass" if step.verdict == "pass" else f"{step.verdict.upper()} ({step.why})"
         out.echo(f"step {index} [{step.phase}] {level}: {m.achieved:,.1f} completed, p95 {p95}, "
                  f"errors {m.error_rate:.2%}, in flight <= {m.in_flight_max}: {verdict}", err=True)
