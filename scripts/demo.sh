@@ -287,7 +287,7 @@ for _ in $(seq 1 30); do
   $OPSKIT scale check --spec opskit.yaml --source prometheus --prometheus "$PROM" --state-dir "$PROD_STATE" \
     --output json >"$PROD/check.json" 2>"$PROD/check.log" || code=$?
   if [ "$code" -le 1 ]; then
-    ROWS=$(json "$PROD/check.json" 'sum(1 for x in d["decisions"] if x["decision"] != "no_data")')
+    ROWS=$(json "$PROD/check.json" 'sum(1 for x in d["decisions"] if x["mode"] != "capacity" and x["decision"] != "no_data")')
     [ "$ROWS" = 8 ] && break
   fi
   sleep 1

@@ -14,6 +14,7 @@ from opskit.errors import ConfigError, RuntimeFailure
 
 if TYPE_CHECKING:
     from opskit.runmodel import RunResults
+    from opskit.scaling.model import Capacity
     from opskit.spec.schema import Spec
 
 
@@ -64,6 +65,7 @@ def build_model(spec: Spec, runs: list[StepData], *, slo_name: str | None = None
     use_probe: resources.<r>.capacity_rps: {from: probe} sets the capacity (not for `capacity fit`)."""
     steps = [s for r in runs for s in r.steps]
     the_fit, note = None, None
+    probe = measured_probe(spec) if use_probe else None
     if runs:
         try:
             the_fit = fit([s.concurrency for s in steps], [s.throughput for s in steps])
@@ -73,11 +75,12 @@ def build_model(spec: Spec, runs: list[StepData], *, slo_name: str | None = None
             note = f"No USL fit: {exc}."
     else:
         note = ("No load-test run with steps was found (runs/*/results.json with 2 or more steps): run "
-                "`opskit loadtest run step`, or pass --results. Per-instance capacity comes from the spec.")
+                "`opskit capacity probe --model closed` (USL points on both sides of the knee) or `opskit loadtest "
+                "run step`, or pass --results. Per-instance capacity comes from the "
+                + ("probe." if probe is not None else "spec."))
     name, limit = pick_slo(spec, slo_name, p95_ms)
     slo = slo_capacity(steps, limit) if steps and limit is not None else None
     cap, source = None, ""
-    probe = measured_probe(spec) if use_probe else None
     if probe is not None:  # the spec asks for the probe's answer: it outranks a step run's estimate
         return Model(runs, steps, the_fit, note, slo, name, probe.rps / max(instances, 1), probe.text, probe)
     if slo is not None and slo.estimated_rps:
@@ -106,13 +109,47 @@ class MeasuredProbe:
     stale: str | None  # why it may no longer hold (too old, another commit), or None
 
     @property
-    def text(self) -> str:
+    def provenance(self) -> str:
+        """Which probe, when, at which commit, against what, and its answer."""
         when = (self.started_at or "?")[:10]
         sha = (self.git_sha or "unknown")[:12]
         bound = " (a lower bound: " + self.limited_by + ")" if self.limited_by in ("generator", "max_rate") else ""
-        head = (f"probe {self.run_id or self.path} ({when}, commit {sha}, target {self.target or '?'}): "
+        return (f"probe {self.run_id or self.path} ({when}, commit {sha}, target {self.target or '?'}): "
                 f"{self.rps:,.1f} req/s within the SLO{bound}")
-        return head + (f"; STALE: {self.stale}" if self.stale else "")
+
+    @property
+    def text(self) -> str:
+        return self.provenance + (f"; STALE: {self.stale}" if self.stale else "")
+
+
+def stale_warning(why: str) -> str:
+    """The one warning every command gives for a stale probe."""
+    return f"the capacity probe is stale: {why}; run `opskit capacity probe` again"
+
+
+def scaling_capacity(spec: Spec, *, now: dt.datetime | None = None, head: str | None = None) -> dict[str, Capacity]:
+    """The serving resource's per-instance capacity for the scale check's instance math: the probe's answer
+    with its provenance ({from: probe}), or the number typed into the spec; {} when it has neither. A
+    probe that cannot be read is a capacity with an error (the check shows that row as no data)."""
+    from opskit.capacity.forecast import serving_resource
+    from opskit.errors import OpskitError
+    from opskit.scaling.model import Capacity, CapacitySource
+
+    name = serving_resource(spec.resources)
+    res = spec.resources.get(name)
+    if res is None or (res.capacity_probe is None and res.capacity_rps is None):
+        return {}
+    if res.capacity_probe is None:
+        return {name: Capacity(name, res.capacity_rps, res.utilization_target, CapacitySource("spec"))}
+    try:
+        probe = measured_probe(spec, now=now, head=head)
+    except OpskitError as exc:
+        return {name: Capacity(name, None, res.utilization_target, CapacitySource("probe"), error=exc.message)}
+    assert probe is not None
+    source = CapacitySource("probe", run_id=probe.run_id, date=probe.started_at, commit=probe.git_sha,
+                            target=probe.target, path=str(probe.path), stale=probe.stale is not None,
+                            stale_reason=probe.stale)
+    return {name: Capacity(name, probe.rps, res.utilization_target, source)}
 
 
 def measured_probe(spec: Spec, *, now: dt.datetime | None = None, head: str | None = None) -> MeasuredProbe | None:

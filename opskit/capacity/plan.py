@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Literal
 
 from opskit.capacity.forecast import plan_for_month
 from opskit.capacity.growth import DAYS_PER_MONTH, metric_at, month_label
-from opskit.capacity.instances import SHAPES, SHAPES_SOURCE, Shape
 from opskit.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -19,6 +18,21 @@ if TYPE_CHECKING:
     from opskit.spec.schema import Resource, Spec
 
 EC2 = "ec2/"
+
+
+@dataclass(frozen=True)
+class Shape:
+    vcpu: int
+    memory_gib: float
+
+
+def shape_of(catalog: Catalog, itype: str) -> Shape | None:
+    """An instance type's vCPUs and memory, as its catalog item gives them (`cost catalog import` reads them from
+    the AWS offer file; the shipped catalog has them written in); None when the catalog does not know them."""
+    priced = catalog.items.get(f"{EC2}{itype}")
+    if priced is None or priced.item.vcpu is None or priced.item.memory_gib is None:
+        return None
+    return Shape(priced.item.vcpu, priced.item.memory_gib)
 
 
 @dataclass(frozen=True)
@@ -113,9 +127,9 @@ def candidate_types(catalog: Catalog, measured: Shape, families: list[str] | Non
         itype = key.removeprefix(EC2)
         if families and itype.split(".")[0] not in families:
             continue
-        shape = SHAPES.get(itype)
+        shape = shape_of(catalog, itype)
         if shape is None:
-            notes.append(f"{itype}: no vCPU figure known, not considered")
+            notes.append(f"{itype}: no vcpu/memory_gib in the catalog, not considered")
             continue
         if shape.memory_gib / shape.vcpu < measured.memory_gib / measured.vcpu - 1e-9:
             continue
@@ -128,7 +142,7 @@ def price_fleet(catalog: Catalog, itype: str, count: int, *, capacity_rps: float
     item = catalog.get(f"{EC2}{itype}", what="instance type").item
     if item.price is None:
         raise ConfigError(f"catalog price {EC2}{itype} is tiered; an instance needs an hourly price")
-    shape = SHAPES.get(itype)
+    shape = shape_of(catalog, itype)
     reserved = item.reserved or {}
     monthly = item.price * hours_per_month * count
     serving = max(count - redundancy, 1)
@@ -160,10 +174,13 @@ def plan_capacity(spec: Spec, catalog: Catalog, measured: MeasuredCapacity, *, r
     if res is None:
         raise ConfigError(f"no resources.{resource} in the spec: its min, max, redundancy and utilization "
                           "target size the fleet")
-    base = SHAPES.get(measured.instance_type)
+    base = shape_of(catalog, measured.instance_type)
     if base is None:
+        known = sorted(k.removeprefix(EC2) for k in catalog.items if k.startswith(EC2)
+                       and shape_of(catalog, k.removeprefix(EC2)) is not None)
         raise ConfigError(f"no vCPU figure for {measured.instance_type!r} (the type {resource}'s capacity was "
-                          f"measured on, from {measured.instance_source}); known: {', '.join(sorted(SHAPES))}")
+                          f"measured on, from {measured.instance_source}) in catalog {catalog.name}: give its item "
+                          f"vcpu and memory_gib; known: {', '.join(known) or 'none'}")
     types, notes = candidate_types(catalog, base, families)
     if not types:
         raise ConfigError(f"no EC2 instance type in catalog {catalog.name} to plan with"
@@ -171,7 +188,7 @@ def plan_capacity(spec: Spec, catalog: Catalog, measured: MeasuredCapacity, *, r
     hours = spec.pricing.hours_per_month
 
     def per_instance(itype: str) -> float:
-        shape = SHAPES.get(itype)
+        shape = shape_of(catalog, itype)
         assert shape is not None
         return measured.rps * shape.vcpu / base.vcpu
 
@@ -203,7 +220,7 @@ def plan_capacity(spec: Spec, catalog: Catalog, measured: MeasuredCapacity, *, r
         "can confirm it.",
         f"Candidates: EC2 types in catalog {catalog.name} with at least {measured.instance_type}'s memory per vCPU "
         f"({base.memory_gib / base.vcpu:g} GiB){' in ' + ', '.join(families) if families else ''}; "
-        f"vCPU and memory from {SHAPES_SOURCE}.",
+        f"vCPU and memory from the catalog's items.",
         f"Each fleet runs at {res.utilization_target:g}% of that capacity at the forecast peak, plus "
         f"{res.redundancy} spare (N+{res.redundancy}), between {res.min} and {res.max} instances.",
         f"Cost: instances only, on-demand hourly x {hours:g} h (reserved 1-/3-year no-upfront where the catalog "
@@ -222,7 +239,7 @@ def _planned(spec: Spec, catalog: Catalog, res: Resource, resource: str, month: 
     pr = next((r for r in spec.plans[plan].resources if r.name == res.plan_resource), None)
     if pr is None or not pr.instance or pr.kind != "compute":
         return None
-    if SHAPES.get(pr.instance) is None:
+    if shape_of(catalog, pr.instance) is None:
         return PlannedFleet(plan, None, None, f"unknown: no vCPU figure for {pr.instance}", None)
     cap = per_instance(pr.instance)
     fleet = price_fleet(catalog, pr.instance, pr.count, capacity_rps=cap, peak_rps=peak,

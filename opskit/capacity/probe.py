@@ -45,6 +45,7 @@ class StepMeasure:
     results: str | None = None  # where the step's results.json is, if the runner keeps one
     cpu_pct: float | None = None  # the service's CPU over the step, percent of its cores, if measured
     memory_pct: float | None = None  # the service's memory, percent of the host's, if measured
+    users: int | None = None  # closed model: the step's concurrent users
 
     def metric(self, name: str) -> float | None:
         return {"p50": self.p50_ms, "p95": self.p95_ms, "p99": self.p99_ms, "error_rate": self.error_rate,
@@ -114,88 +115,101 @@ def search(
     """Find the highest offered rate whose step passes. `run_step(rate)` loads the service for one step."""
     if not (0 < start <= max_rate) or growth <= 1 or precision <= 0:
         raise ValueError("need 0 < start <= max_rate, growth > 1 and precision > 0")
-    floor = min_rate if min_rate is not None else start / growth**5
-    steps: list[ProbeStep] = []
-    passed: list[float] = []
-    notes: list[str] = []
+    state = _Search(run_step, slo, error_budget, reporter, max_steps)
+    try:
+        return state.find(start, max_rate, growth, precision,
+                          min_rate if min_rate is not None else start / growth**5)
+    except _GeneratorBound:
+        state.notes.append(f"capacity >= {state.lo or 0:,.1f} req/s (generator-bound): the load generator could "
+                           "not offer more, so this is a lower bound, not the service's knee")
+        state.hi = None
+        return state.done("generator")
 
-    def run(rate: float, phase: Phase) -> ProbeStep:
-        m = run_step(rate)
-        verdict, why = judge(m, slo, error_budget)
-        st = ProbeStep(m, verdict, phase, why)
-        steps.append(st)
-        if reporter is not None:
-            reporter.step(len(steps), st)
-        if verdict == PASS:
-            passed.append(rate)
-        return st
 
-    def done(lo: float | None, hi: float | None, limited_by: str) -> ProbeResult:
-        saturation = max((s.measure.achieved for s in steps), default=0.0)
-        return ProbeResult(lo, saturation, limited_by, (lo or 0.0, hi), steps, notes)
+class _GeneratorBound(Exception):
+    """A step the generator could not offer: the search ends there with a lower bound."""
 
-    def generator_bound(lo: float | None) -> ProbeResult:
-        notes.append(f"capacity >= {lo or 0:,.1f} req/s (generator-bound): the load generator could not offer "
-                     "more, so this is a lower bound, not the service's knee")
-        return done(lo, None, "generator")
 
+@dataclass
+class _Search:
+    """The search's state: every step run, the highest passing (lo) and lowest failing (hi) rate."""
+
+    run_step: Callable[[float], StepMeasure]
+    slo: Sequence[Criterion]
+    error_budget: float
+    reporter: ProbeReporter | None
+    max_steps: int
+    steps: list[ProbeStep] = field(default_factory=list)
+    passed: list[float] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     lo: float | None = None
     hi: float | None = None
-    reason = "max_rate"
-    rate = start
-    # ramp up geometrically until a step fails or --max-rate passes
-    while True:
-        st = run(rate, "ramp")
-        if st.verdict == "generator":
-            return generator_bound(lo)
-        if st.verdict != PASS:
-            hi, reason = rate, st.verdict
-            break
-        lo = rate
-        if rate >= max_rate or len(steps) >= max_steps:
-            notes.append(f"every step up to {rate:,.1f} req/s held the SLO: capacity >= {rate:,.1f} req/s "
-                         "(raise --max-rate to search further)")
-            return done(lo, None, "max_rate")
-        rate = min(rate * growth, max_rate)
-    # the first step failed: come down until one passes
-    while lo is None:
-        rate /= growth
-        if rate < floor or len(steps) >= max_steps:
-            notes.append(f"no step held the SLO, down to {hi:,.3g} req/s")
-            return done(None, hi, reason)
-        st = run(rate, "descend")
-        if st.verdict == "generator":
-            return generator_bound(None)
-        if st.verdict == PASS:
-            lo = rate
+    reason: str = "max_rate"
+
+    @property
+    def spent(self) -> bool:
+        return len(self.steps) >= self.max_steps
+
+    def at(self, rate: float, phase: Phase) -> ProbeStep:
+        """Run one step; a pass raises lo to it, a failure lowers hi to it (a generator-bound one ends the search)."""
+        m = self.run_step(rate)
+        verdict, why = judge(m, self.slo, self.error_budget)
+        st = ProbeStep(m, verdict, phase, why)
+        self.steps.append(st)
+        if self.reporter is not None:
+            self.reporter.step(len(self.steps), st)
+        if verdict == "generator":
+            raise _GeneratorBound
+        if verdict == PASS:
+            self.passed.append(rate)
+            self.lo = rate
         else:
-            hi, reason = rate, st.verdict
-    # bisect between the highest pass and the lowest failure, then confirm the boundary once
-    confirmed = False
-    while True:
-        while hi / lo - 1 > precision and len(steps) < max_steps:
-            mid = math.sqrt(lo * hi)
-            st = run(mid, "bisect")
-            if st.verdict == "generator":
-                return generator_bound(lo)
+            self.hi, self.reason = rate, verdict
+        return st
+
+    def done(self, limited_by: str) -> ProbeResult:
+        saturation = max((s.measure.achieved for s in self.steps), default=0.0)
+        return ProbeResult(self.lo, saturation, limited_by, (self.lo or 0.0, self.hi), self.steps, self.notes)
+
+    def find(self, start: float, max_rate: float, growth: float, precision: float, floor: float) -> ProbeResult:
+        rate = start
+        # ramp up geometrically until a step fails or --max-rate passes
+        while self.at(rate, "ramp").verdict == PASS:
+            if rate >= max_rate or self.spent:
+                self.notes.append(f"every step up to {rate:,.1f} req/s held the SLO: capacity >= {rate:,.1f} req/s "
+                                  "(raise --max-rate to search further)")
+                return self.done("max_rate")
+            rate = min(rate * growth, max_rate)
+        # the first step failed: come down until one passes
+        while self.lo is None:
+            rate /= growth
+            if rate < floor or self.spent:
+                self.notes.append(f"no step held the SLO, down to {self.hi:,.3g} req/s")
+                return self.done(self.reason)
+            self.at(rate, "descend")
+        # bisect between the highest pass and the lowest failure, then repeat the boundary: one that fails its
+        # repeat moves down to the next passing rate, and is bisected and repeated again
+        confirmed = False
+        while not self.spent:
+            lo, hi = self.lo, self.hi
+            assert lo is not None and hi is not None
+            if hi / lo - 1 > precision:
+                self.at(math.sqrt(lo * hi), "bisect")
+                continue
+            st = self.at(lo, "confirm")
             if st.verdict == PASS:
-                lo = mid
-            else:
-                hi, reason = mid, st.verdict
-        if confirmed or len(steps) >= max_steps:
-            break
-        st = run(lo, "confirm")
-        confirmed = True
-        if st.verdict == "generator":
-            return generator_bound(lo)
-        if st.verdict == PASS:
-            break
-        below = [r for r in passed if r < lo]
-        notes.append(f"{lo:,.1f} req/s passed once but not on the repeat ({st.why}): the boundary moved down")
-        hi, reason = lo, st.verdict
-        if not below:
-            return done(None, hi, reason)
-        lo = max(below)
-    if hi / lo - 1 > precision:
-        notes.append(f"stopped after {len(steps)} steps with the boundary between {lo:,.1f} and {hi:,.1f} req/s")
-    return done(lo, hi, reason)
+                confirmed = True
+                break
+            self.notes.append(f"{lo:,.1f} req/s passed once but not on the repeat ({st.why}): the boundary moved down")
+            below = [r for r in self.passed if r < lo]
+            self.lo = max(below) if below else None
+            if self.lo is None:
+                return self.done(self.reason)
+        assert self.lo is not None and self.hi is not None
+        if self.hi / self.lo - 1 > precision:
+            self.notes.append(f"stopped after {len(self.steps)} steps with the boundary between {self.lo:,.1f} and "
+                              f"{self.hi:,.1f} req/s")
+        elif not confirmed:
+            self.notes.append(f"stopped after {len(self.steps)} steps before {self.lo:,.1f} req/s was confirmed by "
+                              "a repeat")
+        return self.done(self.reason)

@@ -162,7 +162,10 @@ def _run_one(spec: Spec, req: ProbeRequest, service: _Service, host_facts: HostF
     sc = prepared.scenario
     # one level for the whole step, whatever shape the scenario has
     stage = Stage("probe", req.step_s, None if users else rate, None if users else rate, users)
-    sc = dataclasses.replace(sc, stages=(stage,), model="closed" if users else "open", failover_at=None)
+    # a closed step measures one concurrency: all its users start in the first second, not at the
+    # scenario's spawn rate (10/s would still be ramping through a short step)
+    sc = dataclasses.replace(sc, stages=(stage,), model="closed" if users else "open", failover_at=None,
+                             spawn_rate=max(sc.spawn_rate, float(users or 0)))
     ready: RunRequest = dataclasses.replace(prepared, scenario=sc, run_meta=dataclasses.replace(
         prepared.run_meta, stages=plan.stages(sc), target_name=service.name))
     host.check_local(ready)
@@ -284,7 +287,7 @@ def sweep_users(run_step: Callable[[int], StepMeasure], *, slo: Sequence[Criteri
     within: float | None = None
     limited_by = "max_rate"
     while users <= max_users:
-        m = run_step(users)
+        m = dataclasses.replace(run_step(users), users=users)
         verdict, why = judge(dataclasses.replace(m, rate=0.0), slo, error_budget)  # no offered rate to miss
         st = ProbeStep(m, verdict, "ramp", why)
         steps.append(st)

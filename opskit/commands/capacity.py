@@ -26,6 +26,16 @@ def _slo_options(f: Any) -> Any:
                         help="Instances the load test hit (capacity is divided by it).")(f)
 
 
+def _capacity_options(f: Any) -> Any:
+    """Where the per-instance capacity comes from, for the commands that size a fleet with it."""
+    f = click.option("--capacity-rps", type=FiniteFloatRange(min=0, min_open=True), default=None,
+                     help="Per-instance req/s within the SLO (overrides runs and the spec).")(f)
+    return click.option("--results", "results", multiple=True, metavar="RUN",
+                        help="Step run(s) that set per-instance capacity, unless the spec's capacity_rps is "
+                             "{from: probe} [default: the newest runs/*/results.json with 2+ steps, else "
+                             "resources.api.capacity_rps].")(f)
+
+
 def _p95(p95: str | None) -> float | None:
     from opskit.units import parse_latency_ms
 
@@ -121,11 +131,7 @@ def _fit_table(f: Any, model: Any) -> None:
 @capacity.command("forecast")
 @spec_option
 @click.option("--months", type=click.IntRange(1, 120), default=24, show_default=True, help="Months to forecast.")
-@click.option("--results", "results", multiple=True, metavar="RUN",
-              help="Step run(s) that set per-instance capacity [default: the newest runs/*/results.json "
-                   "with 2+ steps, else resources.api.capacity_rps].")
-@click.option("--capacity-rps", type=FiniteFloatRange(min=0, min_open=True), default=None,
-              help="Per-instance req/s within the SLO (overrides runs and the spec).")
+@_capacity_options
 @_slo_options
 @output_option("table", "json", "md")
 def forecast_cmd(spec_file: str | None, months: int, results: tuple[str, ...], capacity_rps: float | None,
@@ -187,11 +193,7 @@ def _show_forecast(fc: Any, output: str) -> None:
 @capacity.command("plan")
 @spec_option
 @click.option("--months", type=click.IntRange(1, 120), default=24, show_default=True, help="Months to plan.")
-@click.option("--results", "results", multiple=True, metavar="RUN",
-              help="Step run(s) that set per-instance capacity [default: the newest runs/*/results.json "
-                   "with 2+ steps, else resources.api.capacity_rps].")
-@click.option("--capacity-rps", type=FiniteFloatRange(min=0, min_open=True), default=None,
-              help="Per-instance req/s within the SLO (overrides runs and the spec).")
+@_capacity_options
 @click.option("--measured-on", metavar="TYPE", default=None,
               help="Instance type the capacity was measured on [default: the plan's type at month 0].")
 @click.option("--family", "families", multiple=True, metavar="FAMILY",
@@ -275,9 +277,11 @@ def _probe_provenance(probe: Any) -> None:
     """Say where a {from: probe} capacity came from, and flag it when it may no longer hold."""
     if probe is None:
         return
-    out.echo(f"capacity: {probe.text.split('; STALE')[0]} ({probe.path})", err=True)
+    from opskit.capacity.inputs import stale_warning
+
+    out.echo(f"capacity: {probe.provenance} ({probe.path})", err=True)
     if probe.stale:
-        out.warn(f"the capacity probe is stale: {probe.stale}; run `opskit capacity probe` again")
+        out.warn(stale_warning(probe.stale))
 
 
 @capacity.command("probe")
@@ -324,6 +328,10 @@ def probe_cmd(spec_file: str | None, target: str | None, host: str | None, scena
     budget = probeview.fraction("--error-budget", error_budget)
     if max_rate < start:
         raise UsageError(f"--max-rate {max_rate:g} is below --start {start:g}")
+    if path is not None and scenario != proberun.DEFAULT_SCENARIO:
+        raise UsageError(f"--path is for --scenario {proberun.DEFAULT_SCENARIO}; {scenario!r} names its own requests")
+    if path is not None and not path.startswith("/"):
+        raise UsageError(f"--path must start with '/', got {path!r}")
     step_s = probeview.step_seconds("--step", step)
     folder = out_dir or Path(spec.loadtest.out_dir) / f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-probe"
     req = proberun.ProbeRequest(slo, texts, budget, start, max_rate, step_s, folder, target=target, host=host,
@@ -341,9 +349,10 @@ def probe_cmd(spec_file: str | None, target: str | None, host: str | None, scena
         def ms(v: float | None) -> str:
             return "-" if v is None else f"{v:,.1f}"
 
-        out.table(("#", "phase", "offered req/s", "completed", "p50 ms", "p95 ms", "p99 ms", "errors", "in flight",
-                   "verdict"),
-                  [(str(i), s.phase, f"{s.measure.rate:,.1f}", f"{s.measure.achieved:,.1f}", ms(s.measure.p50_ms),
+        out.table(("#", "phase", "users" if model == "closed" else "offered req/s", "completed", "p50 ms", "p95 ms",
+                   "p99 ms", "errors", "in flight", "verdict"),
+                  [(str(i), s.phase, f"{s.measure.rate:,.1f}" if s.measure.users is None else str(s.measure.users),
+                    f"{s.measure.achieved:,.1f}", ms(s.measure.p50_ms),
                     ms(s.measure.p95_ms), ms(s.measure.p99_ms), f"{s.measure.error_rate:.2%}",
                     str(s.measure.in_flight_max), s.verdict) for i, s in enumerate(result.steps, 1)],
                   title="Capacity probe steps")
@@ -367,7 +376,7 @@ class _ProbeProgress:
     def step(self, index: int, step: Any) -> None:
         m = step.measure
         p95 = "-" if m.p95_ms is None else f"{m.p95_ms:,.1f} ms"
-        level = f"{m.rate:,.1f} req/s offered" if self.model == "open" else "closed"
+        level = f"{m.rate:,.1f} req/s offered" if m.users is None else f"{m.users} users"
         verdict = "pass" if step.verdict == "pass" else f"{step.verdict.upper()} ({step.why})"
         out.echo(f"step {index} [{step.phase}] {level}: {m.achieved:,.1f} completed, p95 {p95}, "
                  f"errors {m.error_rate:.2%}, in flight <= {m.in_flight_max}: {verdict}", err=True)

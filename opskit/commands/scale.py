@@ -58,6 +58,7 @@ def check(ctx: click.Context, spec_file: str | None, source: str, location: str 
     """
     import time
 
+    from opskit.capacity.inputs import scaling_capacity
     from opskit.errors import UsageError
     from opskit.metrics.sources import make_source
     from opskit.scaling import collect, flow
@@ -77,6 +78,7 @@ def check(ctx: click.Context, spec_file: str | None, source: str, location: str 
     spec = load(spec_file)
     if not spec.thresholds:
         raise UsageError("the spec has no thresholds: section to evaluate")
+    capacities = scaling_capacity(spec)  # resolved once: a watch weighs every round against the same probe
     src = make_source(source, location, spec, state_dir=state_dir, interval_s=interval, timeout_s=timeout)
     try:
         live = source in ("prometheus", "scrape", "host")  # offline sources replay their own time: no history
@@ -86,9 +88,9 @@ def check(ctx: click.Context, spec_file: str | None, source: str, location: str 
                            acting=act)
         flow.run(
             spec, src, printer,
-            history=collect.load_history(state_dir) if live else collect.source_history(src, spec),
+            history=collect.load_history(state_dir) if live else collect.source_history(src, spec, capacities),
             save_history=(lambda kept: collect.save_history(state_dir, kept)) if live else None,
-            act=plan, watch_s=watch, count=count, sleep=time.sleep)
+            act=plan, watch_s=watch, count=count, sleep=time.sleep, capacities=capacities)
     finally:
         src.close()
     if printer.code:
@@ -115,9 +117,19 @@ class _Printer:
         _render(done.evaluation, done.readings, done.previous, handed, source=self.source,
                 location=self.location, output=self.output, watching=self.watching)
         self.code = _exit_code(done.evaluation, list(done.handed), self.source)
+        if done.number == 1:
+            _warn_stale(done.evaluation)
 
     def line(self, text: str) -> None:
         out.echo(text, err=self.output == "json")
+
+
+def _warn_stale(ev: Evaluation) -> None:
+    from opskit.capacity.inputs import stale_warning
+
+    for cap in ev.capacities.values():
+        if cap.source.stale_reason:
+            out.warn(stale_warning(cap.source.stale_reason))
 
 
 def _exit_code(ev: Evaluation, handed: list[Handoff], source: str) -> int:

@@ -60,6 +60,9 @@ class PriceItem(_Strict):
     publication_date: str | None = None
     reserved: dict[Literal["1yr", "3yr"], ReservedPrice] | None = None
     free_tier: FreeTier | None = None
+    # instance types: their size, from the offer file's attributes (`cost catalog import`) or written in
+    vcpu: int | None = Field(None, gt=0)
+    memory_gib: float | None = Field(None, gt=0)
 
     @property
     def verifiable(self) -> bool:
@@ -200,16 +203,25 @@ def load_catalog(
         if layer.currency != first.currency:
             raise ConfigError(f"pricing catalog {ref}: currency {layer.currency} differs from "
                               f"{first.name}'s {first.currency}")
-        items.update({k: PricedItem(k, v, layer.name) for k, v in layer.items.items()})
+        items.update({k: PricedItem(k, with_shape(v, items.get(k)), layer.name) for k, v in layer.items.items()})
         layers.append(layer.name)
     for key, price in (overrides or {}).items():
         # a new item needs a unit: its family tells it (ec2/..., rds/... are hourly)
         unit = items[key].item.unit if key in items else _unit_for(key, items)
-        items[key] = PricedItem(key, PriceItem(price=price, unit=unit, source="opskit.yaml pricing.overrides",
-                                               date=override_date), "pricing.overrides")
+        priced = PriceItem(price=price, unit=unit, source="opskit.yaml pricing.overrides", date=override_date)
+        items[key] = PricedItem(key, with_shape(priced, items.get(key)), "pricing.overrides")
     if overrides:
         layers.append("pricing.overrides")
     return Catalog(first.name, first.currency, items, tuple(layers))
+
+
+def with_shape(item: PriceItem, below: PricedItem | PriceItem | None) -> PriceItem:
+    """A layer or override that re-prices an instance type keeps the vCPUs and memory of the one it replaces
+    (a price changes; the type's size does not)."""
+    old = below.item if isinstance(below, PricedItem) else below
+    if old is None or (item.vcpu is not None and item.memory_gib is not None):
+        return item
+    return item.model_copy(update={"vcpu": item.vcpu or old.vcpu, "memory_gib": item.memory_gib or old.memory_gib})
 
 
 def _unit_for(key: str, items: dict[str, PricedItem]) -> Unit:

@@ -252,7 +252,7 @@ def import_offers(offers: list[Offer], template: CatalogFile, *, region: str, na
                                  date=offer.publication_date[:10], sku=sku, offer_code=offer.offer_code,
                                  offer_version=offer.version, publication_date=offer.publication_date,
                                  reserved=_reserved(offer, sku) if key.split("/")[0] in ("ec2", "rds", "elasticache")
-                                 else None, free_tier=free)
+                                 else None, free_tier=free, **_shape(key, product, known))
                 if key in found and _same_price(found[key][0], item):
                     continue  # the same price under two SKUs (one per engine, say): the first one is kept
                 if key in found:
@@ -271,6 +271,25 @@ def import_offers(offers: list[Offer], template: CatalogFile, *, region: str, na
             f"items not in them are {template.name}'s")
     return ImportResult(CatalogFile(name=name, description=desc, currency="USD", region=region, items=items),
                         sorted(found), kept)
+
+
+def _shape(key: str, product: Any, known: PriceItem | None) -> dict[str, Any]:
+    """An EC2 type's vCPUs and memory from the offer's attributes ("2", "4 GiB"), else the template's."""
+    if not key.startswith("ec2/") or not isinstance(product, dict):
+        return {}
+    a = product.get("attributes") or {}
+    vcpu = _number(a.get("vcpu"))
+    memory = _number(str(a.get("memory", "")).removesuffix("GiB").replace(",", "").strip() or None)
+    return {"vcpu": int(vcpu) if vcpu else known.vcpu if known else None,
+            "memory_gib": memory or (known.memory_gib if known else None)}
+
+
+def _number(text: Any) -> float | None:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if value > 0 else None
 
 
 def _item(path: str, **fields: Any) -> PriceItem:

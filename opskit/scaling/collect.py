@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from opskit.metrics.base import MetricRequest, MetricsSource, Series
 from opskit.metrics.timeutil import parse_time, wall_now
 from opskit.scaling.evaluate import evaluate
-from opskit.scaling.model import Evaluation, Recommendation
+from opskit.scaling.model import Capacity, Evaluation, Recommendation
 from opskit.spec.schema import Spec, Threshold
 
 HISTORY_FILE = "scaling-history.json"
@@ -24,6 +24,7 @@ class Readings:
     series: tuple[Series, ...]
     replicas: dict[str, int | None]
     replicas_from: dict[str, str]  # resource -> "source" | "spec" | "unknown"
+    demand: dict[str, Series] = field(default_factory=dict)  # resource -> its req/s, for its capacity row
 
 
 def request_for(th: Threshold, source_name: str, step_s: float, spec: Spec | None = None) -> MetricRequest:
@@ -41,29 +42,52 @@ def request_for(th: Threshold, source_name: str, step_s: float, spec: Spec | Non
     return MetricRequest(th.resource, th.metric, query=query, window_s=window, step_s=step_s)
 
 
-def read_all(spec: Spec, source: MetricsSource, now: dt.datetime | None = None) -> Readings:
+def read_all(spec: Spec, source: MetricsSource, now: dt.datetime | None = None,
+             capacities: Mapping[str, Capacity] | None = None) -> Readings:
     at = now or source.recorded_now or wall_now()
     step = spec.alerts.scrape_interval or 15.0
     series = tuple(source.read(request_for(th, source.name, step, spec), now=at) for th in spec.thresholds)
+    demand = read_demand(spec, source, at, capacities or {})
     replicas: dict[str, int | None] = {}
     origin: dict[str, str] = {}
-    for name in dict.fromkeys(th.resource for th in spec.thresholds):
+    for name in dict.fromkeys([*(th.resource for th in spec.thresholds), *demand]):
         seen = source.replicas(name)
         configured = spec.resources[name].current if name in spec.resources else None
         replicas[name] = seen if seen is not None else configured
         origin[name] = "source" if seen is not None else "spec" if configured is not None else "unknown"
-    return Readings(at, series, replicas, origin)
+    return Readings(at, series, replicas, origin, demand)
+
+
+def read_demand(spec: Spec, source: MetricsSource, now: dt.datetime,
+                capacities: Mapping[str, Capacity]) -> dict[str, Series]:
+    """The request rate of each resource with a per-instance capacity, where the source can tell it."""
+    from opskit.alerts.promql import rate_window
+    from opskit.scaling import capacity
+
+    out = {}
+    for name in capacities:
+        request = capacity.demand_request(source.name, resource=name, service_job=spec.service.job,
+                                          window=rate_window(spec.alerts.scrape_interval))
+        if request is None:
+            continue
+        series = source.read(request, now=now)
+        if capacity.shown(source.name, series):
+            out[name] = series
+    return out
 
 
 def check(spec: Spec, source: MetricsSource, history: Sequence[Recommendation] = (),
-          now: dt.datetime | None = None, earlier: Readings | None = None) -> tuple[Readings, Evaluation]:
+          now: dt.datetime | None = None, earlier: Readings | None = None,
+          capacities: Mapping[str, Capacity] | None = None) -> tuple[Readings, Evaluation]:
     """Read and evaluate. `earlier` is the previous round of a watch: its samples are kept (within each
-    row's window) so a live source that reads only the present still fills a `for:` window."""
-    readings = read_all(spec, source, now)
+    row's window) so a live source that reads only the present still fills a `for:` window. `capacities`:
+    per-instance req/s by resource, weighed against the demand the source reads."""
+    readings = read_all(spec, source, now, capacities)
     if earlier is not None:
         readings = accumulate(spec, earlier, readings)
     result = evaluate(spec.thresholds, readings.series, now=readings.now, resources=spec.resources,
-                      replicas=readings.replicas, history=history)
+                      replicas=readings.replicas, history=history, capacities=capacities,
+                      demand=readings.demand)
     return readings, result
 
 
@@ -87,19 +111,20 @@ def accumulate(spec: Spec, earlier: Readings, now: Readings) -> Readings:
     return replace(now, series=tuple(merged))
 
 
-def source_history(source: MetricsSource, spec: Spec | None = None) -> list[Recommendation]:
+def source_history(source: MetricsSource, spec: Spec | None = None,
+                   capacities: Mapping[str, Capacity] | None = None) -> list[Recommendation]:
     """Recommendations recorded in the source itself (the file source's `recommendations:`); when it
     records none but has earlier samples, the desired counts an HPA would have computed at each of them."""
     recorded = [Recommendation(resource=r, replicas=n, at=at) for r, n, at in source.history()]
     if recorded or spec is None:
         return recorded
-    return replay(spec, source)
+    return replay(spec, source, capacities)
 
 
 REPLAY_LIMIT = 500
 
 
-def replay(spec: Spec, source: MetricsSource) -> list[Recommendation]:
+def replay(spec: Spec, source: MetricsSource, capacities: Mapping[str, Capacity] | None = None) -> list[Recommendation]:
     """Evaluate at every earlier sample time within the stabilization windows, as a controller running
     then would have, and keep its desired counts. Replica counts are taken as today's (the file has no
     others)."""
@@ -110,7 +135,7 @@ def replay(spec: Spec, source: MetricsSource) -> list[Recommendation]:
     past = sorted(t for t in set(source.sample_times()) if cut < t < now)[-REPLAY_LIMIT:]
     out: list[Recommendation] = []
     for t in past:
-        _, ev = check(spec, source, (), now=t)
+        _, ev = check(spec, source, (), now=t, capacities=capacities)
         out.extend(ev.recommendations)
     return out
 

@@ -13,7 +13,8 @@ from typing import TypedDict
 
 from opskit.metrics.base import Series
 from opskit.scaling import hpa
-from opskit.scaling.model import Decision, DecisionKind, Evaluation, Recommendation, ResourceDecision
+from opskit.scaling.capacity import capacity_row
+from opskit.scaling.model import Capacity, Decision, DecisionKind, Evaluation, Recommendation, ResourceDecision
 from opskit.scaling.rows import STALENESS_S, evaluate_row
 from opskit.spec.schema import Resource, Threshold
 
@@ -28,18 +29,30 @@ def evaluate(
     history: Sequence[Recommendation] = (),
     tolerance: float = hpa.TOLERANCE,
     staleness_s: float = STALENESS_S,
+    capacities: Mapping[str, Capacity] | None = None,
+    demand: Mapping[str, Series] | None = None,
 ) -> Evaluation:
-    """`series[i]` is what was read for `thresholds[i]`; `replicas` is the count now per resource."""
+    """`series[i]` is what was read for `thresholds[i]`; `replicas` is the count now per resource.
+    `demand[r]` is resource r's request rate, weighed against `capacities[r]` as one more row of r."""
     if len(series) != len(thresholds):
         raise ValueError(f"{len(series)} series for {len(thresholds)} thresholds")
-    decisions = tuple(
+    made = [
         evaluate_row(th, s, now=now, current=replicas.get(th.resource), tolerance=tolerance,
                      staleness_s=staleness_s)
         for th, s in zip(thresholds, series, strict=True)
-    )
+    ]
+    used = {name: cap for name, cap in (capacities or {}).items() if name in (demand or {})}
+    for name, cap in used.items():
+        # a count the capacity asks for goes through the playbook of the resource's first bound row
+        bound = next((th.playbook for th in thresholds if th.resource == name and th.playbook), None)
+        row = capacity_row(cap, (demand or {})[name], now=now, current=replicas.get(name), playbook=bound,
+                           tolerance=tolerance, staleness_s=staleness_s)
+        after = max((i for i, d in enumerate(made) if d.resource == name), default=len(made) - 1)
+        made.insert(after + 1, row)  # beside the resource's threshold rows
+    decisions = tuple(made)
     out: dict[str, ResourceDecision] = {}
     recs: list[Recommendation] = []
-    for name in dict.fromkeys(th.resource for th in thresholds):
+    for name in dict.fromkeys([*(th.resource for th in thresholds), *used]):
         rows = [d for d in decisions if d.resource == name]
         res = resources.get(name) or Resource()
         past = [(r.at, r.replicas) for r in history if r.resource == name]
@@ -47,7 +60,7 @@ def evaluate(
         out[name] = decision
         if rec is not None:
             recs.append(rec)
-    return Evaluation(now=now, decisions=decisions, resources=out, recommendations=tuple(recs))
+    return Evaluation(now=now, decisions=decisions, resources=out, recommendations=tuple(recs), capacities=used)
 
 
 def _resource(

@@ -5,7 +5,7 @@ and every line a hand-over produces, goes to the Reporter the command supplies; 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -14,7 +14,7 @@ from opskit.metrics.base import MetricsSource
 from opskit.scaling import collect
 from opskit.scaling.act import Handoff, hand_over, handoffs
 from opskit.scaling.collect import Readings
-from opskit.scaling.model import Evaluation, Recommendation
+from opskit.scaling.model import Capacity, Evaluation, Recommendation
 from opskit.spec.schema import Spec
 
 
@@ -55,11 +55,13 @@ class _Acted:
 def run(spec: Spec, source: MetricsSource, reporter: Reporter, *, history: Sequence[Recommendation],
         save_history: Callable[[list[Recommendation]], None] | None = None, act: Act | None = None,
         watch_s: float | None = None, count: int | None = None,
-        sleep: Callable[[float], None] | None = None, clock: Callable[[], dt.datetime] | None = None) -> Round:
+        sleep: Callable[[float], None] | None = None, clock: Callable[[], dt.datetime] | None = None,
+        capacities: Mapping[str, Capacity] | None = None) -> Round:
     """Evaluate once, or every watch_s seconds until `count` rounds (or Ctrl-C). `save_history` keeps
     the recommendations for the next invocation (live sources); `sleep` waits between rounds; `clock`
     gives the time of each round (default: the source's recorded time, else the wall clock). Each
-    round keeps the samples of the rounds before it, so watching a live source fills `for:` windows."""
+    round keeps the samples of the rounds before it, so watching a live source fills `for:` windows.
+    `capacities`: per-instance req/s by resource, for the instance math from demand."""
     if watch_s is not None and sleep is None:
         raise ValueError("watching needs a sleep function")
     kept = list(history)
@@ -70,7 +72,7 @@ def run(spec: Spec, source: MetricsSource, reporter: Reporter, *, history: Seque
     while True:
         n += 1
         readings, ev = collect.check(spec, source, kept, now=clock() if clock is not None else None,
-                                     earlier=seen)
+                                     earlier=seen, capacities=capacities)
         seen = readings
         kept = collect.prune([*kept, *ev.recommendations], ev.now, collect.keep_seconds(spec))
         if save_history is not None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 DecisionKind = Literal["scale_up", "scale_down", "hold", "no_data"]
-Mode = Literal["threshold", "target"]
+Mode = Literal["threshold", "target", "capacity"]  # capacity: demand / measured per-instance req/s
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,45 @@ class Decision:
     severity: str = "warning"
     query: str = ""
     samples: int = 0
+
+
+@dataclass(frozen=True)
+class CapacitySource:
+    """Where a per-instance capacity came from: a capacity probe's run, or a number typed into the spec."""
+
+    kind: Literal["probe", "spec"]
+    run_id: str | None = None
+    date: str | None = None  # when the probe ran (ISO 8601)
+    commit: str | None = None  # the git commit it measured
+    target: str | None = None  # the target it loaded
+    path: str | None = None  # its results.json
+    stale: bool = False
+    stale_reason: str | None = None  # too old, or measured at another commit
+
+    @property
+    def text(self) -> str:
+        if self.kind == "spec":
+            return "typed into the spec"
+        when, sha = (self.date or "?")[:10], (self.commit or "unknown")[:12]
+        return (f"probe {self.run_id or self.path} ({when}, commit {sha}, target {self.target or '?'})"
+                + (" STALE" if self.stale else ""))
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """A resource's measured (or declared) req/s per instance within the SLO, for the scale check's
+    instance math: desired = ceil(demand / (capacity_rps x utilization target))."""
+
+    resource: str
+    capacity_rps: float | None  # None: it could not be resolved, and `error` says why
+    utilization_target_pct: float
+    source: CapacitySource
+    error: str | None = None
+
+    @property
+    def target_rps(self) -> float | None:
+        """What one instance should carry: its capacity at the utilization target."""
+        return None if self.capacity_rps is None else self.capacity_rps * self.utilization_target_pct / 100
 
 
 @dataclass(frozen=True)
@@ -66,6 +105,7 @@ class Evaluation:
     decisions: tuple[Decision, ...]
     resources: dict[str, ResourceDecision]
     recommendations: tuple[Recommendation, ...] = field(default=())  # to remember for the next evaluation
+    capacities: dict[str, Capacity] = field(default_factory=dict)  # resource -> the capacity its row used
 
     @property
     def should_scale(self) -> bool:

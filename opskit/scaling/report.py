@@ -6,7 +6,7 @@ from typing import NotRequired, TypedDict
 
 from opskit.jsontypes import JSONObject
 from opskit.scaling.collect import Readings
-from opskit.scaling.model import Decision, Evaluation, ResourceDecision
+from opskit.scaling.model import Capacity, Decision, Evaluation, ResourceDecision
 from opskit.scaling.rows import fmt_value
 from opskit.units import format_duration
 
@@ -19,7 +19,7 @@ CheckDocument = TypedDict("CheckDocument", {
     "from": str | None,
     "now": str,
     "decisions": list[JSONObject],  # each Decision's fields
-    "resources": dict[str, JSONObject],  # each ResourceDecision's fields and replicas_from
+    "resources": dict[str, JSONObject],  # each ResourceDecision's fields, replicas_from, capacity_rps, capacity_source
     "should_scale": bool,
     "handoffs": NotRequired[list[JSONObject]],  # with --act: one entry per resource
 })
@@ -33,13 +33,25 @@ def document(ev: Evaluation, readings: Readings, *, source: str, location: str |
         "from": location,
         "now": ev.now.isoformat(),
         "decisions": [to_jsonable(d) for d in ev.decisions],
-        "resources": {name: {**to_jsonable(r), "replicas_from": readings.replicas_from.get(name)}
+        "resources": {name: {**to_jsonable(r), "replicas_from": readings.replicas_from.get(name),
+                             **_capacity(ev.capacities.get(name))}
                       for name, r in ev.resources.items()},
         "should_scale": ev.should_scale,
     }
 
 
+def _capacity(cap: Capacity | None) -> JSONObject:
+    """The per-instance capacity a resource's instance math used, and where it came from (null: none)."""
+    from opskit.output import to_jsonable
+
+    if cap is None:
+        return {"capacity_rps": None, "capacity_source": None}
+    return {"capacity_rps": cap.capacity_rps, "capacity_source": {**to_jsonable(cap.source), "error": cap.error}}
+
+
 def limits(d: Decision) -> str:
+    if d.mode == "capacity":
+        return f"target {fmt_value(d.target, d.unit)}/instance"
     if d.mode == "target":
         return f"target {fmt_value(d.target, d.unit)}"
     down = fmt_value(d.scale_down, d.unit) if d.scale_down is not None else "-"
@@ -68,6 +80,11 @@ def resource_lines(ev: Evaluation) -> list[str]:
     for name, r in ev.resources.items():
         bound = f" via playbook {r.playbook}" if r.playbook and r.decision in ("scale_up", "scale_down") else ""
         lines.append(f"{name}: {r.decision} {counts(r)} [min {r.min}, max {r.max}]{bound}: {r.reason}")
+        cap = ev.capacities.get(name)
+        if cap is not None:
+            lines.append(f"{name} capacity: " + (f"none ({cap.error})" if cap.capacity_rps is None else
+                         f"{cap.capacity_rps:,.1f} req/s per instance, target {cap.target_rps:,.1f} at "
+                         f"{cap.utilization_target_pct:g}% ({cap.source.text})"))
     return lines
 
 

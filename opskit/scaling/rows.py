@@ -35,6 +35,8 @@ def fmt_value(value: float | None, unit: str) -> str:
         return f"{value:.4g}ms"
     if unit == "bytes":
         return f"{value / 1e9:.4g}GB"
+    if unit == "rps":
+        return f"{value:.4g} req/s"
     return f"{value:.4g}"
 
 
@@ -42,13 +44,29 @@ def evaluate_row(
     th: Threshold, series: Series, *, now: dt.datetime, current: int | None,
     tolerance: float = hpa.TOLERANCE, staleness_s: float = STALENESS_S,
 ) -> Decision:
-    points = sorted((s for s in series.samples if math.isfinite(s.value) and s.at <= now), key=lambda s: s.at)
+    points = usable(series, now)
     base = Decision(
         resource=th.resource, metric=th.metric, mode="target" if th.target is not None else "threshold",
         decision="no_data", value=None, reason="", unit=th.unit, scale_up=th.scale_up, scale_down=th.scale_down,
         target=th.target, window_s=th.for_, playbook=th.playbook, action=th.action, severity=th.severity,
         query=series.query, samples=len(points),
     )
+    missing = no_data(base, series, points, now, staleness_s)
+    if missing is not None:
+        return missing
+    if th.target is not None:
+        return _target(th, points[-1].value, current, tolerance, base)
+    return _band(th, points, now, current, staleness_s, base)
+
+
+def usable(series: Series, now: dt.datetime) -> list[Sample]:
+    """The finite samples at or before `now`, oldest first."""
+    return sorted((s for s in series.samples if math.isfinite(s.value) and s.at <= now), key=lambda s: s.at)
+
+
+def no_data(base: Decision, series: Series, points: list[Sample], now: dt.datetime,
+            staleness_s: float) -> Decision | None:
+    """`base` as no_data with the reason when the series cannot answer now (failed, empty, stale), else None."""
     if series.error is not None or not points:
         future = any(math.isfinite(s.value) and s.at > now for s in series.samples)
         why = series.error or ("every sample is after the evaluation time" if future else
@@ -60,9 +78,7 @@ def evaluate_row(
         return replace(base, decision="no_data", value=latest.value,
                        reason=f"latest sample is {format_duration(age)} old (stale after "
                               f"{format_duration(staleness_s)})")
-    if th.target is not None:
-        return _target(th, latest.value, current, tolerance, base)
-    return _band(th, points, now, current, staleness_s, base)
+    return None
 
 
 def _target(th: Threshold, value: float, current: int | None, tolerance: float, base: Decision) -> Decision:

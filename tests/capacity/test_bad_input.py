@@ -70,6 +70,8 @@ def test_report_out_under_a_file_writes_nothing(invoke, tmp_path, monkeypatch):
     (["--target", "nowhere"], 2, "--target 'nowhere' is not declared under targets: in the spec"),
     (["--host", "http://127.0.0.1:1"], 3, "cannot reach http://127.0.0.1:1"),
     (["--error-budget", "150%"], 2, "--error-budget: expected 0% to 100%"),
+    (["--scenario", "smoke", "--path", "/x"], 2, "--path is for --scenario http-get; 'smoke' names its own requests"),
+    (["--path", "api/assets"], 2, "--path must start with '/', got 'api/assets'"),
     (["--target", "staging", "--start", "3000", "--max-rate", "5000"], 2,
      "--start 3000 is above target 'staging''s max_rps (2000)"),
 ])

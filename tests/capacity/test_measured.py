@@ -87,6 +87,17 @@ def test_forecast_and_report_size_from_the_probe(invoke, project: Path) -> None:
     assert "capacity from the probe 20261201T100000Z-probe" in headroom["answer"]
 
 
+def test_without_a_step_run_the_report_says_the_capacity_is_the_probes(invoke, project: Path) -> None:
+    doc = probe_doc(180.0)
+    doc["steps"] = []  # a probe whose step runs are not in its results.json: no USL points at all
+    write_probe(project, doc)
+    rep = invoke("capacity", "report", "--spec", "opskit.yaml", "--out", "cap.html")
+    assert rep.exit_code == 0, rep.stderr
+    md = (project / "cap.md").read_text(encoding="utf-8")
+    assert "Per-instance capacity comes from the probe." in md and "comes from the spec" not in md
+    assert "`opskit capacity probe --model closed`" in md
+
+
 def test_no_probe_or_a_probe_without_an_answer_is_one_line(invoke, project: Path, write_run) -> None:
     # `capacity fit` reads its run, not the spec's capacity: no probe is no problem there
     run = write_run([(1, 50, 20), (4, 180, 60), (30, 200, 900)])

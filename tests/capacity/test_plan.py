@@ -21,12 +21,18 @@ HOURS = 730
 DAILY = 240 * 86_400
 
 
+# the sizes AWS publishes for the types these tests price (vCPU, GiB)
+SIZES = {"m5.large": (2, 8), "m5.xlarge": (4, 16), "c5.large": (2, 4), "t3.small": (2, 2), "r5.large": (2, 16)}
+
+
 def catalog(prices: dict[str, float], reserved: dict[str, float] | None = None) -> Catalog:
     items = {}
     for itype, price in prices.items():
         ri = ({"1yr": ReservedPrice(price=reserved[itype], offer_term_code="4NA7Y494T4")}
               if reserved and itype in reserved else None)
-        item = PriceItem(price=price, unit="hour", source="test", date="2026-12", reserved=ri)
+        vcpu, memory = SIZES.get(itype, (None, None))
+        item = PriceItem(price=price, unit="hour", source="test", date="2026-12", reserved=ri, vcpu=vcpu,
+                         memory_gib=memory)
         items[f"ec2/{itype}"] = PricedItem(f"ec2/{itype}", item, "test")
     return Catalog("test", "USD", items, ("test",))
 
@@ -99,6 +105,25 @@ def test_an_unknown_measured_type_is_a_config_error():
     with pytest.raises(ConfigError, match="no vCPU figure for 'x9.huge'"):
         plan_capacity(spec(), catalog({"m5.large": 0.1}), MeasuredCapacity(100, "t", "x9.huge", "--measured-on"),
                       resource="api")
+
+
+def test_sizes_come_from_the_catalog_and_a_repriced_type_keeps_its_size(tmp_path):
+    from opskit.cost.catalog import load_catalog
+
+    # a type opskit never heard of, sized in its catalog item, is planned with that size: 8 vCPU serve 4 x 100
+    cat = catalog({"m5.large": 0.10})
+    big = PriceItem(price=0.15, unit="hour", source="test", date="2026-12", vcpu=8, memory_gib=64)
+    cat.items["ec2/z9.metal"] = PricedItem("ec2/z9.metal", big, "test")
+    plan = plan_capacity(spec(), cat, MEASURED, resource="api", months=12)
+    c = plan.horizons[-1].cheapest
+    assert c is not None and (c.instance_type, c.vcpu, c.capacity_rps, c.count) == ("z9.metal", 8, 400.0, 3)
+    # a layer and an override that re-price t3.medium keep the size the shipped catalog gives it
+    layer = tmp_path / "layer.yaml"
+    layer.write_text(yaml.safe_dump({"name": "layer", "items": {"ec2/t3.medium": {
+        "price": 0.05, "unit": "hour", "source": "test", "date": "2026-12"}}}))
+    merged = load_catalog("aws-us-east-1", [str(layer)], {"ec2/t3.large": 0.09})
+    assert (merged.items["ec2/t3.medium"].item.vcpu, merged.items["ec2/t3.medium"].item.memory_gib) == (2, 4)
+    assert (merged.items["ec2/t3.large"].item.price, merged.items["ec2/t3.large"].item.memory_gib) == (0.09, 8)
 
 
 def plan_json(invoke, *args: str) -> dict:
@@ -265,3 +290,17 @@ def test_table_output_states_the_vcpu_assumption(invoke, in_tmp):
     assert result.exit_code == 0, result.stderr
     assert "3 x t3.medium" in result.stdout and "$1,121.28" in result.stdout
     assert "* Cost at measured capacity: other instance types are scaled by vCPU from t3.medium" in result.stdout
+
+
+def test_an_imported_offer_gives_the_sizes_it_publishes(invoke, tmp_path):
+    # the offer's own attributes win over the template's (a type AWS resized, or one the template lacks)
+    offer = json.loads((Path(__file__).resolve().parents[1] / "cost" / "offers" / "AmazonEC2.json").read_text())
+    for product in offer["products"].values():
+        if product["attributes"].get("instanceType") == "t3.medium":
+            product["attributes"].update(vcpu="4", memory="6 GiB")
+    path = tmp_path / "AmazonEC2.json"
+    path.write_text(json.dumps(offer))
+    imported = invoke("cost", "catalog", "import", str(path), "--out", str(tmp_path / "ec2.yaml"))
+    assert imported.exit_code == 0, imported.stderr
+    item = yaml.safe_load((tmp_path / "ec2.yaml").read_text())["items"]["ec2/t3.medium"]
+    assert (item["vcpu"], item["memory_gib"]) == (4, 6.0)

@@ -59,3 +59,18 @@ def test_a_closed_sweep_against_a_known_capacity(invoke, tmp_path: Path) -> None
     achieved = [s["achieved"] for s in answer["steps"]]
     assert achieved[0] < 0.5 * max(achieved)  # points below the knee and on the plateau: it is spanned
     assert len(achieved) >= 4
+
+
+@pytest.mark.slow
+def test_a_closed_step_runs_all_its_users_from_the_start(invoke, tmp_path: Path) -> None:
+    # 32 users against a slow server (0.2 s a request, slots for all): each user keeps one request in flight.
+    # At the scenarios' spawn rate (10 users/s) a 2 s step would never have more than 20 of them running.
+    with StallServer(StallSchedule(stall_s=0.0, service_s=0.2), slots=64) as server:
+        result = invoke("capacity", "probe", "--spec", SPEC, "--host", server.url, "--path", "/", "--model",
+                        "closed", "--start", "32", "--max-rate", "32", "--step", "2s", "--slo", "p95 < 1s",
+                        "--out", str(tmp_path / "c"), "--output", "json")
+    assert result.exit_code == 0, result.stderr
+    [step] = json.loads(result.stdout)["steps"]
+    assert step["in_flight_max"] >= 30
+    assert step["achieved"] > 20 / 0.2  # more than 20 users' worth of completions
+    assert "step 1 [ramp] 32 users: " in result.stderr  # the progress line names the level

@@ -95,7 +95,7 @@ def test_scale_check_reads_all_eight_rows_from_the_real_prometheus(live: dict[st
         doc = json.loads(result.stdout)
         rows = doc["decisions"] if "decisions" in doc else doc["rows"]
         no_data = [f"{r['resource']}.{r['metric']}" for r in rows if r["decision"] == "no_data"]
-        if len(rows) == 8 and not no_data:
+        if len(rows) == 9 and not no_data:  # seed 001's eight rows, and api's req/s against its capacity_rps
             break
         assert time.monotonic() < deadline, f"still no_data: {no_data}: {json.dumps(rows)[:1500]}"
         time.sleep(0.5)
@@ -103,6 +103,7 @@ def test_scale_check_reads_all_eight_rows_from_the_real_prometheus(live: dict[st
     assert values["database.storage_utilization"] > 0  # a real pg_database_size_bytes, against 100 GB
     assert 0 < values["redis.memory_utilization"] < 100  # used memory against the 256 MB maxmemory
     assert values["redis.connections"] >= 1
+    assert values["api.request_rate"] > 0  # the default demand query over the service's own histogram
 
 
 def test_prometheus_evaluates_the_rendered_threshold_rules(live: dict[str, str]) -> None:
