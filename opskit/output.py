@@ -89,6 +89,11 @@ def emit_json(value: Any) -> None:
     click.echo(dumps_figures(value))
 
 
+def emit_json_line(value: Any) -> None:
+    """One compact JSON document on one line (a stream a reader follows, like `scale check --watch`)."""
+    click.echo(json.dumps(figures(to_jsonable(value)), separators=(",", ":")))
+
+
 def table(
     columns: Sequence[str],
     rows: Iterable[Sequence[Any]],

@@ -188,7 +188,10 @@ INVOCATIONS: dict[str, Invocation] = {
                                    "--out", str(e.tmp / "verify")]],
     "gate": lambda e: [[str(e.results)], [str(e.results), "--baseline", str(e.results)]],
     "scale check": lambda e: [["--source", "results", "--from", str(e.results)],
-                              ["--source", "file", "--from", str(e.tmp / "samples.json")]],
+                              ["--source", "file", "--from", str(e.tmp / "samples.json")],
+                              # --watch: one compact document per line and evaluation
+                              ["--source", "file", "--from", str(e.tmp / "samples.json"), "--watch", "0.01",
+                               "--count", "2"]],
     "capacity fit": lambda e: [["--data", str(e.tmp / "usl.csv")]],
     "capacity probe": lambda e: [["--start", "5", "--max-rate", "6", "--step", "2s", "--out", str(e.tmp / "probe")]],
     "capacity recommend": lambda e: [["--results", str(e.tmp / "probe")]],
@@ -227,6 +230,14 @@ NOT_RUN: dict[str, str] = {
 }
 
 
+def documents(stdout: str) -> list[Any]:
+    """stdout as one JSON document, or (a watch loop) one document per line; anything else fails."""
+    try:
+        return [json.loads(stdout)]
+    except json.JSONDecodeError:
+        return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
 def _run_id(e: Env) -> str:
     (e.tmp / "flag").touch()  # what made step b fail is fixed: resume finishes the run
     return str(e.answers["playbook apply"][0]["run_id"])
@@ -257,7 +268,7 @@ def answers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, list
                     started.append([*command.split()[:1], "down", "--state-dir", args[args.index("--state-dir") + 1]])
                 # 1 is an answer too ("no": the halted playbook, a failing dashboard); its JSON is checked
                 assert res.exit_code in (0, 1), f"opskit {' '.join(args)}: exit {res.exit_code}: {res.stderr[-600:]}"
-                env.answers.setdefault(command, []).append(json.loads(res.stdout))
+                env.answers.setdefault(command, []).extend(documents(res.stdout))
             if command == "loadtest run":
                 env.results = env.tmp / "run" / "results.json"
                 env.answers["results.json"] = [json.loads(env.results.read_text())]

@@ -237,4 +237,4 @@ def _load_text(sc: scenarios.Scenario) -> str:
         return f"{users[0]} users" if len(users) == 1 else f"{users[0]}..{users[-1]} users"
     rates = [r for s in sc.stages for r in (s.start_rate, s.end_rate) if r is not None]
     lo, hi = min(rates), max(rates)
-    return f"{hi:.3g} req/s" if lo == hi else f"{lo:.3g}..{hi:.3g} req/s"
+    return f"{hi:.4g} req/s" if lo == hi else f"{lo:.4g}..{hi:.4g} req/s"
