@@ -217,6 +217,9 @@ def test_json_output(invoke, spec_file, write_results) -> None:
     first = doc["criteria"][0]
     assert set(first) >= {"criterion", "source", "status", "measured", "measured_text", "limit"}
     assert first["source"] == "slo:list-assets"
+    # measured is in the unit the row names (docs/guide/json.md): ms for a latency, ratio for error_rate
+    units = {c["criterion"].split(": ")[-1].split()[0]: c["unit"] for c in doc["criteria"]}
+    assert units["p95"] == "ms" and units["error_rate"] == "ratio" and units["dropped"] == "count"
     # an open-model run: the generator set the rate, so rps is not compared, and the notes say so
     assert {c["metric"] for c in doc["comparisons"]} == {"p95", "p99", "error_rate"}
     assert any(n.startswith("rps is not compared") for n in doc["notes"])
