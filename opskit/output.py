@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -32,6 +33,9 @@ def to_jsonable(value: Any) -> Any:
         return None
     if isinstance(value, enum.Enum):
         return value.value
+    if isinstance(value, dt.datetime) and value.utcoffset() is not None:
+        # an instant is ISO 8601 in UTC with a Z, as results.json writes its times (docs/guide/json.md)
+        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     if isinstance(value, Path):
@@ -43,6 +47,36 @@ def dumps(value: Any) -> str:
     return json.dumps(to_jsonable(value), indent=2, sort_keys=False)
 
 
+def figure(x: float) -> float:
+    """A measured or computed figure as opskit shows it in JSON (docs/guide/json.md): 3 decimals, or 4
+    significant digits when that keeps more (a fraction like 0.000125, a unit price like 0.0416)."""
+    if x == 0 or not math.isfinite(x):
+        return x
+    return round(x, max(3, 3 - math.floor(math.log10(abs(x)))))
+
+
+_UTC_INSTANT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?\+00:00$")
+
+
+def figures(value: Any) -> Any:
+    """Every float of a JSON-ready value rounded by `figure`, and every UTC instant written with a Z (a
+    journal or state file may have recorded +00:00); other values and the shape stay as they are."""
+    if isinstance(value, float):
+        return figure(value)
+    if isinstance(value, str) and _UTC_INSTANT.match(value):
+        return value[:-6] + "Z"
+    if isinstance(value, dict):
+        return {k: figures(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [figures(v) for v in value]
+    return value
+
+
+def dumps_figures(value: Any) -> str:
+    """The JSON of a command's answer or a results file: converted, then every figure rounded alike."""
+    return json.dumps(figures(to_jsonable(value)), indent=2, sort_keys=False)
+
+
 def echo(text: str = "", *, err: bool = False) -> None:
     click.echo(text, err=err)
 
@@ -52,7 +86,12 @@ def warn(text: str) -> None:
 
 
 def emit_json(value: Any) -> None:
-    click.echo(dumps(value))
+    click.echo(dumps_figures(value))
+
+
+def emit_json_line(value: Any) -> None:
+    """One compact JSON document on one line (a stream a reader follows, like `scale check --watch`)."""
+    click.echo(json.dumps(figures(to_jsonable(value)), separators=(",", ":")))
 
 
 def table(

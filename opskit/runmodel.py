@@ -27,7 +27,10 @@ __all__ = ["SCHEMA_VERSION", "Failover", "Fault", "FaultSetup", "Generator", "Hi
            "UnreadableResults", "Worker", "from_snapshot", "parse_results", "read", "read_steps", "read_timeline"]
 
 DERIVED = {"derived": True}
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# schema_version 1 (the per-second rows' p50/p95/p99 flat, beside t; the probe steps' too) is still read,
+# for one version: the rows' latencies moved into a latency_ms block like every other scope's
+READABLE_VERSIONS = (1, 2)
 
 
 class UnreadableResults(ValueError):
@@ -72,28 +75,36 @@ def check(data: object, name: str = "results.json") -> Mapping[str, Any]:
     if not isinstance(data, dict):
         raise UnreadableResults(f"{name}: not a results file: expected a JSON object at the top level", "schema")
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
         raise UnreadableResults(f"{name}: schema_version is {version!r}; this opskit reads schema_version "
-                                f"{SCHEMA_VERSION} (docs/results-schema.md)", "schema")
+                                f"{SCHEMA_VERSION} (and {READABLE_VERSIONS[0]}) (docs/results-schema.md)", "schema")
     return data
 
 
 @dataclass(frozen=True)
 class Second:
-    """One row of a per-second timeline (endpoint rows have only t..p99)."""
+    """One row of a per-second timeline (endpoint rows have only t..latency_ms). In the file the row's
+    percentiles are its latency_ms block, as in every other scope; here they are plain fields."""
 
     t: int
     requests: int
     errors: int
     rps: float | None = None
-    p50: float | None = None
-    p95: float | None = None
-    p99: float | None = None
+    p50: float | None = field(default=None, metadata=DERIVED)
+    p95: float | None = field(default=None, metadata=DERIVED)
+    p99: float | None = field(default=None, metadata=DERIVED)
     dropped: float | None = None
     in_flight: float | None = None
     scheduled: float | None = None
     lag_max_ms: float | None = None
     step: int | None = None
+
+    # written to the file (the successes' p50/p95/p99 of the second), read into the fields above
+    JSON_COMPUTED: ClassVar[tuple[str, ...]] = ("latency_ms",)
+
+    @property
+    def latency_ms(self) -> dict[str, float | None]:
+        return {"p50": self.p50, "p95": self.p95, "p99": self.p99}
 
 
 @dataclass(frozen=True)
@@ -259,9 +270,7 @@ class ProbeStepRow:
 
     rate: float
     achieved: float | None
-    p50: float | None
-    p95: float | None
-    p99: float | None
+    latency_ms: Mapping[str, float | None]  # the step's p50, p95 and p99
     error_rate: float | None
     in_flight_max: int | None
     verdict: str  # pass | generator | throughput | errors | slo:<metric>
@@ -271,6 +280,18 @@ class ProbeStepRow:
     results: str | None = None  # the step's own results.json, relative to the probe's folder
     cpu_pct: float | None = None  # the service's CPU (percent of its workers' cores), when it was watched
     memory_pct: float | None = None  # the service's memory (percent of the host's)
+
+    @property
+    def p50(self) -> float | None:
+        return self.latency_ms.get("p50")
+
+    @property
+    def p95(self) -> float | None:
+        return self.latency_ms.get("p95")
+
+    @property
+    def p99(self) -> float | None:
+        return self.latency_ms.get("p99")
 
 
 @dataclass(frozen=True)
@@ -554,8 +575,8 @@ def read_probe(value: Any, name: str) -> Probe | None:
         rate = r.number(s, "rate", f"{where}.rate")
         assert rate is not None
         rows.append(ProbeStepRow(
-            rate=rate, achieved=_num_or_none(s.get("achieved")), p50=_num_or_none(s.get("p50")),
-            p95=_num_or_none(s.get("p95")), p99=_num_or_none(s.get("p99")),
+            rate=rate, achieved=_num_or_none(s.get("achieved")),
+            latency_ms={k: _num_or_none(_percentile(s, k)) for k in ("p50", "p95", "p99")},
             error_rate=_num_or_none(s.get("error_rate")), in_flight_max=_int_or_none(s.get("in_flight_max")),
             verdict=r.text(s, "verdict", f"{where}.verdict"), phase=_str(s.get("phase")), why=_str(s.get("why")),
             users=_int_or_none(s.get("users")), results=_str(s.get("results")),
@@ -841,13 +862,18 @@ class _Reader:
             raise self.bad(at, "expected an object")
         t = self.number(row, "t", f"{at}.t")
         assert t is not None
+        lat, lat_at = row, at  # schema_version 1: the percentiles beside t
+        if "latency_ms" in row:
+            lat, lat_at = row["latency_ms"], f"{at}.latency_ms"
+            if not isinstance(lat, dict):
+                raise self.bad(lat_at, "expected an object")
         return Second(
             int(t), self.count(row, "requests", f"{at}.requests"),
             self.count(row, "errors", f"{at}.errors") if "errors" in row else 0,
             self.number(row, "rps", f"{at}.rps", optional=True),
-            self.number(row, "p50", f"{at}.p50", optional=True),
-            self.number(row, "p95", f"{at}.p95", optional=True),
-            self.number(row, "p99", f"{at}.p99", optional=True),
+            self.number(lat, "p50", f"{lat_at}.p50", optional=True),
+            self.number(lat, "p95", f"{lat_at}.p95", optional=True),
+            self.number(lat, "p99", f"{lat_at}.p99", optional=True),
             self.number(row, "dropped", f"{at}.dropped", optional=True),
             *_row_extras(row),
         )
@@ -863,12 +889,21 @@ def _fast_second(row: Any) -> Second | None:
         return None
     if t < 0 or requests < 0 or errors < 0:
         return None
-    optional = [row.get(k) for k in ("rps", "p50", "p95", "p99", "dropped")]
+    lat = row.get("latency_ms", row)  # schema_version 1: the percentiles beside t
+    if type(lat) is not dict:
+        return None
+    optional = [row.get("rps"), lat.get("p50"), lat.get("p95"), lat.get("p99"), row.get("dropped")]
     for v in optional:
         if v is not None and (type(v) not in (int, float) or not (0 <= v < math.inf)):
             return None
     rps, p50, p95, p99, dropped = (None if v is None else float(v) for v in optional)
     return Second(t, requests, errors, rps, p50, p95, p99, dropped, *_row_extras(row))
+
+
+def _percentile(row: Mapping[str, Any], key: str) -> Any:
+    """A probe step's p50/p95/p99: in its latency_ms block, or (schema_version 1) beside the rate."""
+    lat = row.get("latency_ms")
+    return lat.get(key) if isinstance(lat, dict) else row.get(key)
 
 
 def _row_extras(row: Mapping[str, Any]) -> tuple[float | None, float | None, float | None, int | None]:

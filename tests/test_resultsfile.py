@@ -31,7 +31,7 @@ def write(path: Path, body: str | bytes) -> Path:
         (json.dumps(GOOD)[:-5], "json", "r.json:1: not valid JSON: truncated"),
         ("{'single': 'quotes'}", "json", "r.json:1: not valid JSON: Expecting property name"),
         ("[1, 2]", "schema", "expected a JSON object at the top level"),
-        ('{"schema_version": 2}', "schema", "schema_version is 2; this opskit reads schema_version 1"),
+        ('{"schema_version": 3}', "schema", "schema_version is 3; this opskit reads schema_version 2 (and 1)"),
         ('{"run": {}}', "schema", "schema_version is None"),
     ],
 )

@@ -66,14 +66,28 @@ def test_the_documented_example_reads_into_the_model():
 
 def test_another_schema_version_is_one_clear_error(tmp_path):
     doc = documented()
-    doc["schema_version"] = 2
+    doc["schema_version"] = 3
     path = tmp_path / "results.json"
     path.write_text(json.dumps(doc), encoding="utf-8")
     with pytest.raises(UnreadableResults) as exc:
         load_run(path)
     assert exc.value.kind == "schema"
-    assert str(exc.value) == (f"{path}: schema_version is 2; this opskit reads schema_version 1 "
+    assert str(exc.value) == (f"{path}: schema_version is 3; this opskit reads schema_version 2 (and 1) "
                               "(docs/results-schema.md)")
+
+
+def test_a_version_1_file_reads_the_same_as_its_version_2_form():
+    """schema_version 1 held each second's p50/p95/p99 beside t (and the probe steps' beside the rate);
+    version 2 nests them in latency_ms. Both read to the same model, for one version."""
+    new = documented()
+    old = json.loads(json.dumps(new))
+    old["schema_version"] = 1
+    for row in old["timeline"] + next(iter(old["endpoints"].values()))["timeline"] + old["probe"]["steps"]:
+        row.update(row.pop("latency_ms"))
+    a, b = runmodel.read(new, "v2"), runmodel.read(old, "v1")
+    assert a.timeline == b.timeline and a.timeline[0].p95 == 6.1 and a.timeline[0].latency_ms["p99"] == 11.0
+    assert a.endpoints["GET /api/assets"].timeline == b.endpoints["GET /api/assets"].timeline
+    assert a.probe == b.probe and a.probe is not None and a.probe.steps[0].p95 == 150.2
 
 
 def test_the_runner_config_travels_as_json_and_comes_back_the_same():

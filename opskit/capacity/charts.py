@@ -87,9 +87,9 @@ def peak_chart(fc: Forecast) -> str:
     ax.plot(fc.months, fc.metrics["peak_rps"], color=_COLORS["main"], label="forecast peak req/s")
     if fc.sizing:
         s = fc.sizing
-        serving = [(i - s.redundancy) * s.capacity_rps * s.utilization_target / 100 for i in s.instances]
+        serving = [(i - s.redundancy) * s.capacity_rps * s.utilization_target_pct / 100 for i in s.instances]
         ax.step(fc.months, serving, where="post", color=_COLORS["ok"],
-                label=f"fleet capacity at {s.utilization_target:g}% (N+{s.redundancy} spare excluded)")
+                label=f"fleet capacity at {s.utilization_target_pct:g}% (N+{s.redundancy} spare excluded)")
         ax2 = ax.twinx()
         ax2.step(fc.months, s.instances, where="post", color="#888888", linestyle="--", linewidth=1)
         ax2.set_ylabel(f"{s.resource} instances", color="#666666")

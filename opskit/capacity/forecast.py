@@ -20,7 +20,7 @@ class Sizing:
     resource: str
     capacity_rps: float  # one instance, within the SLO
     capacity_source: str
-    utilization_target: float  # percent
+    utilization_target_pct: float
     redundancy: int
     min: int
     max: int

@@ -328,7 +328,8 @@ def step_rows(result: ProbeResult, base: Path | None = None,
             with suppress(ValueError):
                 rel = str(Path(rel).relative_to(base))
         rows.append(ProbeStepRow(
-            rate=m.rate, achieved=m.achieved, p50=m.p50_ms, p95=m.p95_ms, p99=m.p99_ms, error_rate=m.error_rate,
+            rate=m.rate, achieved=m.achieved, latency_ms={"p50": m.p50_ms, "p95": m.p95_ms, "p99": m.p99_ms},
+            error_rate=m.error_rate,
             in_flight_max=m.in_flight_max, verdict=s.verdict, phase=s.phase, why=s.why or None,
             users=users_of.get(m.results or ""), results=rel, cpu_pct=m.cpu_pct, memory_pct=m.memory_pct))
     return tuple(rows)
@@ -364,7 +365,7 @@ def write_results(req: ProbeRequest, result: ProbeResult, service: _Service, hos
                target=service.url, target_name=service.name, started_at=first.get("started_at"))
     doc.update(steps=steps, probe=dataclasses.asdict(block))
     doc.pop("histograms", None)  # the chosen step's own; the steps' are in their folders
-    text = out.dumps(doc) + "\n"
+    text = out.dumps_figures(doc) + "\n"
     read(json.loads(text), "probe results")  # the file is readable through the model before it is written
     path = atomicio.write_atomic(req.out_dir / "results.json", text)
     atomicio.write_atomic(req.out_dir / "probe.html", probe_html(block))

@@ -160,7 +160,7 @@ def plan_mismatches(spec: Spec, fc: Forecast) -> list[str]:
         need_max = max(s.instances[m] for m in months)
         need_min = min(s.instances[m] for m in months)
         span = f"{fc.labels[months[0]]}..{fc.labels[months[-1]]}"
-        basis = (f"at {s.capacity_rps:,.1f} req/s per instance ({s.capacity_source}), {s.utilization_target:g}% "
+        basis = (f"at {s.capacity_rps:,.1f} req/s per instance ({s.capacity_source}), {s.utilization_target_pct:g}% "
                  f"target, N+{s.redundancy}")
         what = f"{name} provisions {pr.count} {s.resource} instances" + (f" ({pr.instance})" if pr.instance else "")
         if pr.count > need_max:
@@ -191,7 +191,7 @@ def assumptions(spec: Spec, fc: Forecast, catalog: Catalog) -> list[str]:
     if fc.sizing:
         s = fc.sizing
         out.append(f"{s.resource}: {s.capacity_rps:,.1f} req/s per instance ({s.capacity_source}), run at "
-                   f"{s.utilization_target:g}% of that, plus {s.redundancy} spare (N+{s.redundancy}), "
+                   f"{s.utilization_target_pct:g}% of that, plus {s.redundancy} spare (N+{s.redundancy}), "
                    f"between {s.min} and {s.max} instances. Every plan's instance type is taken to serve "
                    "that much (a probe on each type would say otherwise).")
     for d in fc.drivers:

@@ -338,7 +338,7 @@ def probe_cmd(spec_file: str | None, target: str | None, host: str | None, scena
                                 scenario=scenario, path=path, workers=workers, model=model,
                                 confirm_production=confirm_production)
     result, results = proberun.probe(spec, req, lambda: lt_host.facts(spec_file), _ProbeProgress(model))
-    steps = [{"rate": r.rate, "achieved": r.achieved, "p50": r.p50, "p95": r.p95, "p99": r.p99,
+    steps = [{"rate": r.rate, "achieved": r.achieved, "latency_ms": r.latency_ms,
               "error_rate": r.error_rate, "in_flight_max": r.in_flight_max, "verdict": r.verdict}
              for r in proberun.step_rows(result)]
     if output == "json":

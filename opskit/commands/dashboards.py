@@ -62,7 +62,8 @@ def validate(files: tuple[str, ...], output: str) -> None:
             continue
         results.append((name, validate_dashboard(doc)))
     if output == "json":
-        out.emit_json([{"file": n, "valid": not p, "problems": p} for n, p in results])
+        out.emit_json({"valid": not any(p for _, p in results),
+                       "dashboards": [{"file": n, "valid": not p, "problems": p} for n, p in results]})
     else:
         out.table(["file", "result", "problems"],
                   [(n, "ok" if not p else "FAIL", "\n".join(p[:10])) for n, p in results])

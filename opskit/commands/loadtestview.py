@@ -258,8 +258,8 @@ def show(results: RunResults, outcome: Outcome, req: RunRequest, output: str) ->
 def show_list(rows: list[ScenarioRow], output: str) -> None:
     from opskit import output as out
 
-    if output == "json":
-        out.emit_json(rows)
+    if output == "json":  # an object with a named list, like every list command (docs/guide/json.md)
+        out.emit_json({"scenarios": rows})
         return
     out.table(["scenario", "model", "duration", "load", "description"],
               [[r.name, r.model, f"{r.duration_s:g}s" if r.duration_s is not None else "-", r.load, r.description]

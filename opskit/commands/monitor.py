@@ -114,13 +114,16 @@ def down(purge: bool, state_dir: Path, output: str) -> None:
     result = stop(state_dir, purge=purge)
     if result.state_error and not purge:
         out.warn(result.state_error)
-    if output == "json":
+    if output == "json":  # stdout is the one JSON document, nothing after it
         out.emit_json(result)
-    elif result.stopped:
+        return
+    if result.stopped:
         out.echo(f"prometheus stopped (pid {result.pid})" + ("; data purged" if purge else ""))
-    if output != "json" and result.alertmanager_pid:
+    if result.alertmanager_pid:
         out.echo(f"alertmanager stopped (pid {result.alertmanager_pid})")
-    elif result.state_error and not purge:
+    if result.stopped:
+        return
+    if result.state_error and not purge:
         out.echo("nothing stopped: the state file is unreadable (see the warning)")
     else:
         out.echo("prometheus was not running" + ("; data purged" if purge else ""))

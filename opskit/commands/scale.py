@@ -149,8 +149,6 @@ def _exit_code(ev: Evaluation, handed: list[Handoff], source: str) -> int:
 def _render(ev: Evaluation, readings: Readings, previous: Evaluation | None, handed: list[Handoff] | None, *,
             source: str, location: str | None, output: str, watching: bool) -> None:
     """`handed` is None without --act; with it, one entry per resource (JSON: always a list)."""
-    import json
-
     from opskit.scaling import report
 
     if output == "json":
@@ -158,7 +156,7 @@ def _render(ev: Evaluation, readings: Readings, previous: Evaluation | None, han
         if handed is not None:
             doc["handoffs"] = out.to_jsonable(handed)
         if watching:  # one document per line, so a reader can follow the stream
-            out.echo(json.dumps(out.to_jsonable(doc), separators=(",", ":")))
+            out.emit_json_line(doc)
         else:
             out.emit_json(doc)
         return

@@ -166,7 +166,7 @@ def seed(spec_file: str | None, count: int, db: str, companies: int, output: str
         storage.close()
     elapsed = time.perf_counter() - start
     result = {"db": db, "added": added, "total": total, "bytes": size, "companies": seeding.company_ids(companies),
-              "seconds": round(elapsed, 3)}
+              "elapsed_s": round(elapsed, 3)}
     if output == "json":
         out.emit_json(result)
     else:

@@ -12,8 +12,8 @@ class DiffRow:
     resource: str
     a_monthly: float | None  # None: the resource is not in that plan
     b_monthly: float | None
-    delta: float
-    percent: float | None  # None when A is 0 or absent
+    delta_monthly: float
+    change_pct: float | None  # None when A is 0 or absent
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,8 @@ class PlanDiff:
 
 def _row(name: str, a: float | None, b: float | None) -> DiffRow:
     delta = round((b or 0.0) - (a or 0.0), 2)
-    percent = round(delta / a * 100, 1) if a else None
-    return DiffRow(name, a, b, delta, percent)
+    change_pct = round(delta / a * 100, 1) if a else None
+    return DiffRow(name, a, b, delta, change_pct)
 
 
 def diff_plans(a: PlanEstimate, b: PlanEstimate) -> PlanDiff:

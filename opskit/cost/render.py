@@ -109,8 +109,8 @@ def diff_rows(d: PlanDiff) -> list[tuple[str, ...]]:
     def change(v: float) -> str:
         return f"{'+' if v >= 0 else '-'}${abs(v):,.2f}"
 
-    return [(r.resource, money(r.a_monthly) or "-", money(r.b_monthly) or "-", change(r.delta), pct(r.percent))
-            for r in [*d.rows, d.total]]
+    return [(r.resource, money(r.a_monthly) or "-", money(r.b_monthly) or "-", change(r.delta_monthly),
+             pct(r.change_pct)) for r in [*d.rows, d.total]]
 
 
 SPEC_DIFF_COLUMNS = ("resource / component", "base monthly", "now monthly", "change")

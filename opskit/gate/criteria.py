@@ -86,6 +86,17 @@ def compare(op: str, left: float, right: float) -> bool:
     return math.isclose(left, right, rel_tol=1e-9, abs_tol=1e-12)
 
 
+def unit_of(metric: str) -> str:
+    """The unit of a metric's measured value in JSON (docs/guide/json.md): ms, ratio, s, rps or count."""
+    if metric in LATENCY_METRICS:
+        return "ms"
+    if metric in ("error_rate", "error_budget_spent"):
+        return "ratio"
+    if metric == "recovery_s":
+        return "s"
+    return "rps" if metric == "rps" else "count"
+
+
 def format_value(metric: str, value: float) -> str:
     """A measured value in the criterion's terms: 212.4ms, 0.35%, 498.2 rps."""
     if metric in LATENCY_METRICS:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from opskit.gate.criteria import FAULT_METRICS, LATENCY_METRICS, Criterion, compare, format_value
+from opskit.gate.criteria import FAULT_METRICS, LATENCY_METRICS, Criterion, compare, format_value, unit_of
 from opskit.runmodel import RunResults, Scope
 
 Status = Literal["pass", "fail", "error", "skipped"]
@@ -39,6 +39,7 @@ class Verdict:
     measured_text: str
     limit: str
     detail: str = ""
+    unit: str = ""  # of measured (criteria.unit_of): ms, ratio, s, rps, count
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def judge(sourced: Sourced, run: RunResults) -> Verdict:
     c = sourced.criterion
 
     def verdict(status: Status, measured: float | None, text: str, detail: str = "") -> Verdict:
-        return Verdict(c.text, sourced.source, status, measured, text, c.limit_text, detail)
+        return Verdict(c.text, sourced.source, status, measured, text, c.limit_text, detail, unit_of(c.metric))
 
     if c.metric in FAULT_METRICS:
         return _judge_fault(c, run, verdict)

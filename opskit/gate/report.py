@@ -36,7 +36,7 @@ class GateJSON(TypedDict):
     counts: dict[str, int]
     reasons: list[str]
     criteria: list[JSONObject]  # each Verdict's fields
-    comparisons: list[JSONObject]  # each Comparison's fields and its name
+    comparisons: list[JSONObject]  # comparison_json of each
     notes: list[str]
 
 
@@ -127,9 +127,28 @@ class GateReport:
             "tolerance_pct": self.tolerance_pct, "strict": self.strict, "aborted": self.aborted,
             "error": self.error, "counts": self.counts(), "reasons": self.reasons(),
             "criteria": to_jsonable(self.verdicts),
-            "comparisons": [{**to_jsonable(c), "name": c.name} for c in self.comparisons],
+            "comparisons": [comparison_json(c) for c in self.comparisons],
             "notes": self.notes,
         }
+
+
+# the unit of a compared metric's baseline and current figures (docs/guide/json.md)
+COMPARED_UNITS = {"p95": "ms", "p99": "ms", "error_rate": "ratio", "rps": "rps"}
+
+
+def comparison_json(c: Comparison) -> JSONObject:
+    """A baseline comparison as JSON: the changes on the scale tolerance_pct has (percent), named so.
+    error_rate changes are absolute (percentage points of the failed share), the others relative to the
+    baseline; change_basis says which."""
+
+    def pct(x: float | None) -> float | None:
+        return None if x is None else x * 100
+
+    return {"name": c.name, "endpoint": c.endpoint, "metric": c.metric, "status": c.status,
+            "unit": COMPARED_UNITS.get(c.metric, ""), "baseline": c.baseline, "current": c.current,
+            "change_basis": "absolute" if c.metric == "error_rate" else "relative",
+            "change_pct": pct(c.change), "ci_low_pct": pct(c.ci_low), "ci_high_pct": pct(c.ci_high),
+            "allowed_pct": pct(c.allowed), "detail": c.detail, "runs_needed_s": c.runs_needed_s}
 
 
 def criteria_rows(report: GateReport) -> list[list[str]]:

@@ -149,7 +149,7 @@ def overload_verdicts(run: RunResults) -> list[Verdict]:
     measured = f"{achieved:,.1f} req/s completed" if achieved is not None else "short"
     limit = f"{intended:,.1f} req/s offered" if intended is not None else "the offered load"
     return [Verdict("throughput", "run.limited_by", "fail", achieved, measured, limit,
-                    run.run.limited_reason or "the service did not keep up with the offered load")]
+                    run.run.limited_reason or "the service did not keep up with the offered load", "rps")]
 
 
 def unjudgeable(run: RunResults) -> str | None:

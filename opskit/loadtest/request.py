@@ -212,6 +212,8 @@ class ScenarioRow:
     stages: int | None
     load: str
     description: str
+    peak_rate_rps: float | None = None  # the open model's highest stage rate
+    peak_users: int | None = None  # the closed model's highest user count
 
 
 def catalogue(spec: Spec) -> list[ScenarioRow]:
@@ -221,7 +223,8 @@ def catalogue(spec: Spec) -> list[ScenarioRow]:
         try:
             sc = scenarios.load(path.stem, spec, target_max_rps=None)
             rows.append(ScenarioRow(sc.name, sc.model, round(sc.duration_s, 1), len(sc.stages), _load_text(sc),
-                                    sc.description))
+                                    sc.description, sc.peak_rate,
+                                    max((s.users or 0 for s in sc.stages), default=0) or None))
         except Exception as exc:  # one broken file must not hide the others
             rows.append(ScenarioRow(path.stem, "?", None, None, "",
                                     f"cannot be loaded: {getattr(exc, 'message', exc)}"))
@@ -234,4 +237,4 @@ def _load_text(sc: scenarios.Scenario) -> str:
         return f"{users[0]} users" if len(users) == 1 else f"{users[0]}..{users[-1]} users"
     rates = [r for s in sc.stages for r in (s.start_rate, s.end_rate) if r is not None]
     lo, hi = min(rates), max(rates)
-    return f"{hi:.3g} req/s" if lo == hi else f"{lo:.3g}..{hi:.3g} req/s"
+    return f"{hi:.4g} req/s" if lo == hi else f"{lo:.4g}..{hi:.4g} req/s"

@@ -10,12 +10,11 @@ from typing import TYPE_CHECKING, Any
 from opskit.loadtest import hdr
 from opskit.loadtest import health as health_mod
 from opskit.loadtest.aggregate import Aggregator, stats_block
-from opskit.runmodel import FaultSetup, Generator, Histograms, Step
+from opskit.runmodel import SCHEMA_VERSION, FaultSetup, Generator, Histograms, Step
 
 if TYPE_CHECKING:
     from opskit.faults.analysis import Timing
 
-SCHEMA_VERSION = 1
 
 
 def build(agg: Aggregator, run: dict[str, Any], *, duration_s: float, intended: int | None,
@@ -100,7 +99,22 @@ def build(agg: Aggregator, run: dict[str, Any], *, duration_s: float, intended: 
         doc["failover"] = asdict(failover_mod.analyse(timeline, at_s, pid))
     if fault is not None:
         doc["fault"] = asdict(_fault(agg, fault, timeline, endpoints, requests, failures, duration_s))
+    # the analyses above read the flat rows; the file nests each second's percentiles like every scope's
+    doc["timeline"] = [file_row(r) for r in timeline]
+    for block in endpoints.values():
+        block["timeline"] = [file_row(r) for r in block["timeline"]]
     return doc
+
+
+def file_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A per-second row as results.json holds it: p50/p95/p99 in a latency_ms block, after rps."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if key in ("p50", "p95", "p99"):
+            out.setdefault("latency_ms", {})[key] = value
+        else:
+            out[key] = value
+    return out
 
 
 @dataclass(frozen=True)
@@ -169,4 +183,4 @@ def write(out_dir: str | Path, results: dict[str, Any]) -> Path:
     from opskit import atomicio
     from opskit import output as out
 
-    return atomicio.write_atomic(Path(out_dir) / "results.json", out.dumps(results) + "\n")
+    return atomicio.write_atomic(Path(out_dir) / "results.json", out.dumps_figures(results) + "\n")

@@ -172,7 +172,8 @@ def load(name: str, spec: Spec, *, target_max_rps: float | None = None, director
             if len(starts) == 1:
                 starts = starts * len(ends)
             for j, (a, b) in enumerate(zip(starts, ends, strict=False)):
-                stages.append(Stage(_name(st.name, i, j, len(ends)), st.duration, round(a, 4), round(b, 4), None))
+                # rates kept to 3 decimals, as every rate opskit writes (docs/guide/json.md)
+                stages.append(Stage(_name(st.name, i, j, len(ends)), st.duration, round(a, 3), round(b, 3), None))
         else:
             assert st.users is not None
             for j, u in enumerate(n := _resolve(st.users, spec, target_max_rps, where)):

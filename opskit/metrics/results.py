@@ -4,7 +4,8 @@
     aggregate.latency_ms.p95             the run's p95, taken as holding from start to end of the run
     100 * aggregate.error_rate           error_rate is a fraction; thresholds in % scale it
     endpoints[GET /api/assets].latency_ms.p99
-    timeline.p95                         one sample per second of the run (for `for:` windows)
+    timeline.latency_ms.p95              one sample per second of the run (for `for:` windows); `timeline.p95`
+                                         names the same figure (as schema_version 1 wrote it)
 
 Its clock is the run's end. An invalid run (run.valid false) answers nothing: every reading is no_data.
 """
@@ -34,6 +35,16 @@ def parse_path(text: str) -> tuple[float, list[str]]:
     if not parts:
         raise ValueError(f"bad results path {text!r}")
     return factor, parts
+
+
+def _row_value(row: Mapping[str, Any], path: list[str]) -> Any:
+    """One per-second row's figure: `latency_ms.p95`, or a bare `p95` (schema_version 1 rows held it so)."""
+    if len(path) == 1 and path[0] not in row and isinstance(row.get("latency_ms"), dict):
+        return row["latency_ms"].get(path[0])
+    node: Any = row
+    for part in path:
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
 
 
 class ResultsSource:
@@ -84,13 +95,14 @@ class ResultsSource:
             factor, parts = parse_path(request.query)
         except ValueError as exc:
             return no(str(exc))
-        if parts[0] == "timeline" and len(parts) == 2:
+        if parts[0] == "timeline" and len(parts) in (2, 3):
             rows = self.data.get("timeline") or []
             samples = tuple(
-                Sample(float(r[parts[1]]) * factor, self.started + dt.timedelta(seconds=float(r.get("t", 0))))
-                for r in rows if isinstance(r, dict) and isinstance(r.get(parts[1]), int | float))
+                Sample(float(v) * factor, self.started + dt.timedelta(seconds=float(r.get("t", 0))))
+                for r in rows if isinstance(r, dict)
+                for v in [_row_value(r, parts[1:])] if isinstance(v, int | float) and not isinstance(v, bool))
             return Series(request.resource, request.metric, samples, query=request.query,
-                          error=None if samples else f"no timeline rows with {parts[1]!r}")
+                          error=None if samples else f"no timeline rows with {'.'.join(parts[1:])!r}")
         node: Any = self.data
         for part in parts:
             if not isinstance(node, dict) or part not in node:

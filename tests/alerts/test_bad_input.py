@@ -74,6 +74,6 @@ def test_dashboards_validate_fails_odd_panels_instead_of_crashing(invoke, tmp_pa
     path.write_text(json.dumps(doc))
     result = invoke("dashboards", "validate", str(path), "-o", "json")
     assert result.exit_code == 1, result.output
-    problems = json.loads(result.stdout)[0]["problems"]
+    problems = json.loads(result.stdout)["dashboards"][0]["problems"]
     assert any(p.startswith("dashboard") and "panels" in p for p in problems), problems
     assert "internal error" not in result.stderr

@@ -19,7 +19,7 @@ def test_parse_results_reads_steps_and_skips_empty_ones():
 
 
 @pytest.mark.parametrize(("mutate", "message"), [
-    (lambda d: d.update(schema_version=2), "schema_version is 2"),
+    (lambda d: d.update(schema_version=3), "schema_version is 3"),
     (lambda d: d.pop("steps"), "no steps"),
     (lambda d: d["steps"][0].update(rps="fast"), "steps[0].rps: expected a number"),
     (lambda d: d["steps"][1].update(concurrency=None), "steps[1].concurrency"),

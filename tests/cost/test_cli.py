@@ -95,9 +95,10 @@ def test_diff_json_table_and_md():
     d = json.loads(r.stdout)
     est = json.loads(run("cost", "estimate", "--spec", SPEC, "-o", "json").stdout)
     totals = {p["plan"]: p["total_monthly"] for p in est["plans"]}
-    assert d["total"]["delta"] == pytest.approx(totals["phase-2"] - totals["phase-1"], abs=0.01)
+    assert "percent" not in d["total"] and d["total"]["change_pct"] > 0  # named as cost diff --base names it
+    assert d["total"]["delta_monthly"] == pytest.approx(totals["phase-2"] - totals["phase-1"], abs=0.01)
     cdn = next(x for x in d["rows"] if x["resource"] == "cdn")
-    assert cdn["a_monthly"] is None and cdn["percent"] is None
+    assert cdn["a_monthly"] is None and cdn["change_pct"] is None
     t = run("cost", "diff", "--spec", SPEC, "phase-1", "phase-2")
     assert "total" in t.stdout and "new" in t.stdout
     md = run("cost", "diff", "--spec", SPEC, "phase-1", "phase-2", "-o", "md")

@@ -120,10 +120,11 @@ def test_diff_per_resource_and_total():
     d = diff_plans(estimate_plan("a", a, CAT, usage=no_root), estimate_plan("b", b, CAT, usage=no_root))
     rows = {r.resource: r for r in d.rows}
     # resources are rounded to cents first: 121.47 - 60.74 (from 121.472 and 60.736)
-    assert rows["api"].delta == pytest.approx(60.73) and rows["api"].percent == pytest.approx(100.0, abs=0.05)
-    assert rows["old"].b_monthly is None and rows["old"].percent == -100.0
-    assert rows["new"].a_monthly is None and rows["new"].percent is None and rows["new"].delta == 25
-    assert d.total.delta == pytest.approx(60.73 - 10 + 25)
+    assert rows["api"].delta_monthly == pytest.approx(60.73)
+    assert rows["api"].change_pct == pytest.approx(100.0, abs=0.05)
+    assert rows["old"].b_monthly is None and rows["old"].change_pct == -100.0
+    assert rows["new"].a_monthly is None and rows["new"].change_pct is None and rows["new"].delta_monthly == 25
+    assert d.total.delta_monthly == pytest.approx(60.73 - 10 + 25)
 
 
 def test_plan_shape_is_validated():

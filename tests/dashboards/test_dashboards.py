@@ -72,7 +72,9 @@ def test_validate_command(invoke, built, tmp_path):
     assert invoke("dashboards", "validate", str(good), "-o", "json").exit_code == 0
     result = invoke("dashboards", "validate", str(good), str(bad), "-o", "json")
     assert result.exit_code == 1
-    report = {r["file"]: r for r in json.loads(result.stdout)}
+    doc = json.loads(result.stdout)
+    assert doc["valid"] is False
+    report = {r["file"]: r for r in doc["dashboards"]}
     assert report[str(good)]["valid"] and "templating" in report[str(bad)]["problems"][0]
     assert invoke("dashboards", "validate", str(tmp_path / "missing.json")).exit_code == 2
 

@@ -139,7 +139,7 @@ def test_loadtest_list_shows_the_failure_scenarios(invoke):
 
     result = invoke("loadtest", "list", "--output", "json")
     assert result.exit_code == 0, result.stderr
-    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    rows = {r["name"]: r for r in json.loads(result.stdout)["scenarios"]}
     for name in ("database-connection-failure", "redis-cache-failure", "high-cpu-load", "network-latency-spike",
                  "memory-pressure", "failover"):
         assert name in rows and rows[name]["model"] == "open", name

@@ -217,10 +217,20 @@ def test_json_output(invoke, spec_file, write_results) -> None:
     first = doc["criteria"][0]
     assert set(first) >= {"criterion", "source", "status", "measured", "measured_text", "limit"}
     assert first["source"] == "slo:list-assets"
+    # measured is in the unit the row names (docs/guide/json.md): ms for a latency, ratio for error_rate
+    units = {c["criterion"].split(": ")[-1].split()[0]: c["unit"] for c in doc["criteria"]}
+    assert units["p95"] == "ms" and units["error_rate"] == "ratio" and units["dropped"] == "count"
     # an open-model run: the generator set the rate, so rps is not compared, and the notes say so
     assert {c["metric"] for c in doc["comparisons"]} == {"p95", "p99", "error_rate"}
     assert any(n.startswith("rps is not compared") for n in doc["notes"])
-    assert all(c["ci_low"] <= c["change"] <= c["ci_high"] for c in doc["comparisons"])
+    assert all(c["ci_low_pct"] <= c["change_pct"] <= c["ci_high_pct"] for c in doc["comparisons"])
+    # one scale: the allowed change and the changes are percent, like tolerance_pct (10 -> 10.0, not 0.1)
+    assert doc["tolerance_pct"] == 10.0
+    p95 = next(c for c in doc["comparisons"] if c["metric"] == "p95")
+    assert p95["allowed_pct"] == 10.0 and p95["unit"] == "ms" and p95["change_basis"] == "relative"
+    err = next(c for c in doc["comparisons"] if c["metric"] == "error_rate")
+    assert err["unit"] == "ratio" and err["change_basis"] == "absolute"
+    assert not {"change", "allowed", "ci_low", "ci_high"} & set(p95)
 
 
 def test_markdown_goes_to_file_and_step_summary(invoke, spec_file, write_results, tmp_path) -> None:

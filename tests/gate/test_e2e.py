@@ -37,7 +37,7 @@ def test_loadtest_run_smoke_with_gate(invoke, tmp_path) -> None:
     assert again.exit_code == 0, doc["reasons"]
     assert not [c for c in doc["comparisons"] if c["status"] == "fail"]
     whole = {c["metric"]: c for c in doc["comparisons"] if c["endpoint"] == "(all)"}
-    assert "rps" not in whole and whole["p95"]["change"] == 0  # smoke is an open-model run
+    assert "rps" not in whole and whole["p95"]["change_pct"] == 0  # smoke is an open-model run
 
 
 @pytest.mark.slow

@@ -156,7 +156,7 @@ def test_evaluate_keeps_order(make_results) -> None:
         (lambda d: d["aggregate"].update(requests="many"), "aggregate.requests: expected a number"),
         (lambda d: d["aggregate"].update(failures=10**9), "failures out of"),
         (lambda d: d["run"].update(valid="yes"), "run.valid: expected true or false"),
-        (lambda d: d.update(schema_version=2), "schema_version is 2"),
+        (lambda d: d.update(schema_version=3), "schema_version is 3"),
         (lambda d: d["timeline"][3].update(requests=-1), "timeline[3].requests: cannot be negative"),
         (lambda d: d["endpoints"]["GET /api/assets"]["latency_ms"].update(p95="fast"),
          "endpoints.GET /api/assets.latency_ms.p95"),

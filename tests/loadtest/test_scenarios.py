@@ -66,7 +66,7 @@ def test_list_command_shows_every_scenario(invoke) -> None:
 
     result = invoke("loadtest", "list", "--output", "json")
     assert result.exit_code == 0, result.stderr
-    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    rows = {r["name"]: r for r in json.loads(result.stdout)["scenarios"]}
     assert rows["smoke"]["model"] == "open" and rows["smoke"]["duration_s"] == 8
     assert rows["step"]["stages"] == 6 and rows["soak"]["duration_s"] == 3600
     assert all(r["description"] and "cannot be loaded" not in r["description"] for r in rows.values())

@@ -155,7 +155,7 @@ def test_results_file_errors(tmp_path):
         ResultsSource.from_path(bad)
     old = tmp_path / "old.json"
     old.write_text('{"schema_version": 0}')
-    with pytest.raises(RuntimeFailure, match="schema_version 1"):
+    with pytest.raises(RuntimeFailure, match=r"schema_version 2 \(and 1\)"):
         ResultsSource.from_path(old)
 
 
@@ -208,3 +208,19 @@ resources: {api: {current: 2}}
     monkeypatch.chdir(tmp_path / "runs")
     missing = invoke("scale", "check", "--spec", str(tmp_path / "opskit.yaml"), "--source", "results")
     assert missing.exit_code == 2 and "opskit loadtest run" in missing.stderr
+
+
+def test_timeline_paths_read_version_2_rows_and_the_old_name(tmp_path):
+    """schema_version 2 nests each second's percentiles in latency_ms: `timeline.latency_ms.p95` reads
+    them, and a spec written for version 1 (`timeline.p95`) keeps reading the same figure."""
+    doc = results_doc()
+    doc["schema_version"] = 2
+    doc["timeline"] = [{"t": 0, "rps": 50.0, "latency_ms": {"p95": 5.0}}, {"t": 1, "rps": 49.0,
+                       "latency_ms": {"p95": 7.0}}, {"t": 2, "rps": 48.0, "latency_ms": {"p95": None}}]
+    (tmp_path / "results.json").write_text(json.dumps(doc))
+    src = ResultsSource.from_path(tmp_path / "results.json")
+    for path in ("timeline.latency_ms.p95", "timeline.p95"):
+        tl = src.read(MetricRequest("api", "p95", path), now=src.recorded_now)
+        assert [s.value for s in tl.samples] == [5.0, 7.0], path
+    assert [s.value for s in src.read(MetricRequest("api", "rps", "timeline.rps"), now=src.recorded_now).samples] \
+        == [50.0, 49.0, 48.0]
