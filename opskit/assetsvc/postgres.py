@@ -311,8 +311,8 @@ class PostgresStorage:
             except (psycopg.DataError, psycopg.IntegrityError) as exc:
                 # alone, the request was its own retry
                 out = [_refused(exc)] if len(requests) == 1 else [_one(conn, request) for request in requests]
-        if any(not isinstance(o, Rejected) for o in out):
-            _bump(self._pool)
+            if any(not isinstance(o, Rejected) for o in out):  # after the commit, on the same connection
+                conn.execute("SELECT nextval('assets_changes')")
         return out
 
     def bulk(self, company_id: str) -> PostgresBulkWriter:

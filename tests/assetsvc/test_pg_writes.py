@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from opskit.assetsvc.batcher import WriteBatcher
@@ -103,9 +104,10 @@ def test_a_row_the_store_refuses_fails_alone_among_concurrent_good_ones(store, s
 
 
 def _wait_for_lock_wait(sql) -> None:
+    """Until some backend waits for the lock the test's connection holds (the batch's INSERT)."""
     deadline = time.monotonic() + 10
-    while not sql.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                          "AND query LIKE 'INSERT INTO assets%%'").fetchone()[0]:
+    while not sql.execute("SELECT count(*) FROM pg_stat_activity "
+                          "WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))").fetchone()[0]:
         assert time.monotonic() < deadline, "no INSERT ever waited for the lock"
         time.sleep(0.02)
 
@@ -129,7 +131,11 @@ def test_a_full_queue_answers_503_with_retry_after_and_a_stale_request_is_never_
 
     sql.execute("BEGIN")
     sql.execute("LOCK TABLE assets IN SHARE MODE")  # inserts wait; reads do not
-    first, stale, full = asyncio.run(run())
+    try:
+        first, stale, full = asyncio.run(run())
+    finally:
+        if sql.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            sql.execute("ROLLBACK")  # a failure must not leave the writer thread waiting for the lock
     assert full.status == 503 and full.headers == {"Retry-After": "1"}
     assert all(isinstance(s, ApiError) and s.status == 503 and s.headers["Retry-After"] == "1" for s in stale)
     assert first[0]["address"] == "0 Batch St"  # the taken one waited for its commit, past queue_wait_s
