@@ -13,7 +13,6 @@ already in a batch that is committing always waits for that batch's outcome: it 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
@@ -35,6 +34,7 @@ RETRY_AFTER = {"Retry-After": "1"}
 class _Waiting:
     request: CreateRequest
     future: asyncio.Future[Created | Rejected]
+    timer: asyncio.TimerHandle | None = field(default=None)
     taken: bool = field(default=False)
 
 
@@ -42,14 +42,12 @@ class WriteBatcher:
     """Per worker, on its event loop. `flush` runs in `executor` (the store's writer thread)."""
 
     def __init__(self, flush: Flush, executor: Executor, *, max_batch_rows: int = MAX_BATCH_ROWS,
-                 max_queued_rows: int = MAX_QUEUED_ROWS, queue_wait_s: float = QUEUE_WAIT_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 max_queued_rows: int = MAX_QUEUED_ROWS, queue_wait_s: float = QUEUE_WAIT_S) -> None:
         self._flush = flush
         self._executor = executor
         self.max_batch_rows = max_batch_rows
         self.max_queued_rows = max_queued_rows
         self.queue_wait_s = queue_wait_s
-        self._clock = clock
         self._queue: deque[_Waiting] = deque()
         self.queued_rows = 0
         self._task: asyncio.Task[None] | None = None
@@ -65,27 +63,29 @@ class WriteBatcher:
         waiting = _Waiting(CreateRequest(company_id, rows), loop.create_future())
         self._queue.append(waiting)
         self.queued_rows += len(rows)
+        # a timer, not wait_for: a request taken into a batch must wait for its outcome, however late
+        waiting.timer = loop.call_later(self.queue_wait_s, self._expire, waiting)
         if self._task is None:
             self._task = loop.create_task(self._drain())
         try:
-            outcome = await asyncio.wait_for(asyncio.shield(waiting.future), self.queue_wait_s)
-        except TimeoutError:
-            if waiting.taken:  # in a batch that is committing: its outcome is the answer, however late
-                outcome = await waiting.future
-            else:
-                self._drop(waiting)
-                raise ApiError(503, "the database is slow to take writes, retry", headers=RETRY_AFTER) from None
+            outcome = await waiting.future
         except asyncio.CancelledError:  # the client went away: a queued request is not written
-            if waiting.taken:
-                waiting.future.cancel()  # its batch still commits; nobody is left to hear the outcome
-            else:
+            if not waiting.taken:
                 self._drop(waiting)
             raise
         if isinstance(outcome, Rejected):
             raise ApiError(422, outcome.message)
         return outcome
 
+    def _expire(self, waiting: _Waiting) -> None:
+        if not waiting.taken and not waiting.future.done():
+            self._drop(waiting)
+            waiting.future.set_exception(
+                ApiError(503, "the database is slow to take writes, retry", headers=RETRY_AFTER))
+
     def _drop(self, waiting: _Waiting) -> None:
+        if waiting.timer is not None:
+            waiting.timer.cancel()
         self._queue.remove(waiting)
         self.queued_rows -= len(waiting.request.rows)
 
@@ -95,6 +95,8 @@ class WriteBatcher:
         while self._queue and (not batch or rows + len(self._queue[0].request.rows) <= self.max_batch_rows):
             waiting = self._queue.popleft()
             waiting.taken = True
+            if waiting.timer is not None:
+                waiting.timer.cancel()
             rows += len(waiting.request.rows)
             batch.append(waiting)
         self.queued_rows -= rows

@@ -104,10 +104,11 @@ def test_a_row_the_store_refuses_fails_alone_among_concurrent_good_ones(store, s
 
 
 def _wait_for_lock_wait(sql) -> None:
-    """Until some backend waits for the lock the test's connection holds (the batch's INSERT)."""
+    """Until a backend waits for the lock on `assets` the test's connection holds (the batch's INSERT).
+    pg_locks, not pg_stat_activity: that one is a snapshot taken once per transaction of the reader."""
     deadline = time.monotonic() + 10
-    while not sql.execute("SELECT count(*) FROM pg_stat_activity "
-                          "WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))").fetchone()[0]:
+    while not sql.execute("SELECT count(*) FROM pg_locks WHERE relation = 'assets'::regclass "
+                          "AND NOT granted").fetchone()[0]:
         assert time.monotonic() < deadline, "no INSERT ever waited for the lock"
         time.sleep(0.02)
 
@@ -142,6 +143,33 @@ def test_a_full_queue_answers_503_with_retry_after_and_a_stale_request_is_never_
     stored = sql.execute("SELECT address FROM assets WHERE company_id = %s", (company,)).fetchall()
     assert stored == [("0 Batch St",)]  # none of the refused or stale ones
     assert batcher.queued_rows == 0
+
+
+def test_a_queued_request_whose_client_went_away_is_not_written(store, sql, writer):
+    company = "batch-gone"
+    batcher = WriteBatcher(store.create_many, writer)
+
+    async def run() -> Any:
+        first = asyncio.ensure_future(batcher.create(company, [_asset(0)]))
+        await asyncio.get_running_loop().run_in_executor(None, _wait_for_lock_wait, sql)
+        gone = asyncio.ensure_future(batcher.create(company, [_asset(1)]))
+        await asyncio.sleep(0)
+        assert batcher.queued_rows == 1
+        gone.cancel()  # what Starlette does to a request whose client disconnected
+        await _settle([gone])
+        assert batcher.queued_rows == 0
+        sql.execute("ROLLBACK")
+        return await first
+
+    sql.execute("BEGIN")
+    sql.execute("LOCK TABLE assets IN SHARE MODE")
+    try:
+        first = asyncio.run(run())
+    finally:
+        if sql.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            sql.execute("ROLLBACK")
+    assert len(first) == 1
+    assert sql.execute("SELECT address FROM assets WHERE company_id = %s", (company,)).fetchall() == [("0 Batch St",)]
 
 
 def test_over_http_concurrent_posts_get_distinct_ids_one_bad_fails_alone_and_every_201_survives_kill_9(
