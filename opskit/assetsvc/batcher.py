@@ -69,7 +69,7 @@ class WriteBatcher:
             self._task = loop.create_task(self._drain())
         try:
             outcome = await waiting.future
-        except asyncio.CancelledError:  # the client went away: a queued request is not written
+        except asyncio.CancelledError:  # the request was cancelled: if still queued, it is not written
             if not waiting.taken:
                 self._drop(waiting)
             raise

@@ -145,7 +145,7 @@ def test_a_full_queue_answers_503_with_retry_after_and_a_stale_request_is_never_
     assert batcher.queued_rows == 0
 
 
-def test_a_queued_request_whose_client_went_away_is_not_written(store, sql, writer):
+def test_a_queued_request_that_is_cancelled_is_not_written(store, sql, writer):
     company = "batch-gone"
     batcher = WriteBatcher(store.create_many, writer)
 
@@ -155,7 +155,7 @@ def test_a_queued_request_whose_client_went_away_is_not_written(store, sql, writ
         gone = asyncio.ensure_future(batcher.create(company, [_asset(1)]))
         await asyncio.sleep(0)
         assert batcher.queued_rows == 1
-        gone.cancel()  # what Starlette does to a request whose client disconnected
+        gone.cancel()  # the request task is cancelled (a client gone, a worker stopping)
         await _settle([gone])
         assert batcher.queued_rows == 0
         sql.execute("ROLLBACK")
