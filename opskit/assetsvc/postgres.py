@@ -1,5 +1,6 @@
 """PostgreSQL storage (`service run --db postgresql://...`): seed 000's table, a connection pool per worker,
-uploads streamed through COPY FROM STDIN, keyset pages on (company_id, id).
+uploads streamed through COPY FROM STDIN, small writes of many requests in one commit (create_many, fed
+by batcher.py), keyset pages on (company_id, id).
 
 The password never comes in the URL on a command line: libpq reads PGPASSWORD or PGPASSFILE from the
 environment (`opskit stack up` writes one to STATE/stack/password)."""
