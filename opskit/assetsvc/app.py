@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from opskit.assetsvc.batcher import WriteBatcher
 from opskit.assetsvc.config import ServiceConfig
 from opskit.assetsvc.errors import ApiError
 from opskit.assetsvc.metrics import Metrics, read_int_file
@@ -84,6 +85,10 @@ class Service:
         # requests that wait for it, not the whole event loop; SQLite reads stay inline (microseconds)
         self.read_pool = (ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="reads")
                           if getattr(storage, "kind", "sqlite") == "postgresql" else None)
+        # PostgreSQL: concurrent creates share one transaction and commit (batcher.py); SQLite's one writer
+        # thread commits each on its own, as fast (no network round trip, no flush wait of another process)
+        self.batcher = (WriteBatcher(storage.create_many, self._writer)
+                        if self.read_pool is not None and hasattr(storage, "create_many") else None)
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
         if self.read_pool is not None:
@@ -272,7 +277,8 @@ def build_routes(svc: Service) -> list[Route]:
         if errors:
             where = f"asset {errors[0]['index']}: " if isinstance(payload, list) else ""
             raise ApiError(422, f"{where}{errors[0]['field']}: {errors[0]['error']}", extra={"errors": errors[:100]})
-        created = await svc.write(storage.create, record.company_id, rows)
+        created = await (svc.batcher.create(record.company_id, rows) if svc.batcher is not None
+                         else svc.write(storage.create, record.company_id, rows))
         return _json(created if isinstance(payload, list) else created[0], 201)
 
     async def upload(request: Request) -> Response:

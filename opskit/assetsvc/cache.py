@@ -26,7 +26,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from opskit.assetsvc.storage import BulkWriter, CompanyStats, FlatAssets, KeyRecord, NewAsset, Storage
+from opskit.assetsvc.storage import (
+    BulkWriter,
+    CompanyStats,
+    CreateRequest,
+    FlatAssets,
+    KeyRecord,
+    NewAsset,
+    Rejected,
+    Storage,
+)
 
 log = logging.getLogger("assetsvc")
 
@@ -276,6 +285,13 @@ class CachedStorage:
             return self.inner.create(company_id, rows)
         finally:
             self._wrote(_gen_key(company_id))
+
+    def create_many(self, requests: Sequence[CreateRequest]) -> list[list[dict[str, object]] | Rejected]:
+        try:
+            return self.inner.create_many(requests)  # type: ignore[attr-defined]
+        finally:
+            for company_id in {r.company_id for r in requests}:
+                self._wrote(_gen_key(company_id))
 
     def bulk(self, company_id: str) -> BulkWriter:
         return _Writer(self.inner.bulk(company_id), lambda: self._wrote(_gen_key(company_id)))

@@ -1,5 +1,6 @@
 """PostgreSQL storage (`service run --db postgresql://...`): seed 000's table, a connection pool per worker,
-uploads streamed through COPY FROM STDIN, keyset pages on (company_id, id).
+uploads streamed through COPY FROM STDIN, small writes of many requests in one commit (create_many, fed
+by batcher.py), keyset pages on (company_id, id).
 
 The password never comes in the URL on a command line: libpq reads PGPASSWORD or PGPASSFILE from the
 environment (`opskit stack up` writes one to STATE/stack/password)."""
@@ -7,12 +8,13 @@ environment (`opskit stack up` writes one to STATE/stack/password)."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from opskit.assetsvc.sqlite import hash_key
-from opskit.assetsvc.storage import CompanyStats, FlatAssets, KeyRecord, NewAsset
+from opskit.assetsvc.storage import CompanyStats, CreateRequest, FlatAssets, KeyRecord, NewAsset, Rejected
 
 # seed 000's table. Its indexes, with three changes: (company_id, id) replaces (company_id) because the
 # keyset page needs it and it serves company lookups as well. The GiST location index is left out: no
@@ -154,6 +156,47 @@ def _bump(pool: Any) -> None:
         conn.execute("SELECT nextval('assets_changes')")
 
 
+_INSERT_SQL = ("INSERT INTO assets (company_id, address, latitude, longitude) VALUES (%s, %s, %s, %s) "
+               f"RETURNING id, latitude::float8, longitude::float8, {_TS.format(col='created_at')}")
+
+
+def _insert(conn: Any, requests: Sequence[CreateRequest]) -> list[list[dict[str, object]]]:
+    """Every row of every request through one pipelined executemany (one round trip; each row's own
+    RETURNING, in order), inside the caller's transaction."""
+    params = [(r.company_id, address, lat, lon) for r in requests for address, lat, lon in r.rows]
+    with conn.cursor() as cur:
+        cur.executemany(_INSERT_SQL, params, returning=True)
+        returned = [cur.fetchone() for _ in cur.results()]
+    out: list[list[dict[str, object]]] = []
+    at = 0
+    for r in requests:
+        assets: list[dict[str, object]] = []
+        for (address, _, _), (asset_id, lat_db, lon_db, now) in zip(r.rows, returned[at:at + len(r.rows)],
+                                                                     strict=True):
+            assets.append({"id": asset_id, "company_id": r.company_id, "address": address, "latitude": lat_db,
+                           "longitude": lon_db, "created_at": now, "updated_at": now})
+        at += len(r.rows)
+        out.append(assets)
+    return out
+
+
+def _one(conn: Any, request: CreateRequest) -> list[dict[str, object]] | Rejected:
+    """One request in a transaction of its own: its assets, or Rejected with the store's reason."""
+    import psycopg
+
+    try:
+        with conn.transaction():
+            return _insert(conn, [request])[0]
+    except (psycopg.DataError, psycopg.IntegrityError) as exc:
+        return _refused(exc)
+
+
+def _refused(exc: Exception) -> Rejected:
+    diag = getattr(exc, "diag", None)
+    reason = (diag.message_primary if diag is not None else None) or str(exc).splitlines()[0]
+    return Rejected(f"the store refused the asset: {reason}")
+
+
 class PostgresStorage:
     kind = "postgresql"
 
@@ -250,15 +293,31 @@ class PostgresStorage:
 
     # writes
     def create(self, company_id: str, rows: Sequence[NewAsset]) -> list[dict[str, object]]:
-        out: list[dict[str, object]] = []
-        sql = ("INSERT INTO assets (company_id, address, latitude, longitude) VALUES (%s, %s, %s, %s) "
-               f"RETURNING id, latitude::float8, longitude::float8, {_TS.format(col='created_at')}")
         with self._conn() as conn, conn.transaction():
-            for address, lat, lon in rows:
-                asset_id, lat_db, lon_db, now = conn.execute(sql, (company_id, address, lat, lon)).fetchone()
-                out.append({"id": asset_id, "company_id": company_id, "address": address, "latitude": lat_db,
-                            "longitude": lon_db, "created_at": now, "updated_at": now})
+            out = _insert(conn, [CreateRequest(company_id, rows)])[0]
         _bump(self._pool)
+        return out
+
+    def create_many(self, requests: Sequence[CreateRequest]) -> list[list[dict[str, object]] | Rejected]:
+        """Group commit: every request's rows in one transaction, one commit (one WAL flush) for all; the
+        created assets per request, in order. When the store refuses a row (a constraint, text it cannot
+        hold), the batch is rolled back and each request is tried again in a transaction of its own, so
+        only the request holding that row is Rejected. Errors of the database itself (down, timeout)
+        raise, for every request of the batch."""
+        import psycopg
+
+        with self._conn() as conn:
+            try:
+                with conn.transaction():
+                    out: list[list[dict[str, object]] | Rejected] = list(_insert(conn, requests))
+            except (psycopg.DataError, psycopg.IntegrityError) as exc:
+                # alone, the request was its own retry
+                out = [_refused(exc)] if len(requests) == 1 else [_one(conn, request) for request in requests]
+            if any(not isinstance(o, Rejected) for o in out):  # after the commit, on the same connection
+                try:
+                    conn.execute("SELECT nextval('assets_changes')")
+                except psycopg.Error as exc:  # committed: the 201s stand; page caches see it at the next bump
+                    logging.getLogger("assetsvc").warning("could not announce a committed write: %s", exc)
         return out
 
     def bulk(self, company_id: str) -> PostgresBulkWriter:

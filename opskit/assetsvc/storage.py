@@ -15,6 +15,22 @@ FlatAssets = list[str | float]
 
 
 @dataclass(frozen=True)
+class CreateRequest:
+    """One POST /api/assets: its company and validated assets (a batch of writes holds many)."""
+
+    company_id: str
+    rows: Sequence[NewAsset]
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """The store refused this request's assets (a constraint, text it cannot hold); the batch's other
+    requests are stored. `message` is for the client."""
+
+    message: str
+
+
+@dataclass(frozen=True)
 class KeyRecord:
     company_id: str
     tier: str

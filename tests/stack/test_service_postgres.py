@@ -49,6 +49,9 @@ def test_database_down_is_503_with_retry_after_then_it_serves_again(stack_dir: P
         assert down.status_code == 503, down.text
         assert down.headers["Retry-After"] == "1" and "retry" in down.json()["error"]
         assert time.monotonic() - started < 12  # within the request timeout
+        write = client.post(f"{pg_service.url}/api/assets",
+                            json={"address": "2 Down St", "latitude": 1, "longitude": 2})
+        assert write.status_code == 503 and write.headers["Retry-After"] == "1", write.text  # a batch's error
         again = runtime.up(stack_dir)
   # the rest is stopped and all of it started on the same ports
         assert again.running
@@ -57,3 +60,6 @@ def test_database_down_is_503_with_retry_after_then_it_serves_again(stack_dir: P
             assert time.monotonic() < deadline, answer.text
             time.sleep(0.1)
         assert answer.json()["assets"] >= 1
+        # and the worker's write batcher takes writes again
+        assert client.post(f"{pg_service.url}/api/assets",
+                           json={"address": "3 Back St", "latitude": 1, "longitude": 2}).status_code == 201
