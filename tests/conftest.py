@@ -40,11 +40,21 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     """Every process a test starts is stopped by the test: name (and stop) any that is still running."""
     from opskit import children
 
-    leaked = [c for c in list(children._REGISTRY.values()) if c.running]
+    leaked: list[object] = [c for c in list(children._REGISTRY.values()) if c.running]
     for child in leaked:
         print(f"\nleaked child process {child.pid} {child._popen.args!r}, started by "
               f"{_STARTED_BY.get(child.identity, 'a session fixture')}")
         child.stop()
+    # and any other subprocess.Popen this interpreter still holds that was never waited for
+    import gc
+    import subprocess
+
+    for obj in gc.get_objects():
+        if isinstance(obj, subprocess.Popen) and obj.returncode is None and obj.poll() is None:
+            print(f"\nleaked process {obj.pid} {obj.args!r} (a subprocess.Popen never waited for)")
+            obj.kill()
+            obj.wait()
+            leaked.append(obj)
     if leaked and session.exitstatus == 0:
         session.exitstatus = 1
 
