@@ -40,6 +40,15 @@ CREATE TABLE IF NOT EXISTS upload_batches (
     last_id INTEGER NOT NULL,
     pid INTEGER NOT NULL
 );
+-- the last commit (seq, growing) that changed each company's assets: a worker that sees the store change
+-- drops only the cached pages of the companies with a seq above the last it read, so one tenant's writes
+-- (an upload commits every 10,000 rows) leave the others' pages cached. Every write to assets bumps it in
+-- its own transaction; a commit that bumps nothing (keys, or a writer outside this class) drops every page.
+CREATE TABLE IF NOT EXISTS company_changes (
+    company_id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS company_changes_seq ON company_changes (seq);
 """
 
 # the page is built as JSON text inside SQLite: no Python work per row on the hottest endpoint
@@ -69,6 +78,19 @@ def hash_key(key: str) -> str:
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"  # SQL string literal: the only escape is a doubled quote
+
+
+def _bump(conn: sqlite3.Connection, companies: Iterable[str]) -> None:
+    """Record, inside the caller's write transaction, that these companies' assets changed (see SCHEMA)."""
+    (seq,) = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM company_changes").fetchone()
+    conn.executemany("INSERT OR REPLACE INTO company_changes (company_id, seq) VALUES (?, ?)",
+                     [(c, seq) for c in companies])
+
+
+# what changed since a worker last looked: this connection's data_version (moves on every other
+# connection's commit) and the companies bumped after the seq it read last, in one statement
+_CHANGES_SQL = ("SELECT v.data_version, c.company_id, c.seq FROM pragma_data_version AS v "
+                "LEFT JOIN company_changes AS c ON c.seq > ?")
 
 
 def _checkpoint(path: str) -> None:
@@ -144,6 +166,7 @@ class SQLiteBulkWriter:
             conn.execute("INSERT INTO upload_batches (upload_id, company_id, first_id, last_id, pid) "
                           "VALUES (?, ?, ?, ?, ?)",
                           (self._upload_id, self._company, first, first + len(flat) // 3 - 1, os.getpid()))
+            _bump(conn, (self._company,))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -153,7 +176,15 @@ class SQLiteBulkWriter:
 
     def commit(self) -> int:
         if self._batches:
-            self._conn.execute("DELETE FROM upload_batches WHERE upload_id = ?", (self._upload_id,))
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("DELETE FROM upload_batches WHERE upload_id = ?", (self._upload_id,))
+                _bump(conn, (self._company,))  # names the company: a commit naming none drops every page
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
         self._conn.close()
         # copying a big upload's WAL into the database takes seconds: do it after the answer, not before
         threading.Thread(target=_checkpoint, args=(self._path,), name="wal-checkpoint", daemon=True).start()
@@ -171,6 +202,8 @@ def _discard(conn: sqlite3.Connection, where: str, args: tuple[object, ...]) -> 
     """Delete the rows of the unfinished uploads matching `where` (on upload_batches) and their ranges."""
     conn.execute("BEGIN IMMEDIATE")
     try:
+        _bump(conn, [c for (c,) in conn.execute(f"SELECT DISTINCT company_id FROM upload_batches WHERE {where}",
+                                                 args)])
         cur = conn.execute(
             "DELETE FROM assets WHERE id IN (SELECT a.id FROM upload_batches b JOIN assets a "
             f"ON a.company_id = b.company_id AND a.id BETWEEN b.first_id AND b.last_id WHERE b.{where})", args)
@@ -188,6 +221,7 @@ class SQLiteStorage:
         self._busy = busy_timeout_s
         self._local = threading.local()
         self._data_version: int | None = None
+        self._seq = 0  # the highest company_changes.seq this worker has acted on
         self._shm_fd: int | None = None
         self._shm_tried = False
         self._shm_head = b""
@@ -241,7 +275,7 @@ class SQLiteStorage:
                 size += os.path.getsize(self.path + suffix)
         return count, size
 
-    def changed(self) -> bool:
+    def changed(self) -> bool | frozenset[str]:
         # every commit rewrites the WAL-index header at the start of the -shm file (its change counter,
         # frame count and checksums): an unchanged header means no commit since the last look, at one
         # pread instead of a statement (8% of a cached list request). Read before data_version, so a
@@ -258,10 +292,21 @@ class SQLiteStorage:
             if len(head) == WAL_INDEX_HEADER and head == self._shm_head:
                 return False
             self._shm_head = head
-        (version,) = self._conn.execute("PRAGMA data_version").fetchone()
-        changed = version != self._data_version
+        if self._data_version is None:  # the first look: nothing is cached yet, start from the newest seq
+            (self._data_version, self._seq) = self._conn.execute(
+                "SELECT (SELECT data_version FROM pragma_data_version), "
+                "(SELECT coalesce(max(seq), 0) FROM company_changes)").fetchone()
+            return True
+        rows = self._conn.execute(_CHANGES_SQL, (self._seq,)).fetchall()
+        version = rows[0][0]
+        if version == self._data_version:
+            return False
         self._data_version = version
-        return changed
+        companies = frozenset(row[1] for row in rows if row[1] is not None)
+        if not companies:
+            return True  # a commit that named no company: anything may have changed
+        self._seq = max(row[2] for row in rows)
+        return companies
 
     def check(self) -> None:
         self._conn.execute("SELECT 1 FROM assets LIMIT 1").fetchall()
@@ -276,6 +321,7 @@ class SQLiteStorage:
                 cur = conn.execute(_INSERT_SQL, (company_id, address, lat, lon, now, now))
                 out.append({"id": cur.lastrowid, "company_id": company_id, "address": address, "latitude": lat,
                             "longitude": lon, "created_at": now, "updated_at": now})
+            _bump(conn, (company_id,))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -290,27 +336,43 @@ class SQLiteStorage:
     def delete(self, company_id: str, ids: Sequence[int]) -> int:
         import json
 
-        cur = self._conn.execute(
-            "DELETE FROM assets WHERE company_id = ? AND id IN (SELECT value FROM json_each(?))",
-            (company_id, json.dumps(list(ids))),
-        )
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            cur = conn.execute("DELETE FROM assets WHERE company_id = ? AND id IN (SELECT value FROM json_each(?))",
+                               (company_id, json.dumps(list(ids))))
+            if cur.rowcount:
+                _bump(conn, (company_id,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
         return cur.rowcount
 
     def seed(self, rows: Iterable[tuple[str, str, float, float, str]]) -> int:
         conn = self._conn
         before = conn.total_changes
+        companies: set[str] = set()
+
+        def noting() -> Iterable[tuple[str, str, float, float, str]]:
+            for row in rows:
+                companies.add(row[0])
+                yield row
+
         conn.execute("BEGIN")
         try:
             conn.executemany(
                 "INSERT INTO assets (company_id, address, latitude, longitude, created_at, updated_at) "
                 "VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-                rows,
+                noting(),
             )
+            inserted = conn.total_changes - before
+            _bump(conn, companies)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        return conn.total_changes - before
+        return inserted
 
     def discard_unfinished_uploads(self, pid: int | None = None) -> int:
         """Delete what uploads of a dead worker (`pid`, or every worker) committed; returns the rows."""
