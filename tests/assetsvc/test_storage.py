@@ -44,11 +44,11 @@ def test_bulk_writes_are_one_transaction(store):
     assert store.stats("acme").assets == 15
 
 
-@pytest.mark.parametrize("per_insert", [4, 10_000])
+@pytest.mark.parametrize("per_insert", [4, 20, 10_000])
 def test_bulk_batches_of_any_size_keep_every_row_in_order(store, monkeypatch, per_insert):
-    from opskit.assetsvc import sqlite as sqlite_store
+    from opskit.assetsvc import sqlitebulk
 
-    monkeypatch.setattr(sqlite_store, "ROWS_PER_INSERT", per_insert)
+    monkeypatch.setattr(sqlitebulk, "ROWS_PER_INSERT", per_insert)
     rows = [(f"{i} Bulk Rd, 'quoted'", i / 1000, -i / 1000) for i in range(23)]
     flat = [v for row in rows for v in row]
     w = store.bulk("acme")
@@ -60,6 +60,13 @@ def test_bulk_batches_of_any_size_keep_every_row_in_order(store, monkeypatch, pe
     page = json.loads(store.list_json("acme", 0, 100)[0])
     assert [(a["address"], a["latitude"], a["longitude"]) for a in page] == rows
     assert len({(a["created_at"], a["updated_at"]) for a in page}) == 1  # one timestamp per upload
+    # the next upload reuses the pooled connection and its statements: its own company and rows
+    w = store.bulk("beta")
+    w.add(flat[3:30])
+    assert w.commit() == 9
+    page = json.loads(store.list_json("beta", 0, 100)[0])
+    assert [(a["company_id"], a["address"]) for a in page] == [("beta", r[0]) for r in rows[1:10]]
+    assert store.stats("acme").assets == 23
 
 
 def test_keys_are_stored_hashed_and_resolve_to_company_and_tier(store):
