@@ -34,6 +34,9 @@ ROWS_PER_INSERT = 10_000
 PIECES = (1000, 100, 10, 1)
 BULK_CACHE_KIB = 16 * 1024
 IDLE_CONNECTIONS = 8  # bulk connections kept per store and process for the next uploads
+# while uploads are in progress in this process, the WAL is copied into the database only after this many
+# rows (~100 MB of WAL); otherwise when the last one ends
+CHECKPOINT_ROWS = 1_000_000
 
 
 def utc_now() -> str:
@@ -104,9 +107,10 @@ def _checkpoint(path: str) -> None:
 
 class BulkLoads:
     """Per store and process: idle bulk connections (with their prepared statements) and the checkpoint
-    thread. Copying a big upload's WAL into the database takes seconds, so it runs after the answer; one
-    thread at a time, which runs again if more uploads finished meanwhile (100 uploads used to start 100
-    connections copying the same WAL)."""
+    thread. Copying a big upload's WAL into the database takes seconds, so it runs after the answer, and
+    during a burst of uploads only when the burst is over or CHECKPOINT_ROWS have piled up (each checkpoint
+    copies the b-trees' right-hand pages again, and the copying competes with the burst for the cores):
+    one thread at a time (100 uploads used to start 100 connections copying the same WAL)."""
 
     def __init__(self, path: str, open_conn: Callable[[], sqlite3.Connection]) -> None:
         self.path = path
@@ -114,6 +118,8 @@ class BulkLoads:
         self._lock = threading.Lock()
         self._idle: list[sqlite3.Connection] = []
         self._checkpoint_due = self._checkpointing = False
+        self._active = 0  # bulk connections taken and not given back
+        self._rows = 0  # written since the last checkpoint began
         self._statements: dict[int, str] = {}
 
     def statement(self, rows: int) -> str:
@@ -124,6 +130,7 @@ class BulkLoads:
 
     def take(self) -> sqlite3.Connection:
         with self._lock:
+            self._active += 1
             if self._idle:
                 return self._idle.pop()
         conn = self._open()
@@ -133,25 +140,28 @@ class BulkLoads:
         conn.execute(f"PRAGMA cache_size={-BULK_CACHE_KIB}")
         return conn
 
-    def give_back(self, conn: sqlite3.Connection) -> None:
-        if conn.in_transaction:
-            conn.close()
-            return
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("PRAGMA shrink_memory")  # an idle connection keeps its statements, not its pages
+    def give_back(self, conn: sqlite3.Connection, rows: int) -> None:
+        """Return a connection after an upload that committed `rows` (0: nothing to checkpoint)."""
+        reusable = not conn.in_transaction
+        if reusable:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("PRAGMA shrink_memory")  # an idle connection keeps its statements, not its pages
         with self._lock:
-            if len(self._idle) < IDLE_CONNECTIONS:
+            self._active -= 1
+            self._rows += rows
+            pooled = reusable and len(self._idle) < IDLE_CONNECTIONS
+            if pooled:
                 self._idle.append(conn)
-                return
-        conn.close()
-
-    def checkpoint(self) -> None:
-        with self._lock:
-            self._checkpoint_due = True
-            if self._checkpointing:
-                return
-            self._checkpointing = True
-        threading.Thread(target=self._checkpoints, name="wal-checkpoint", daemon=True).start()
+            start = bool(self._rows) and (self._active == 0 or self._rows >= CHECKPOINT_ROWS)
+            if start:
+                self._rows = 0
+                self._checkpoint_due = True
+                start = not self._checkpointing
+                self._checkpointing = True
+        if not pooled:
+            conn.close()
+        if start:
+            threading.Thread(target=self._checkpoints, name="wal-checkpoint", daemon=True).start()
 
     def _checkpoints(self) -> None:
         while True:
@@ -183,8 +193,8 @@ class SQLiteBulkWriter:
 
     def __init__(self, loads: BulkLoads, company_id: str) -> None:
         self._loads = loads
-        self._conn = loads.take()
         self._turn = WriteTurn(loads.path)
+        self._conn = loads.take()
         self._company = company_id
         self._now = utc_now()  # one timestamp per upload
         self._upload_id = secrets.token_hex(8)
@@ -247,9 +257,7 @@ class SQLiteBulkWriter:
                         raise
         finally:
             self._turn.close()
-            self._loads.give_back(conn)
-        if self._batches:
-            self._loads.checkpoint()
+            self._loads.give_back(conn, self._count)
         return self._count
 
     def rollback(self) -> None:
@@ -259,4 +267,4 @@ class SQLiteBulkWriter:
                     discard(self._conn, "upload_id = ?", (self._upload_id,))
         finally:
             self._turn.close()
-            self._loads.give_back(self._conn)
+            self._loads.give_back(self._conn, self._count)
