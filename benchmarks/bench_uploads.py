@@ -1,6 +1,6 @@
 """100 concurrent CSV uploads (seed 000: e.g. 100 x 1 MB at once) while another tenant reads.
 
-A 2-worker service (--max-uploads per worker, 4 by default; up to --upload-queue more wait at most
+A 2-worker service (--max-uploads per worker, 2 by default; up to --upload-queue more wait at most
 --upload-queue-wait for a slot, then 503 with Retry-After). N clients each POST the same ~1 MB CSV at the
 same moment; a client answered 429/503 waits Retry-After and tries again, until it succeeds or `--tries`
 are used. Meanwhile a second tenant reads `GET /api/assets?limit=50` at a fixed rate from a separate
@@ -11,7 +11,7 @@ until each upload succeeded, the service's peak resident memory (supervisor + wo
 (/proc/loadavg) before and after: the figures are only comparable within a run on a shared machine.
 
     .venv/bin/python benchmarks/bench_uploads.py [--uploads 100] [--mb 1] [--read-rate 50]
-        [--max-uploads 4] [--upload-queue 64] [--upload-queue-wait 10] [--service-arg=--opt=value ...]
+        [--max-uploads 2] [--upload-queue 64] [--upload-queue-wait 10] [--service-arg=--opt=value ...]
         [--out benchmarks/results/uploads.md]
 """
 
@@ -201,7 +201,7 @@ def main() -> None:
     ap.add_argument("--uploads", type=int, default=100)
     ap.add_argument("--mb", type=float, default=1.0, help="CSV size in MB (10^6 bytes)")
     ap.add_argument("--read-rate", type=float, default=50.0, help="the other tenant's GETs per second")
-    ap.add_argument("--max-uploads", type=int, default=4, help="the service's --max-uploads (per worker)")
+    ap.add_argument("--max-uploads", type=int, default=2, help="the service's --max-uploads (per worker)")
     ap.add_argument("--upload-queue", type=int, default=64, help="the service's --upload-queue (per worker)")
     ap.add_argument("--upload-queue-wait", type=float, default=10.0,
                     help="the service's --upload-queue-wait (0: refuse at once, the earlier behaviour)")

@@ -58,7 +58,7 @@ def service() -> None:
               help="Most MiB of list pages each worker keeps (oldest dropped first).")
 @click.option("--body-timeout", type=FiniteFloatRange(min=0, min_open=True), default=30.0, show_default=True,
               help="Seconds to wait for the next bytes of a request body; 408 and rollback beyond.")
-@click.option("--max-uploads", type=click.IntRange(1, 64), default=4, show_default=True,
+@click.option("--max-uploads", type=click.IntRange(1, 64), default=2, show_default=True,
               help="Uploads in progress per worker; more wait for a slot (--upload-queue).")
 @click.option("--upload-queue", type=click.IntRange(0, 10_000), default=64, show_default=True,
               help="Uploads per worker that may wait for a slot; 503 with Retry-After at once beyond.")

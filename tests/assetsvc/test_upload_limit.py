@@ -3,6 +3,7 @@ request meets the same slots and the same cache)."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -12,11 +13,61 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from opskit.assetsvc.uploadgate import UploadGate, UploadsBusy
 from opskit.localservice import LocalService
 
 pytestmark = pytest.mark.slow
 
 CSV_HEAD = b"address,latitude,longitude\n"
+
+
+def test_the_gate_hands_freed_slots_to_waiters_in_arrival_order_and_forgets_cancelled_ones():
+    async def run() -> None:
+        gate = UploadGate(slots=1, queue=3, wait_s=60)
+        first = await gate.enter()
+        order: list[str] = []
+
+        async def upload(name: str) -> None:
+            with await gate.enter():
+                order.append(name)
+
+        tasks = {n: asyncio.create_task(upload(n)) for n in ("a", "b", "c")}
+        while gate.waiting < 3:
+            await asyncio.sleep(0)
+        with pytest.raises(UploadsBusy) as full:
+            await gate.enter()  # three wait already: the queue is full
+        assert full.value.reason == "queue_full" and full.value.retry_after_s >= 1
+        tasks["b"].cancel()  # a client that went away leaves the queue without taking a slot
+        with first:
+            pass  # the slot goes to "a" without ever being free
+        assert gate.free == 0
+        await asyncio.gather(tasks["a"], tasks["c"])
+        assert order == ["a", "c"] and gate.free == 1 and gate.waiting == 0
+
+    asyncio.run(run())
+
+
+def test_the_gate_refuses_after_the_wait_and_estimates_retry_after_from_recent_uploads():
+    async def run() -> None:
+        now = [0.0]
+        gate = UploadGate(slots=2, queue=10, wait_s=0.01, clock=lambda: now[0])
+        for _ in range(20):  # uploads lately held their slot 4 s each
+            slot = await gate.enter()
+            now[0] += 4.0
+            with slot:
+                pass
+        held = [await gate.enter(), await gate.enter()]
+        with pytest.raises(UploadsBusy) as waited:
+            await gate.enter()
+        assert waited.value.reason == "wait_timeout"
+        assert waited.value.retry_after_s == 2  # 4 s x (nobody ahead + itself) / 2 slots
+        assert gate.waiting == 0 and gate.in_progress == 2
+        for slot in held:
+            with slot:
+                pass
+        assert gate.free == 2
+
+    asyncio.run(run())
 
 
 def _auth(key: str) -> dict[str, str]:
