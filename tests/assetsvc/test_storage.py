@@ -192,3 +192,31 @@ def test_a_revoked_key_no_longer_resolves(store):
     assert store.revoke_key(record.key_id) == record
     assert store.lookup_key(key) is None
     assert store.revoke_key(record.key_id) is None
+
+
+def _wal_frames(path: str) -> tuple[int, int]:
+    """(frames in the WAL, frames already copied into the database) from the WAL-index header."""
+    import struct
+
+    with open(path + "-shm", "rb") as f:
+        head = f.read(136)
+    return struct.unpack_from("=I", head, 16)[0], struct.unpack_from("=I", head, 96)[0]
+
+
+def test_uploads_checkpoint_the_wal_when_the_last_one_of_a_burst_ends(store, tmp_path):
+    import threading
+    import time
+
+    path = str(tmp_path / "db" / "a.db")
+    first, second = store.bulk("acme"), store.bulk("beta")
+    first.add(["1 Wal St", 1.0, 1.0] * 2000)
+    second.add(["2 Wal St", 1.0, 1.0] * 2000)
+    first.commit()
+    frames, copied = _wal_frames(path)
+    assert frames > copied  # another upload is still writing: no checkpoint yet
+    assert not any(t.name == "wal-checkpoint" for t in threading.enumerate())
+    second.commit()
+    deadline = time.monotonic() + 20
+    while _wal_frames(path)[1] < _wal_frames(path)[0]:  # the last one's end copies everything
+        assert time.monotonic() < deadline, _wal_frames(path)
+    assert store.stats("acme").assets == 2000 and store.stats("beta").assets == 2000
