@@ -1,16 +1,18 @@
 """100 concurrent CSV uploads (seed 000: e.g. 100 x 1 MB at once) while another tenant reads.
 
-A 2-worker service (--max-uploads per worker, 4 by default: beyond it an upload is answered 503 with
-Retry-After at once, not queued). N clients each POST the same ~1 MB CSV at the same moment; a client
-answered 429/503 waits Retry-After and tries again, until it succeeds or `--tries` are used. Meanwhile a
-second tenant reads `GET /api/assets?limit=50` at a fixed rate from a separate process. Anchor, same run:
-that reader alone, before the uploads. Reported: every answer's status (anything but 200, 429/503 with
-Retry-After is a failure), the p95 of single attempts and of the time until each upload succeeded, the
-service's peak resident memory (supervisor + workers, sampled every 50 ms) over its idle size, and the
-reader's p95 with and without the uploads.
+A 2-worker service (--max-uploads per worker, 2 by default; up to --upload-queue more wait at most
+--upload-queue-wait for a slot, then 503 with Retry-After). N clients each POST the same ~1 MB CSV at the
+same moment; a client answered 429/503 waits Retry-After and tries again, until it succeeds or `--tries`
+are used. Meanwhile a second tenant reads `GET /api/assets?limit=50` at a fixed rate from a separate
+process. Anchor, same run: that reader alone, before the uploads. Reported: every answer's status
+(anything but 200, 429/503 with Retry-After is a failure), the p95 of single attempts and of the time
+until each upload succeeded, the service's peak resident memory (supervisor + workers, sampled every
+50 ms) over its idle size, the reader's p95 with and without the uploads, and the machine's load average
+(/proc/loadavg) before and after: the figures are only comparable within a run on a shared machine.
 
     .venv/bin/python benchmarks/bench_uploads.py [--uploads 100] [--mb 1] [--read-rate 50]
-        [--max-uploads 4] [--out benchmarks/results/uploads.md]
+        [--max-uploads 2] [--upload-queue 64] [--upload-queue-wait 10] [--service-arg=--opt=value ...]
+        [--out benchmarks/results/uploads.md]
 """
 
 from __future__ import annotations
@@ -121,12 +123,16 @@ async def uploads(url: str, key: str, body: bytes, n: int, tries: int) -> list[d
         return list(await asyncio.gather(*tasks))
 
 
-def bench(n: int, mb: float, read_rate: float, max_uploads: int, tries: int, tmp: Path) -> dict[str, Any]:
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def bench(n: int, mb: float, read_rate: float, service_args: list[str], tries: int, tmp: Path) -> dict[str, Any]:
     csv_path = tmp / "upload.csv"
     rows = make_csv(csv_path, int(mb * 1_000_000))
     body = csv_path.read_bytes()
-    with LocalService(workers=2, seed_assets=20_000, tenants=2,
-                      extra_args=["--max-uploads", str(max_uploads)]) as svc:
+    load_before = loadavg()
+    with LocalService(workers=2, seed_assets=20_000, tenants=2, extra_args=service_args) as svc:
         pids = [int(p) for p in Path(f"/proc/{svc.pid}/task/{svc.pid}/children").read_text().split()] + [svc.pid]
         reader_key = svc.keys[1]["key"]
         stopfile = tmp / "stop"
@@ -148,7 +154,7 @@ def bench(n: int, mb: float, read_rate: float, max_uploads: int, tries: int, tmp
         sampler.join()
     return {"rows": rows, "bytes": len(body), "uploads": results, "wall_s": wall, "idle_rss": idle,
             "peak_rss": max(peak), "reads_alone": anchor, "reads_during": busy, "n": n,
-            "max_uploads": max_uploads, "read_rate": read_rate}
+            "service_args": service_args, "read_rate": read_rate, "load": (load_before, loadavg())}
 
 
 def report(r: dict[str, Any], argv: str) -> str:
@@ -165,10 +171,10 @@ def report(r: dict[str, Any], argv: str) -> str:
     first = collections.Counter(str(u["attempts"][0][0]) for u in r["uploads"])
     alone, during = r["reads_alone"]["latencies_ms"], r["reads_during"]["latencies_ms"]
     lines = ["# Concurrent uploads while another tenant reads", "",
-             f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average: "
-             f"{os.getloadavg()[0]:.1f}", f"- command: `{argv}`",
+             f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average (1/5/15 min, "
+             f"/proc/loadavg) before {r['load'][0]}, after {r['load'][1]}", f"- command: `{argv}`",
              f"- {r['n']} uploads of {r['bytes'] / 1e6:.2f} MB ({r['rows']:,} rows) at once; 2 workers, "
-             f"--max-uploads {r['max_uploads']}; reader: another tenant, {r['read_rate']:g} GET/s", "",
+             f"`{' '.join(r['service_args'])}`; reader: another tenant, {r['read_rate']:g} GET/s", "",
              "| figure | value |", "|---|---|",
              f"| first answers | {', '.join(f'{k}: {v}' for k, v in sorted(first.items()))} |",
              f"| every answer (with retries) | {', '.join(f'{k}: {v}' for k, v in sorted(statuses.items()))} |",
@@ -195,12 +201,18 @@ def main() -> None:
     ap.add_argument("--uploads", type=int, default=100)
     ap.add_argument("--mb", type=float, default=1.0, help="CSV size in MB (10^6 bytes)")
     ap.add_argument("--read-rate", type=float, default=50.0, help="the other tenant's GETs per second")
-    ap.add_argument("--max-uploads", type=int, default=4, help="the service's --max-uploads (per worker)")
+    ap.add_argument("--max-uploads", type=int, default=2, help="the service's --max-uploads (per worker)")
+    ap.add_argument("--upload-queue", type=int, default=64, help="the service's --upload-queue (per worker)")
+    ap.add_argument("--upload-queue-wait", type=float, default=10.0,
+                    help="the service's --upload-queue-wait (0: refuse at once, the earlier behaviour)")
+    ap.add_argument("--service-arg", action="append", default=[], help="one more service option (repeatable)")
     ap.add_argument("--tries", type=int, default=60, help="attempts per upload, honouring Retry-After")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-uploads-") as tmp:
-        res = bench(args.uploads, args.mb, args.read_rate, args.max_uploads, args.tries, Path(tmp))
+        service_args = ["--max-uploads", str(args.max_uploads), "--upload-queue", str(args.upload_queue),
+                        "--upload-queue-wait", f"{args.upload_queue_wait:g}", *args.service_arg]
+        res = bench(args.uploads, args.mb, args.read_rate, service_args, args.tries, Path(tmp))
     text = report(res, "python benchmarks/bench_uploads.py " + " ".join(sys.argv[1:]))
     print(text)
     if args.out:

@@ -29,6 +29,7 @@ from opskit.assetsvc.ratelimit import Decision
 from opskit.assetsvc.sharedlimit import open_limiter
 from opskit.assetsvc.storage import KeyRecord, Storage
 from opskit.assetsvc.upload_http import body_chunks, handle_upload
+from opskit.assetsvc.uploadgate import UploadGate, UploadsBusy
 from opskit.assetsvc.validation import FieldError, validate_object
 
 log = logging.getLogger("assetsvc")
@@ -65,8 +66,8 @@ class Service:
         # key -> (record, monotonic time it must be read again): a revoked key is refused by every worker
         # within key_cache_ttl_s, at one indexed lookup per key and TTL rather than one per request
         self.keys: dict[str, tuple[KeyRecord, float]] = {}
-        # pages as ready-to-send bytes; dropped whenever the store changed (PRAGMA data_version), so every
-        # worker sees every write without any coordination
+        # pages as ready-to-send bytes; a company's are dropped when the store says its assets changed (any
+        # process's commit: SQLite's company_changes), everyone's when the store cannot say whose
         self.pages = PageCache(config.page_cache_bytes)
         self._totals: tuple[float, tuple[int, int]] = (0.0, (0, 0))
         self._store_check: tuple[float, str | None] = (float("-inf"), None)  # (when, error) of the last check
@@ -78,7 +79,7 @@ class Service:
         # one bounded pool per class of slow work, so none can take the threads another needs: stalled
         # uploads used to fill the shared default pool and hang /metrics and company stats
         self.uploads = ThreadPoolExecutor(max_workers=config.max_uploads, thread_name_prefix="uploads")
-        self.upload_slots = config.max_uploads
+        self.upload_gate = UploadGate(config.max_uploads, config.upload_queue, config.upload_queue_wait_s)
         self.stats_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="stats")
         self.metrics_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metrics")
         # PostgreSQL reads go over the network: in threads, so a slow database (a latency spike) slows the
@@ -162,8 +163,9 @@ class Service:
         """The same page with the store's calls in the read threads (PostgreSQL: a slow database must not
         stall the event loop); the page cache is used on the loop only."""
         limit, after = self._parsed(query_string)
-        if await self.read(self.storage.changed):
-            self.pages.clear()
+        changed = await self.read(self.storage.changed)
+        if changed:
+            self._forget(changed)
         cache_key = (company_id, after, limit)
         body = self.pages.get(cache_key) if self.config.page_cache else None
         if body is None:
@@ -205,8 +207,15 @@ class Service:
         return (200 if error is None else 503), json.dumps(body, separators=(",", ":")).encode()
 
     def fresh(self) -> None:
-        if self.storage.changed():
+        changed = self.storage.changed()
+        if changed:
+            self._forget(changed)
+
+    def _forget(self, changed: bool | frozenset[str]) -> None:
+        if changed is True:
             self.pages.clear()
+        elif changed:
+            self.pages.drop(changed)
 
     def totals(self) -> tuple[int, int]:
         at, value = self._totals
@@ -283,14 +292,18 @@ def build_routes(svc: Service) -> list[Route]:
 
     async def upload(request: Request) -> Response:
         record = svc.authenticate(request)
-        if svc.upload_slots <= 0:  # each upload holds a thread until its body ends: refuse, do not queue
-            raise ApiError(503, f"{config.max_uploads} uploads are in progress on this worker; retry",
-                           headers={"Retry-After": "1"})
-        svc.upload_slots -= 1
-        try:
+        gate, m = svc.upload_gate, svc.metrics
+        try:  # each upload holds a thread until its body ends: a bounded number run, a bounded queue waits
+            with m.uploads_waiting.track_inprogress():
+                slot = await gate.enter()
+        except UploadsBusy as busy:
+            m.uploads_refused.labels(busy.reason).inc()
+            why = ("the most it queues" if busy.reason == "queue_full"
+                   else f"none freed a slot within {config.upload_queue_wait_s:g} s")
+            raise ApiError(503, f"{gate.in_progress} uploads are in progress on this worker and {gate.waiting} "
+                                f"waiting ({why}); retry", headers={"Retry-After": str(busy.retry_after_s)}) from None
+        with slot, m.uploads_in_progress.track_inprogress():
             return _json(await handle_upload(request, record.company_id, storage, config, svc.metrics, svc.uploads))
-        finally:
-            svc.upload_slots += 1
 
     async def delete_assets(request: Request) -> Response:
         record = svc.authenticate(request)

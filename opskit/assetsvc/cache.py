@@ -339,13 +339,13 @@ class CachedStorage:
     def revoke_key(self, key_id: str) -> KeyRecord | None:
         return self.inner.revoke_key(key_id)
 
-    def changed(self) -> bool:
+    def changed(self) -> bool | frozenset[str]:
         if self.local is None:
             return self.inner.changed()
         moved = self.local.moved()
         if self._clock() >= self._next_check:
             self._next_check = self._clock() + STORE_CHECK_S
-            moved = self.inner.changed() or moved  # always asked: it keeps its own last version
+            moved = bool(self.inner.changed()) or moved  # always asked: it keeps its own last version
         return moved
 
     def check(self) -> None:

@@ -37,7 +37,12 @@ class ServiceConfig:
     page_cache: bool = True  # list pages kept as bytes per worker until the store changes
     page_cache_bytes: int = 64 * MB  # per worker; oldest pages are dropped beyond it
     body_timeout_s: float = 30.0  # longest wait for the next bytes of a request body (408 beyond)
-    max_uploads: int = 4  # uploads in progress per worker (503 beyond); each holds a parser thread
+    # uploads in progress per worker; each holds a parser and a writer thread. Parsing shares the worker's
+    # interpreter and SQLite takes one writer at a time, so 2 keep both busy; 4 measured slower, with
+    # twice the memory and twice the p95 of other tenants' reads (bench_uploads.py, 2 A/B pairs)
+    max_uploads: int = 2
+    upload_queue: int = 64  # uploads per worker that may wait for one of those slots (503 at once beyond)
+    upload_queue_wait_s: float = 10.0  # longest such a wait (503 with Retry-After beyond); 0 = no queue
     key_cache_ttl_s: float = 5.0  # a worker re-reads a cached key this often: a revoked key dies within it
     max_header_bytes: int = 16 * 1024  # request line excluded; 431 beyond
     max_headers: int = 100  # header fields per request; 431 beyond

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -46,6 +46,13 @@ class Metrics:
         self.upload_rows = Counter(
             "asset_upload_rows_total", "Uploaded rows by outcome", ["file_type", "result"], registry=None
         )
+        # the upload limit (uploadgate.py), summed over live workers: saturation, and what it refused
+        self.uploads_in_progress = Gauge("asset_uploads_in_progress", "Uploads holding a slot",
+                                         multiprocess_mode="livesum", registry=None)
+        self.uploads_waiting = Gauge("asset_uploads_waiting", "Uploads waiting for a slot",
+                                     multiprocess_mode="livesum", registry=None)
+        self.uploads_refused = Counter("asset_uploads_refused_total", "Uploads answered 503 by the upload limit",
+                                       ["reason"], registry=None)
         self._children: dict[tuple[str, str, str], Any] = {}
         self._ops: dict[tuple[str, ...], Any] = {}
 

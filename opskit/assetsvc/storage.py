@@ -87,8 +87,9 @@ class Storage(Protocol):
         ...
 
     def seed(self, rows: Iterable[tuple[str, str, float, float, str]]) -> int: ...
-    def changed(self) -> bool:
-        """True when another process may have written since the last call (drop read caches)."""
+    def changed(self) -> bool | frozenset[str]:
+        """What another process may have written since the last call: False for nothing, the companies
+        whose assets changed when the store knows them (drop their cached pages), else True (drop all)."""
         ...
 
     def check(self) -> None:

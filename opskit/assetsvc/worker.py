@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import sys
 from collections.abc import Callable
 
 from opskit.assetsvc.config import ServiceConfig
@@ -20,6 +21,7 @@ BURST_PAUSE_S = 0.001  # long enough for another woken worker to accept, short a
 BURST_GAP_S = 0.01  # an accept after this long without one starts a burst (> BURST_PAUSE_S)
 BURST_WINDOW_S = 0.2  # the first this long of a burst is shared out
 ERROR_PAUSE_S = 0.05
+SWITCH_INTERVAL_S = 0.001  # the GIL switch interval in workers (see main)
 DRAIN_S = 2.0  # at most this long a stopping worker lets keep-alive clients leave after one more answer
 
 
@@ -119,6 +121,11 @@ def main() -> None:
     config = ServiceConfig.from_env()
     _die_with_supervisor(config.supervisor_pid)
     _raise_open_files_limit()
+    # an upload's parser and writer threads share the interpreter with the event loop: each time the loop
+    # comes back from epoll or SQLite it waits for them to give up the GIL, up to the switch interval
+    # (5 ms by default) per runnable thread. 1 ms cut the p95 of another tenant's reads during 100
+    # concurrent uploads in each of 3 A/B pairs (94/88/46 ms against 132/99/170 ms) at no cost to the uploads
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     # must be set before prometheus_client is imported: it picks its value class at import
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = config.metrics_dir
     import uvicorn

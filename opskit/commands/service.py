@@ -58,8 +58,12 @@ def service() -> None:
               help="Most MiB of list pages each worker keeps (oldest dropped first).")
 @click.option("--body-timeout", type=FiniteFloatRange(min=0, min_open=True), default=30.0, show_default=True,
               help="Seconds to wait for the next bytes of a request body; 408 and rollback beyond.")
-@click.option("--max-uploads", type=click.IntRange(1, 64), default=4, show_default=True,
-              help="Uploads in progress per worker; 503 with Retry-After beyond.")
+@click.option("--max-uploads", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Uploads in progress per worker; more wait for a slot (--upload-queue).")
+@click.option("--upload-queue", type=click.IntRange(0, 10_000), default=64, show_default=True,
+              help="Uploads per worker that may wait for a slot; 503 with Retry-After at once beyond.")
+@click.option("--upload-queue-wait", type=FiniteFloatRange(min=0), default=10.0, show_default=True,
+              help="Longest wait for an upload slot in seconds; 503 with Retry-After beyond (0: no queue).")
 @click.option("--key-cache-ttl", type=FiniteFloatRange(min=0), default=5.0, show_default=True,
               help="Seconds a worker trusts a cached API key: a revoked key is refused within it.")
 @click.option("--keep-alive-timeout", type=click.IntRange(1, 3600), default=75, show_default=True,
@@ -71,7 +75,8 @@ def service() -> None:
 def run(spec_file: str | None, host: str, port: int, db: str, workers: int, ready_file: str | None,
         rate_limits: str, max_csv_mb: float, max_json_mb: float, graceful_timeout: float,
         page_cache: bool, label_company: bool, page_cache_mb: float, body_timeout: float, max_uploads: int,
-        key_cache_ttl: float, keep_alive_timeout: int, cache: str) -> None:
+        upload_queue: int, upload_queue_wait: float, key_cache_ttl: float, keep_alive_timeout: int,
+        cache: str) -> None:
     """Serve the asset API in the foreground until SIGTERM/Ctrl-C (which drain and stop)."""
     import json
     import os
@@ -89,7 +94,8 @@ def run(spec_file: str | None, host: str, port: int, db: str, workers: int, read
         db_path=db_arg(db), max_csv_bytes=int(max_csv_mb * MB), max_json_bytes=int(max_json_mb * MB),
         rate_limits=limits, buckets=_buckets(spec_file), label_company=label_company,
         page_cache=page_cache, page_cache_bytes=int(page_cache_mb * MB), body_timeout_s=body_timeout,
-        max_uploads=max_uploads, key_cache_ttl_s=key_cache_ttl, keep_alive_s=keep_alive_timeout,
+        max_uploads=max_uploads, upload_queue=upload_queue, upload_queue_wait_s=upload_queue_wait,
+        key_cache_ttl_s=key_cache_ttl, keep_alive_s=keep_alive_timeout,
         cache_url=cache,
     )
 

@@ -175,16 +175,30 @@ def test_json_uploads_nested_too_deep_or_with_huge_integers_are_upload_errors(da
 def test_the_page_cache_stays_within_its_byte_budget():
     cache = PageCache(10_000)
     for i in range(100):
-        cache.put(i, b"x" * 1000)
+        cache.put(("c", i, 50), b"x" * 1000)
         assert cache.size <= 10_000
     assert len(cache) == 10_000 // (1000 + ENTRY_OVERHEAD)
-    assert cache.get(99) is not None and cache.get(0) is None  # the oldest went first
-    cache.put("huge", b"x" * 20_000)  # larger than the budget: not kept, nothing evicted for it
-    assert cache.get("huge") is None and len(cache) == 8
-    cache.put(99, b"y" * 10)  # replacing an entry frees its old size
+    assert cache.get(("c", 99, 50)) is not None and cache.get(("c", 0, 50)) is None  # the oldest went first
+    cache.put(("c", -1, 50), b"x" * 20_000)  # larger than the budget: not kept, nothing evicted for it
+    assert cache.get(("c", -1, 50)) is None and len(cache) == 8
+    cache.put(("c", 99, 50), b"y" * 10)  # replacing an entry frees its old size
     assert cache.size == 7 * (1000 + ENTRY_OVERHEAD) + 10 + ENTRY_OVERHEAD
     cache.clear()
     assert cache.size == 0 and len(cache) == 0
+
+
+def test_the_page_cache_drops_only_the_named_companies_pages():
+    cache = PageCache(10_000)
+    for company in ("a", "b", "c"):
+        for after in range(2):
+            cache.put((company, after, 50), company.encode() * 100)
+    cache.drop({"a", "c", "unknown"})
+    assert len(cache) == 2 and cache.size == 2 * (100 + ENTRY_OVERHEAD)
+    assert cache.get(("b", 0, 50)) == b"b" * 100 and cache.get(("a", 0, 50)) is None
+    for i in range(20):  # evictions keep the per-company index right: nothing is dropped twice or missed
+        cache.put(("a", i, 50), b"x" * 1000)
+    cache.drop({"a"})
+    assert len(cache) == 0 and cache.size == 0
 
 
 def test_rate_limit_reset_is_the_time_until_the_bucket_is_full():

@@ -44,11 +44,11 @@ def test_bulk_writes_are_one_transaction(store):
     assert store.stats("acme").assets == 15
 
 
-@pytest.mark.parametrize("per_insert", [4, 10_000])
+@pytest.mark.parametrize("per_insert", [4, 20, 10_000])
 def test_bulk_batches_of_any_size_keep_every_row_in_order(store, monkeypatch, per_insert):
-    from opskit.assetsvc import sqlite as sqlite_store
+    from opskit.assetsvc import sqlitebulk
 
-    monkeypatch.setattr(sqlite_store, "ROWS_PER_INSERT", per_insert)
+    monkeypatch.setattr(sqlitebulk, "ROWS_PER_INSERT", per_insert)
     rows = [(f"{i} Bulk Rd, 'quoted'", i / 1000, -i / 1000) for i in range(23)]
     flat = [v for row in rows for v in row]
     w = store.bulk("acme")
@@ -60,6 +60,13 @@ def test_bulk_batches_of_any_size_keep_every_row_in_order(store, monkeypatch, pe
     page = json.loads(store.list_json("acme", 0, 100)[0])
     assert [(a["address"], a["latitude"], a["longitude"]) for a in page] == rows
     assert len({(a["created_at"], a["updated_at"]) for a in page}) == 1  # one timestamp per upload
+    # the next upload reuses the pooled connection and its statements: its own company and rows
+    w = store.bulk("beta")
+    w.add(flat[3:30])
+    assert w.commit() == 9
+    page = json.loads(store.list_json("beta", 0, 100)[0])
+    assert [(a["company_id"], a["address"]) for a in page] == [("beta", r[0]) for r in rows[1:10]]
+    assert store.stats("acme").assets == 23
 
 
 def test_keys_are_stored_hashed_and_resolve_to_company_and_tier(store):
@@ -69,14 +76,36 @@ def test_keys_are_stored_hashed_and_resolve_to_company_and_tier(store):
     assert store.lookup_key(key + "x") is None
 
 
-def test_changed_reports_writes_by_other_connections(store, tmp_path):
-    store.changed()
-    assert store.changed() is False
+def test_changed_names_the_companies_every_kind_of_write_touched(store, tmp_path):
     other = SQLiteStorage(str(tmp_path / "db" / "a.db"))
-    other.create("acme", [("z", 0.0, 0.0)])
-    other.close()
-    assert store.changed() is True
-    assert store.changed() is False
+    try:
+        store.changed()
+        (made,) = other.create("acme", [("z", 0.0, 0.0)])
+        assert store.changed() == {"acme"}
+        assert store.changed() is False
+        other.create("beta", [("y", 1.0, 1.0)])
+        other.create("gamma", [("x", 1.0, 1.0)])
+        assert store.changed() == {"beta", "gamma"}  # both commits since the last look
+        assert other.delete("beta", [made["id"]]) == 0  # acme's asset: nothing deleted, nothing changed
+        assert store.changed() is False
+        assert other.delete("acme", [made["id"]]) == 1
+        assert store.changed() == {"acme"}
+        writer = other.bulk("delta")
+        writer.add(["1 Up St", 1.0, 2.0])
+        assert store.changed() == {"delta"}  # a committed batch is visible to its company
+        writer.commit()
+        assert store.changed() == {"delta"}
+        failed = other.bulk("eps")
+        failed.add(["2 Up St", 1.0, 2.0])
+        assert store.changed() == {"eps"}
+        failed.rollback()
+        assert store.changed() == {"eps"}  # its rows are gone again
+        other.seed([("zeta", "3 Seed St", 1.0, 1.0, "2026-01-01T00:00:00.000Z")])
+        assert store.changed() == {"zeta"}
+        other.create_key("acme", "pro")  # a commit that names no company: every cached page may be stale
+        assert store.changed() is True
+    finally:
+        other.close()
 
 
 def test_changed_sees_every_commit_and_costs_no_statement_when_nothing_changed(store, tmp_path):
@@ -98,7 +127,8 @@ def test_changed_sees_every_commit_and_costs_no_statement_when_nothing_changed(s
     finally:
         other.close()
     # a look with nothing committed is one read of the WAL-index header, not a statement
-    assert len(statements) == 30
+    # (the trace also shows the pragma function's own inner statement, as a "--" comment line)
+    assert len([text for text in statements if not text.startswith("--")]) == 30
 
 
 def test_run_dirs_of_dead_supervisors_are_removed(tmp_path, monkeypatch):
@@ -162,3 +192,59 @@ def test_a_revoked_key_no_longer_resolves(store):
     assert store.revoke_key(record.key_id) == record
     assert store.lookup_key(key) is None
     assert store.revoke_key(record.key_id) is None
+
+
+def _wal_frames(path: str) -> tuple[int, int]:
+    """(frames in the WAL, frames already copied into the database) from the WAL-index header."""
+    import struct
+
+    with open(path + "-shm", "rb") as f:
+        head = f.read(136)
+    return struct.unpack_from("=I", head, 16)[0], struct.unpack_from("=I", head, 96)[0]
+
+
+def test_uploads_checkpoint_the_wal_when_the_last_one_of_a_burst_ends(store, tmp_path):
+    import threading
+    import time
+
+    path = str(tmp_path / "db" / "a.db")
+    first, second = store.bulk("acme"), store.bulk("beta")
+    first.add(["1 Wal St", 1.0, 1.0] * 2000)
+    second.add(["2 Wal St", 1.0, 1.0] * 2000)
+    first.commit()
+    frames, copied = _wal_frames(path)
+    assert frames > copied  # another upload is still writing: no checkpoint yet
+    assert not any(t.name == "wal-checkpoint" for t in threading.enumerate())
+    second.commit()
+    deadline = time.monotonic() + 20
+    while _wal_frames(path)[1] < _wal_frames(path)[0]:  # the last one's end copies everything
+        assert time.monotonic() < deadline, _wal_frames(path)
+    assert store.stats("acme").assets == 2000 and store.stats("beta").assets == 2000
+
+
+def test_a_writer_whose_turn_never_comes_gets_a_retryable_lock_error_not_a_hang(store):
+    """Another process holds the writers' turn and never lets go (a stopped worker): a write waits its busy
+    timeout, then fails as SQLite's own lock does (the service answers that with 503 + Retry-After)."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    hold = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+            "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", hold, store.path + "-writers.lock"],
+                              stdout=subprocess.PIPE, text=True)
+    other = SQLiteStorage(store.path, busy_timeout_s=0.3)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.create("acme", [("blocked", 1.0, 1.0)])
+        holder.kill()
+        holder.wait()
+        assert other.create("acme", [("after", 1.0, 1.0)])  # the kernel dropped the dead holder's turn
+        assert [a["address"] for a in json.loads(other.list_json("acme", 0, 10)[0])] == ["after"]
+    finally:
+        other.close()
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
