@@ -9,8 +9,8 @@ the AbortWatcher, where missing pieces are derived from the timeline.
 
 results: the document's types; document: its text and schema_version; strict and lenient: access to
 its keys, located or forgiving; read: the document into the types; config: the runner's input. Readers
-ignore keys they do not know. This package imports nothing of opskit outside itself (resultsfile, the
-file side, imports it), nor the writer (opskit/loadtest/results.py), nor locust.
+ignore keys they do not know. This package imports nothing of opskit outside itself but jsontypes (resultsfile,
+the file side, imports it), nor the writer (opskit/loadtest/results.py), nor locust.
 """
 
 from opskit.runmodel.config import FaultSetup, RunMeta, RunnerConfig, RunnerControl

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from opskit.jsontypes import JSONObject
 from opskit.runmodel.lenient import int_or_none, keep, obj, str_or_none
 from opskit.runmodel.results import Stage
 
@@ -69,7 +70,7 @@ class RunnerConfig:
     def duration_s(self) -> float:
         return sum(s.duration_s for s in self.stages)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return dataclasses.asdict(self)
 
     @classmethod
