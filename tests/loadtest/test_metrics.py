@@ -18,6 +18,7 @@ import pytest
 
 from opskit.alerts import loadtest_metrics as m
 from opskit.loadtest import exporter, hdr
+from opskit.runmodel import SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "dashboards" / "loadtest.json"
@@ -219,7 +220,7 @@ def _check_results_contract(r: dict[str, Any], out: Path, stdout: str) -> None:
         doc: Any = r
         for key in path:
             doc = doc[key]
-    assert r["schema_version"] == 1
+    assert r["schema_version"] == SCHEMA_VERSION
     assert r["run"]["model"] == "open" and r["run"]["valid"] is True and r["run"]["target_name"] == "embedded"
     assert r["aggregate"]["requests"] == r["generator"]["sent"] == 40
     assert r["aggregate"]["failures"] == 0, r["aggregate"]["failures_by_kind"]
