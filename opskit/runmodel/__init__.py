@@ -15,7 +15,7 @@ the file side, imports it), nor the writer (opskit/loadtest/results.py), nor loc
 
 from opskit.runmodel.config import FaultSetup, RunMeta, RunnerConfig, RunnerControl
 from opskit.runmodel.document import UnreadableResults, check, parse
-from opskit.runmodel.read import dense, from_snapshot, parse_results, read, read_probe, read_steps, read_timeline
+from opskit.runmodel.read import from_snapshot, parse_results, read, read_steps, read_timeline
 from opskit.runmodel.results import (
     SCHEMA_VERSION,
     Failover,
@@ -35,5 +35,5 @@ from opskit.runmodel.results import (
 
 __all__ = ["SCHEMA_VERSION", "Failover", "Fault", "FaultSetup", "Generator", "Histograms", "Probe", "ProbeStepRow",
            "RunInfo", "RunMeta", "RunResults", "RunnerConfig", "RunnerControl", "Scope", "Second", "Stage", "Step",
-           "UnreadableResults", "Worker", "check", "dense", "from_snapshot", "parse", "parse_results", "read",
-           "read_probe", "read_steps", "read_timeline"]
+           "UnreadableResults", "Worker", "check", "from_snapshot", "parse", "parse_results", "read", "read_steps",
+           "read_timeline"]
