@@ -1,6 +1,6 @@
 """Reading a load test's results.json (docs/results-schema.md) for every command that judges one: gate,
 `scale check --source results`, `capacity fit/report`. One place says what a missing, empty, truncated
-or foreign file is; `load_run` reads it into the typed model (opskit/runmodel.py) and each caller picks
+or foreign file is; `load_run` reads it into the typed model (opskit/runmodel/) and each caller picks
 the exit code it documents (`UnreadableResults.kind` tells a file that is not there from one that is
 there but wrong).
 

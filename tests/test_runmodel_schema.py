@@ -1,4 +1,4 @@
-"""docs/results-schema.md and the run model (opskit/runmodel.py) name the same keys, block by block."""
+"""docs/results-schema.md and the run model (opskit/runmodel/) name the same keys, block by block."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """results.json: assembling the document (pure) and writing it (atomically). See docs/results-schema.md;
-the steps, generator, failover and histograms blocks are the run model's (opskit/runmodel.py) written as they are."""
+the steps, generator, failover and histograms blocks are the run model's (opskit/runmodel/) written as they are."""
 
 from __future__ import annotations
 
