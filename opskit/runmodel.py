@@ -220,6 +220,8 @@ class Fault:
     acknowledged_writes: int | None  # 201s the load got (null: not checked)
     lost_writes: int | None  # acknowledged ids missing from the database after the run
     detail: str | None = None  # what was done, in words
+    ramp_s: float | None = None  # seconds from the injection's start until the fault was in force
+    held_bytes: int | None = None  # memory-pressure: bytes really resident once in force (null: other faults)
 
 
 @dataclass(frozen=True)
@@ -488,12 +490,16 @@ class RunnerControl:
     fault_injected_at_s: float | None = None  # a failure scenario's fault window (opskit/faults/schedule)
     fault_cleared_at_s: float | None = None
     fault_detail: str | None = None
+    fault_ramp_s: float | None = None
+    fault_held_bytes: int | None = None
 
     @classmethod
     def from_json(cls, data: object) -> RunnerControl:
         got = _obj(data)
         return cls(aborted=_str(got.get("aborted")), failover_at_s=_keep(got.get("failover_at_s")),
                    killed_pid=_int_or_none(got.get("killed_pid")),
+                   fault_ramp_s=_keep(got.get("fault_ramp_s")),
+                   fault_held_bytes=_int_or_none(got.get("fault_held_bytes")),
                    fault_injected_at_s=_keep(got.get("fault_injected_at_s")),
                    fault_cleared_at_s=_keep(got.get("fault_cleared_at_s")), fault_detail=_str(got.get("fault_detail")))
 
@@ -771,6 +777,7 @@ def _fault(value: Any, r: _Reader) -> Fault | None:
                  error_budget_spent=num("error_budget_spent"), p95_before_ms=num("p95_before_ms"),
                  p95_during_ms=num("p95_during_ms"), recovery_s=num("recovery_s"),
                  acknowledged_writes=count("acknowledged_writes"), lost_writes=count("lost_writes"),
+                 ramp_s=num("ramp_s"), held_bytes=count("held_bytes"),
                  detail=_str(value.get("detail")))
 
 
