@@ -33,6 +33,13 @@ class Timing:
     injected_at_s: float | None
     cleared_at_s: float | None
     detail: str | None = None
+    ramp_s: float | None = None  # from the injection's start until the fault was in force
+    held_bytes: int | None = None  # memory-pressure: bytes resident once in force
+
+    @property
+    def in_force_at_s(self) -> float | None:
+        """When the fault was in force: the seconds of "during" measurements start here."""
+        return None if self.injected_at_s is None else self.injected_at_s + (self.ramp_s or 0.0)
 
 
 def ok_second(row: Second, endpoint_rows: Mapping[str, Second], objectives: Objectives) -> bool:
@@ -89,4 +96,4 @@ def analyse(window: Timing, timeline: Sequence[Second], endpoints: Mapping[str, 
         recovery_s=recovery(timeline, endpoints, window.cleared_at_s, objectives)
         if window.cleared_at_s is not None else None,
         acknowledged_writes=writes[0] if writes else None, lost_writes=writes[1] if writes else None,
-        detail=window.detail)
+        detail=window.detail, ramp_s=window.ramp_s, held_bytes=window.held_bytes)

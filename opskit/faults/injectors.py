@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from opskit import children
@@ -15,6 +16,37 @@ from opskit.stack.proxy import DelayProxy
 
 MIB = 1024 * 1024
 STRESS_SLACK_S = 30.0  # stress-ng ends by itself this long after the planned end, whatever happens to opskit
+# the memory hold counts as in force once this share of the plan is resident; inject() waits for it at most
+# RAMP_MAX_S, and never more than RAMP_SHARE of the window (the rest of the window is the fault itself)
+HELD_SHARE = 0.95
+RAMP_MAX_S = 10.0
+RAMP_SHARE = 0.5
+RAMP_POLL_S = 0.1
+
+
+def ramp_bound(window_s: float) -> float:
+    """How long inject() may wait for the memory to be resident in a window this long."""
+    return min(RAMP_MAX_S, window_s * RAMP_SHARE)
+
+
+def wait_resident(read: Callable[[], int | None], want: int, bound_s: float, *,
+                  clock: Callable[[], float] = time.monotonic,
+                  sleep: Callable[[float], None] = time.sleep) -> tuple[int, float, bool]:
+    """Poll read() (resident bytes; None once the holder is gone) until it reaches HELD_SHARE of want, the
+    holder is gone or bound_s has passed. Returns (bytes last read, seconds waited, whether it got there)."""
+    start = clock()
+    got = 0
+    while True:
+        now = read()
+        waited = clock() - start
+        if now is None:
+            return got, waited, False
+        got = now
+        if got >= want * HELD_SHARE:
+            return got, waited, True
+        if waited >= bound_s:
+            return got, waited, False
+        sleep(max(min(RAMP_POLL_S, bound_s - waited), 0.001))  # never a sleep too short to move the clock
 
 
 class StopDatabase:
@@ -139,11 +171,14 @@ class CpuHogs(_Stress):
 class HoldMemory(_Stress):
     kind = "memory-pressure"
 
-    def __init__(self, *, until_pct: float, max_bytes: float, log: Path, bound_s: float) -> None:
+    def __init__(self, *, until_pct: float, max_bytes: float, log: Path, bound_s: float,
+                 ramp_bound_s: float = RAMP_MAX_S) -> None:
         super().__init__(log, bound_s)
         self.until_pct = until_pct
         self.max_bytes = max_bytes
-        self.held = 0
+        self.ramp_bound_s = ramp_bound_s
+        self.held = 0  # bytes planned
+        self.held_bytes: int | None = None  # bytes resident when inject() returned (the report's figure)
 
     def plan(self) -> int:
         """Bytes to hold: up to until_pct of the host's memory in use, never above max_bytes."""
@@ -153,15 +188,45 @@ class HoldMemory(_Stress):
         used = mem.total - mem.available
         return int(max(0.0, min(self.max_bytes, mem.total * self.until_pct / 100.0 - used)))
 
+    def resident(self) -> int | None:
+        """Resident bytes of the stress-ng child and its workers (by pid, not by name); None once it ended."""
+        import psutil
+
+        child = self.child
+        if child is None or child.poll() is not None:
+            return None
+        try:
+            root = psutil.Process(child.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return None
+        total = 0
+        for proc in procs:
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:  # a worker that just ended holds nothing
+                continue
+        return total
+
     def inject(self) -> str:
         want = self.plan()
+        to = f"host memory to {self.until_pct:g}% in use"
         if want < 16 * MIB:
-            self.held = 0
+            self.held, self.held_bytes = 0, 0
             return f"memory already at {self.until_pct:g}% in use: nothing held"
         self.held = want
-        # one worker maps the bytes resident at once (--vm-populate), then sleeps holding them (--vm-hang 0)
-        self._start(["--vm", "1", "--vm-bytes", f"{want // MIB}M", "--vm-populate", "--vm-hang", "0"])
-        return f"stress-ng: holding {want / MIB:.0f} MiB (host memory to {self.until_pct:g}% in use)"
+        # one worker maps the bytes resident (--vm-populate), then sleeps holding them (--vm-hang 0); the
+        # mapping takes seconds on a busy host, and the fault is in force only once it is done: wait for it
+        child = self._start(["--vm", "1", "--vm-bytes", f"{want // MIB}M", "--vm-populate", "--vm-hang", "0"])
+        got, waited, done = wait_resident(self.resident, want, self.ramp_bound_s)
+        self.held_bytes = got
+        if done:
+            return f"stress-ng: holding {got / MIB:.0f} MiB resident after {waited:.1f} s ({to})"
+        if child.poll() is not None:  # what it had is gone with it
+            self.held_bytes = 0
+            return (f"stress-ng ended (exit {child.returncode}) after {waited:.1f} s: nothing of {want / MIB:.0f} MiB "
+                    f"held (see {self.log})")
+        return f"stress-ng: holding {got / MIB:.0f} of {want / MIB:.0f} MiB after {waited:.1f} s, still mapping ({to})"
 
 
 class SlowDatabase:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 log = logging.getLogger("opskit.faults")
 
@@ -20,6 +20,14 @@ class Injector(Protocol):
     def clear(self) -> None:
         """End the fault; safe to call when it is half started or already ended."""
         ...
+
+
+@runtime_checkable
+class Holds(Protocol):
+    """An injector that says how much it really took once inject() returned (memory-pressure: the bytes
+    resident), beside the plan its detail names."""
+
+    held_bytes: int | None
 
 
 class Registry:

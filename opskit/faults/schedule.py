@@ -1,5 +1,9 @@
 """A fault's window on the run's clock: started when the run passes `at`, ended when it passes `clear`,
-or at once when the run stops early. The driver calls tick() with each progress line's elapsed seconds."""
+or at once when the run stops early. The driver calls tick() with each progress line's elapsed seconds.
+
+inject() returns once the fault is in force, which can take seconds (the memory hold waits until its
+bytes are resident, bounded): ramp_s is that time, so the fault is in force from injected_at_s + ramp_s.
+The load does not stall meanwhile: it runs in the runner process, whose progress lines queue up."""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from opskit.faults.registry import Injector, Registry
+from opskit.faults.registry import Holds, Injector, Registry
 
 
 @dataclass
@@ -20,6 +24,8 @@ class Window:
     injected_at_s: float | None = None  # run seconds when the injection began
     cleared_at_s: float | None = None  # run seconds when the fault had ended (the clear returned)
     detail: str | None = None
+    ramp_s: float | None = None  # seconds from the injection's start until the fault was in force
+    held_bytes: int | None = None  # memory-pressure: bytes really resident once in force
     _last_elapsed: float = field(default=0.0, repr=False)
 
     def tick(self, elapsed: float) -> bool:
@@ -27,7 +33,11 @@ class Window:
         self._last_elapsed = elapsed
         if self.injected_at_s is None and elapsed >= self.at_s:
             self.injected_at_s = elapsed
+            started = time.monotonic()
             self.detail = self.registry.inject(self.injector)
+            self.ramp_s = round(time.monotonic() - started, 3)
+            if isinstance(self.injector, Holds):
+                self.held_bytes = self.injector.held_bytes
             self.note(f"fault: {self.injector.kind} injected at {elapsed:.1f}s ({self.detail})")
             return True
         if self.injected_at_s is not None and self.cleared_at_s is None and elapsed >= self.clear_s:

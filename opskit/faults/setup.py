@@ -120,7 +120,8 @@ class FaultRun:
         if f.kind == "high-cpu-load":
             return injectors.CpuHogs(service_pids, load_pct=f.cpu_load, hogs=f.hogs, log=log, bound_s=bound_s)
         if f.kind == "memory-pressure":
-            return injectors.HoldMemory(until_pct=f.memory_until, max_bytes=f.memory_max, log=log, bound_s=bound_s)
+            return injectors.HoldMemory(until_pct=f.memory_until, max_bytes=f.memory_max, log=log, bound_s=bound_s,
+                                        ramp_bound_s=injectors.ramp_bound(f.clear - f.at))
         from opskit.stack.proxy import DelayProxy
 
         assert isinstance(self.proxy, DelayProxy)

@@ -78,6 +78,8 @@ class FaultWindow(Protocol):
     injected_at_s: float | None
     cleared_at_s: float | None
     detail: str | None
+    ramp_s: float | None
+    held_bytes: int | None
 
     def tick(self, elapsed: float) -> bool: ...
 
@@ -194,7 +196,8 @@ def _tell(control: Path, outcome: Outcome, fault: FaultWindow | None = None) -> 
     window = fault if fault is not None else outcome.fault
     outcome.fault = window
     told = RunnerControl(outcome.aborted, outcome.failover_at_s, outcome.killed_pid,
-                         *((window.injected_at_s, window.cleared_at_s, window.detail) if window is not None else ()))
+                         *((window.injected_at_s, window.cleared_at_s, window.detail, window.ramp_s, window.held_bytes)
+                           if window is not None else ()))
     part = control.with_suffix(".part")
     part.write_text(json.dumps(asdict(told)), encoding="utf-8")
     os.replace(part, control)  # the runner never reads half of it

@@ -146,7 +146,7 @@ def _fault(agg: Aggregator, f: FaultInput, timeline: list[dict[str, Any]], endpo
         w, read_timeline(timeline), {n: read_timeline(b["timeline"]) for n, b in endpoints.items()},
         objectives=objectives, requests=requests, failures=failures, duration_s=duration_s,
         p95_before_ms=p95(None, start) if start is not None else None,
-        p95_during_ms=p95(start, end if end is not None else None) if start is not None else None,
+        p95_during_ms=p95(math.floor(w.in_force_at_s), end) if w.in_force_at_s is not None else None,
         writes=f.writes)
 
 

@@ -350,7 +350,8 @@ def fault_input(cfg: RunnerConfig, told: RunnerControl) -> results_mod.FaultInpu
             checked = writes.check(Path(cfg.fault.writes_dir), cfg.fault.db_url, cfg.fault.password_file)
         except Exception as exc:  # the run's figures still count; lost_writes stays null, said in the log
             log.error("checking the acknowledged writes failed: %s", exc)
-    window = analysis.Timing(cfg.fault.kind, told.fault_injected_at_s, told.fault_cleared_at_s, told.fault_detail)
+    window = analysis.Timing(cfg.fault.kind, told.fault_injected_at_s, told.fault_cleared_at_s, told.fault_detail,
+                             told.fault_ramp_s, told.fault_held_bytes)
     return results_mod.FaultInput(cfg.fault, window, checked)
 
 

@@ -109,12 +109,16 @@ class RunnerControl:
     fault_injected_at_s: float | None = None  # a failure scenario's fault window (opskit/faults/schedule)
     fault_cleared_at_s: float | None = None
     fault_detail: str | None = None
+    fault_ramp_s: float | None = None
+    fault_held_bytes: int | None = None
 
     @classmethod
     def from_json(cls, data: object) -> RunnerControl:
         got = obj(data)
         return cls(aborted=str_or_none(got.get("aborted")), failover_at_s=keep(got.get("failover_at_s")),
                    killed_pid=int_or_none(got.get("killed_pid")),
+                   fault_ramp_s=keep(got.get("fault_ramp_s")),
+                   fault_held_bytes=int_or_none(got.get("fault_held_bytes")),
                    fault_injected_at_s=keep(got.get("fault_injected_at_s")),
                    fault_cleared_at_s=keep(got.get("fault_cleared_at_s")),
                    fault_detail=str_or_none(got.get("fault_detail")))

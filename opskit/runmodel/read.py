@@ -266,6 +266,7 @@ def _fault(value: Any, r: Reader) -> Fault | None:
                  error_budget_spent=num("error_budget_spent"), p95_before_ms=num("p95_before_ms"),
                  p95_during_ms=num("p95_during_ms"), recovery_s=num("recovery_s"),
                  acknowledged_writes=count("acknowledged_writes"), lost_writes=count("lost_writes"),
+                 ramp_s=num("ramp_s"), held_bytes=count("held_bytes"),
                  detail=str_or_none(value.get("detail")))
 
 

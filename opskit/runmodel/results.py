@@ -156,6 +156,8 @@ class Fault:
     acknowledged_writes: int | None  # 201s the load got (null: not checked)
     lost_writes: int | None  # acknowledged ids missing from the database after the run
     detail: str | None = None  # what was done, in words
+    ramp_s: float | None = None  # seconds from the injection's start until the fault was in force
+    held_bytes: int | None = None  # memory-pressure: bytes really resident once in force (null: other faults)
 
 
 @dataclass(frozen=True)

@@ -197,10 +197,11 @@ def test_memory_pressure_holds_memory_in_the_window_and_releases_it(invoke, stac
     res = parse_results(path.read_text())
     f = res.fault
     assert f is not None and f.kind == "memory-pressure" and "holding" in (f.detail or "")
-    held = float((f.detail or "").split("holding ")[1].split(" MiB")[0]) * 1024 * 1024
-    # really resident in the window: stress-ng touches its pages as it goes, so on a slow moment the short
-    # window may close before all of it is in; more than half of it is memory really taken from the host
-    assert held > 0 and max(watch.values()) > held * 0.5
+    # the report says what was really resident once the fault was in force (a slow host may get less than
+    # planned within the bounded wait, and says so); seen from outside, at least that much was taken
+    assert f.held_bytes is not None and f.held_bytes >= 16 * 1024 * 1024 and f.ramp_s is not None
+    assert f"holding {f.held_bytes / 1024 / 1024:.0f} " in (f.detail or "")
+    assert max(watch.values()) >= f.held_bytes * 0.95
     assert watch.values()[-1] == 0  # and released
     check_window(f)
     assert res.total.failures == 0
