@@ -27,7 +27,7 @@ from typing import Any  # noqa: E402
 import gevent  # noqa: E402
 import numpy  # noqa: E402,F401 - imported now, not at the first percentile mid-run (it stalls the loop)
 
-from opskit.loadtest import context, locustenv, openmodel  # noqa: E402
+from opskit.loadtest import context, fdlimit, locustenv, openmodel  # noqa: E402
 from opskit.loadtest import results as results_mod  # noqa: E402
 from opskit.loadtest.aggregate import Aggregator  # noqa: E402
 from opskit.loadtest.arrivals import arrivals_until, rate_at  # noqa: E402
@@ -394,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--master-port", type=int, default=5557)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
+    fdlimit.lift()  # one open file per user's connection: a soft limit of 1,024 would fail at ~1,000 users
     if args.worker:
         from greenlet import getcurrent
 
