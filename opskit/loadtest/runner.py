@@ -96,6 +96,7 @@ class Run:
             cfg = self.cfg = replace(cfg, locustfile_source=Path(cfg.locustfile).read_text(encoding="utf-8"))
         env = locustenv.environment(run_classes, cfg.host, cfg if self.workers else None)
         locustenv.guard_requests(cfg.host, locustenv.declared_targets())
+        locustenv.keep_connections()
         token = self.channel_token()
         if cfg.metrics_port is not None:  # before any worker starts: a taken port fails fast
             self.start_metrics(int(cfg.metrics_port))

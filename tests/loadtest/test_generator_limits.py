@@ -78,6 +78,27 @@ def test_the_generator_lifts_its_soft_limit_and_keeps_one_connection_per_user(fa
     assert r["generator"]["lag_max_ms"] > 0  # the closed model's loop is probed
 
 
+@pytest.mark.parametrize("processes", [1, 2])  # the local runner, and Locust workers
+def test_connections_with_descriptors_above_1023_are_kept(invoke, fast_server, tmp_path: Path,
+                                                          processes: int) -> None:
+    """Past ~1,000 users a process's sockets get descriptors above 1,023, which select() cannot take:
+    FastHttpUser's pool took each such connection for dead and reconnected on every request. Here the
+    locustfile holds 1,100 files first, so every user's socket is above 1,023 with only 10 users."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < 1_500:
+        pytest.skip(f"the hard limit here ({hard}) leaves no room for 1,100 extra files")
+    lf = tmp_path / "high_fds.py"
+    lf.write_text("import os\nHELD = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]\n"
+                  + HOLDING.replace("constant(1)", "constant(0.5)"))
+    out = tmp_path / "run"
+    result = invoke("loadtest", "run", "users-10k", "--locustfile", str(lf), "--host", fast_server.url,
+                    "--users", "10", "--duration", "3s", "--processes", str(processes), "--out", str(out))
+    assert result.exit_code == 0, result.stderr
+    r = json.loads((out / "results.json").read_text())
+    assert r["aggregate"]["failures"] == 0 and r["aggregate"]["requests"] >= 40  # several requests per user
+    assert fast_server.connections == 10  # one each, kept between requests
+
+
 def test_a_closed_model_generator_whose_loop_stalls_makes_the_run_invalid(invoke, fast_server, tmp_path: Path) -> None:
     """A user that holds the generator's loop for 1.5 s (as a starved or blocked process would): every
     user's timing waited on it, so the run is the generator's, not the service's."""
