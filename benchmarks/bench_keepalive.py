@@ -150,7 +150,7 @@ def one(s: Setup, tmp: Path) -> dict[str, Any]:
     start, end = (datetime.fromisoformat(run[k].replace("Z", "+00:00")).timestamp() for k in ("started_at", "ended_at"))
     held = [n for t, n in samples if start + s.duration_s / 2 <= t <= min(end, start + s.duration_s) - 1]
     kinds = agg["failures_by_kind"]
-    steady = [r for r in res["timeline"] if r["t"] >= s.duration_s / 2 and r["requests"]]
+    steady = [r for r in res["timeline"] if s.duration_s / 2 <= r["t"] < s.duration_s and r["requests"]]
     lags = sorted(r["lag_max_ms"] for r in res["timeline"])
     return {"users": s.users, "duration_s": s.duration_s, "keep_alive_s": s.keep_alive_s, "processes": s.processes,
             "load_before": load_before, "load_after": load_after,
