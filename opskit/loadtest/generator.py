@@ -3,11 +3,13 @@ driver's configuration, and the payload it reports each second (local runner or 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
 from typing import Any
 
+import gevent
 import psutil
 
 from opskit.loadtest import context, openmodel
@@ -17,6 +19,7 @@ from opskit.loadtest.recorder import Recorder
 from opskit.runmodel import RunnerConfig
 
 clock = time.perf_counter
+LAG_PROBE_S = 0.1  # closed model: how often the loop's lateness is measured
 
 
 def rate_stages(cfg: RunnerConfig) -> list[RateStage]:
@@ -56,7 +59,20 @@ class Generator:
     def start(self) -> Recorder:
         self.rec = Recorder(clock())
         openmodel.STATE.recorder = self.rec
+        if not self.cfg.open_model:  # the open model times each arrival against its intended start instead
+            gevent.spawn(self._probe_lag, self.rec)
         return self.rec
+
+    def _probe_lag(self, rec: Recorder) -> None:
+        """Closed model: how late this process's loop wakes (starved of CPU, or blocked), each second's worst
+        in the timeline's lag_max_ms. Every user's timing waits on the same loop, so latencies measured
+        while it lags include the generator's own delay (health.assess)."""
+        due = clock() + LAG_PROBE_S
+        while not openmodel.STATE.stopping:
+            gevent.sleep(max(due - clock(), 0.0))
+            now = clock()
+            rec.loop_lag(now, now - due)
+            due = now + LAG_PROBE_S
 
     def payload(self, *, final: bool = False, in_flight_gauge: int | None = None) -> dict[str, Any]:
         assert self.rec is not None
@@ -64,7 +80,9 @@ class Generator:
         if in_flight_gauge is not None:  # closed model: the users are what is in flight
             self.rec.set_in_flight(in_flight_gauge, now)
         if not final:  # the last interval is short and all shutdown work: not the generator under load
-            self.cpu.append((now - self.rec.t0, self.proc.cpu_percent(None)))
+            # out of open files (EMFILE), psutil cannot read /proc: the run goes on, this second unsampled
+            with contextlib.suppress(OSError, psutil.Error):
+                self.cpu.append((now - self.rec.t0, self.proc.cpu_percent(None)))
         cpu, self.cpu = self.cpu, []
         return {"proc": str(openmodel.STATE.index), "seconds": self.rec.drain(now, final=final), "cpu": cpu,
                 "task_errors": openmodel.take_task_errors(), "done": openmodel.STATE.finished, "final": final,

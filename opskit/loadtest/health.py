@@ -3,7 +3,8 @@
 A run is invalid, not passed, when the generator was saturated (a process above 90% of a core
 for 5 consecutive one-second samples: its timers fire late and its latencies include its own
 queueing) or when its loop fell behind the arrival schedule (more than 5% of the arrivals never reached,
-or one sent more than a second late): `limited_by` is then
+or one sent more than a second late; in the closed model, its loop woke more than a second late),
+or when requests failed for want of open files in the generator itself: `limited_by` is then
 "generator". Arrivals dropped at the in-flight cap, or requests piling up in flight while the
 generator is healthy, are the service's doing: the run is valid, `limited_by` is "service" (the
 gate's answer is then "no"), and the percentiles leave the dropped arrivals out (a lower bound).
@@ -18,6 +19,7 @@ CPU_LIMIT = 90.0
 CPU_SUSTAIN_SAMPLES = 5
 RATE_TOLERANCE = 0.05
 LAG_LIMIT_MS = 1000.0  # an arrival sent this late: the generator's loop, not the service, is behind
+OUT_OF_FILES = "generator: too many open files"  # a failure kind: EMFILE in the generator, not the service
 
 
 @dataclass(frozen=True)
@@ -54,11 +56,13 @@ def assess(
     scheduled_each: Sequence[float] | None = None,
     lag_max_ms: float | None = None,
     lag_limit_ms: float = LAG_LIMIT_MS,
+    out_of_files: int = 0,
 ) -> Health:
     """intended: arrivals the schedule held for the time the run lasted (None in the closed model);
     sent: arrivals actually started; dropped: arrivals that found max_in_flight requests in flight;
     in_flight / scheduled_each: the most in flight, and the arrivals scheduled, in each second of the load
-    (to see a queue still growing)."""
+    (to see a queue still growing); lag_max_ms: the latest an arrival went out (open model) or the
+    generator's loop woke (closed model); out_of_files: requests the generator failed itself (EMFILE)."""
     reasons: list[str] = []
     all_samples: list[float] = []
     for proc, samples in cpu:
@@ -77,6 +81,14 @@ def assess(
     if lag_max_ms is not None and lag_max_ms > lag_limit_ms and intended:
         reasons.append(f"load generator lagged: an arrival went out {lag_max_ms / 1000:,.1f} s after its intended "
                        f"time (limit {lag_limit_ms / 1000:g} s): its loop could not keep the schedule")
+    elif lag_max_ms is not None and lag_max_ms > lag_limit_ms and intended is None:
+        # closed model: users' requests, waits and timings all ran late with the loop (CPU starved or
+        # blocked), so the latencies include the generator's own delay
+        reasons.append(f"load generator lagged: its loop woke {lag_max_ms / 1000:,.1f} s late (limit "
+                       f"{lag_limit_ms / 1000:g} s): the users' timings include the generator's own delay")
+    if out_of_files:
+        reasons.append(f"load generator out of open files: {out_of_files} requests failed with EMFILE in the "
+                       f"generator itself (its per-process limit; more --processes share the connections)")
     limited, why = ("generator", None) if reasons else ("none", None)
     if not reasons and intended:
         if dropped > intended * tolerance:

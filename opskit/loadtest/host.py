@@ -165,6 +165,24 @@ def check_local(req: RunRequest) -> None:
         raise ParamError(f"{req.out_dir} already holds a results.json; choose another `out_dir`")
     if req.opts.metrics_port:
         _check_port_free(req.opts.metrics_port)
+    _check_open_files(req)
+
+
+def _check_open_files(req: RunRequest) -> None:
+    """Every connection is an open file: 10,000 users in one process need ~10,050 (fdlimit.py)."""
+    from opskit.loadtest import fdlimit
+
+    sc, opts = req.scenario, req.opts
+    distributed = opts.processes > 1 or opts.expect_workers  # then Locust shares the users among workers
+    processes = opts.processes + opts.expect_workers if distributed else 1
+    if sc.model == "closed":
+        users = max((s.users or 0) for s in sc.stages)
+        problem = fdlimit.shortfall(f"{users:,} users", users, processes, fdlimit.hard_limit())
+    else:
+        problem = fdlimit.shortfall(f"max_in_flight {sc.max_in_flight:,}", sc.max_in_flight, processes,
+                                    fdlimit.hard_limit())
+    if problem:
+        raise ParamError(problem)
 
 
 def _check_port_free(port: int) -> None:

@@ -10,6 +10,7 @@ coordinated omission) - in results.json and in Locust's own CSVs as well.
 
 from __future__ import annotations
 
+import errno
 import logging
 import random
 import time
@@ -23,6 +24,7 @@ from locust import User
 from locust.exception import InterruptTaskSet, RescheduleTask, RescheduleTaskImmediately, StopUser
 
 from opskit.loadtest.arrivals import TICK_MIN, RateStage, auto_tick, intended_times
+from opskit.loadtest.health import OUT_OF_FILES
 from opskit.loadtest.recorder import Recorder
 
 log = logging.getLogger("opskit.loadtest")
@@ -57,6 +59,11 @@ def failure_kind(exc: BaseException | None, response: Any) -> str:
     named = getattr(exc, "failure_kind", None)  # e.g. locustenv.HostNotDeclared: its own clear name
     if isinstance(named, str):
         return named
+    original = getattr(exc, "original", None)  # geventhttpclient's RetriesExceeded wraps what happened
+    if isinstance(original, BaseException):
+        exc = original
+    if isinstance(exc, OSError) and exc.errno == errno.EMFILE:
+        return OUT_OF_FILES
     name = type(exc).__name__ if exc is not None else "error"
     lowered = name.lower()
     if "timeout" in lowered or "timedout" in lowered:

@@ -104,6 +104,12 @@ class Recorder:
         if lag_s > sec.lag_s_max:
             sec.lag_s_max = lag_s
 
+    def loop_lag(self, now: float, lag_s: float) -> None:
+        """The generator's loop woke lag_s late (closed model: its lag probe)."""
+        sec = self._second(now)
+        if lag_s > sec.lag_s_max:
+            sec.lag_s_max = lag_s
+
     def started(self, now: float) -> None:
         self.in_flight += 1
         sec = self._second(now)

@@ -27,16 +27,17 @@ def build(agg: Aggregator, run: dict[str, Any], *, duration_s: float, intended: 
     sent = agg.scheduled - agg.dropped
     if run.get("model") == "closed":
         sent, intended = requests, None
-    load = [r for r in agg.timeline() if r["t"] < duration_s]  # the seconds of load, not the drain after it
-    health = health_mod.assess(cpu=agg.cpu_samples(), duration_s=duration_s, intended=intended, sent=sent,
-                               dropped=agg.dropped if intended is not None else 0,
-                               in_flight=[r["in_flight"] for r in load],
-                               scheduled_each=[r["scheduled"] for r in load], lag_max_ms=agg.lag_max_ms)
-    agg_hist = agg.aggregate_hist()
     kinds: dict[str, int] = {}
     for totals in agg.endpoints.values():
         for k, v in totals.kinds.items():
             kinds[k] = kinds.get(k, 0) + v
+    load = [r for r in agg.timeline() if r["t"] < duration_s]  # the seconds of load, not the drain after it
+    health = health_mod.assess(cpu=agg.cpu_samples(), duration_s=duration_s, intended=intended, sent=sent,
+                               dropped=agg.dropped if intended is not None else 0,
+                               in_flight=[r["in_flight"] for r in load],
+                               scheduled_each=[r["scheduled"] for r in load], lag_max_ms=agg.lag_max_ms,
+                               out_of_files=kinds.get(health_mod.OUT_OF_FILES, 0))
+    agg_hist = agg.aggregate_hist()
     timeline = agg.timeline()
     endpoints = {}
     for name in sorted(agg.endpoints):

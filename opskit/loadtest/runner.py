@@ -27,7 +27,7 @@ from typing import Any  # noqa: E402
 import gevent  # noqa: E402
 import numpy  # noqa: E402,F401 - imported now, not at the first percentile mid-run (it stalls the loop)
 
-from opskit.loadtest import context, locustenv, openmodel  # noqa: E402
+from opskit.loadtest import context, fdlimit, locustenv, openmodel  # noqa: E402
 from opskit.loadtest import results as results_mod  # noqa: E402
 from opskit.loadtest.aggregate import Aggregator  # noqa: E402
 from opskit.loadtest.arrivals import arrivals_until, rate_at  # noqa: E402
@@ -96,6 +96,7 @@ class Run:
             cfg = self.cfg = replace(cfg, locustfile_source=Path(cfg.locustfile).read_text(encoding="utf-8"))
         env = locustenv.environment(run_classes, cfg.host, cfg if self.workers else None)
         locustenv.guard_requests(cfg.host, locustenv.declared_targets())
+        locustenv.keep_connections()
         token = self.channel_token()
         if cfg.metrics_port is not None:  # before any worker starts: a taken port fails fast
             self.start_metrics(int(cfg.metrics_port))
@@ -395,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--master-port", type=int, default=5557)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
+    fdlimit.lift()  # one open file per user's connection: a soft limit of 1,024 would fail at ~1,000 users
     if args.worker:
         from greenlet import getcurrent
 

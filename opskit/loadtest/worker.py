@@ -113,6 +113,7 @@ def worker_main(master: str, port: int, token: str | None = None) -> int:
             raise RuntimeError(refusal)
         context.set_params(dict(cfg.params))
         locustenv.guard_requests(cfg.host, locustenv.declared_targets())
+        locustenv.keep_connections()
         lf = Path(tmp.name) / Path(cfg.locustfile).name
         lf.write_text(cfg.locustfile_source or "", encoding="utf-8")
         classes = locustenv.load_locustfile(lf, list(cfg.user_classes) if cfg.user_classes else None)
