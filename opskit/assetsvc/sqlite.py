@@ -120,7 +120,7 @@ class SQLiteStorage:
     def _turn(self) -> WriteTurn:
         turn: WriteTurn | None = getattr(self._local, "turn", None)
         if turn is None:
-            turn = self._local.turn = WriteTurn(self.path, wait_s=self._busy)
+            turn = self._local.turn = WriteTurn(self.path)
         return turn
 
     # reads

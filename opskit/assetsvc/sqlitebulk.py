@@ -44,9 +44,6 @@ def utc_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
 
 
-TURN_WAIT_S = 10.0  # how long a writer waits for its turn: SQLite's own busy timeout
-
-
 class WriteTurn:
     """Whose turn it is to write, across threads and processes: an flock on a file beside the database,
     taken around every write transaction of assets. SQLite's own busy handler polls with sleeps growing
@@ -56,26 +53,11 @@ class WriteTurn:
     client sends; the kernel drops it with a killed process. One per thread or upload (an flock belongs
     to its open file, so threads sharing one would not exclude each other)."""
 
-    def __init__(self, db_path: str, *, wait_s: float = TURN_WAIT_S) -> None:
+    def __init__(self, db_path: str) -> None:
         self._fd = os.open(db_path + "-writers.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        self._wait_s = wait_s
 
     def __enter__(self) -> None:
-        # bounded, as SQLite's busy timeout is: a holder that hangs (SIGSTOP, a stuck disk) must turn the
-        # other writers into retryable 503s, never into requests that wait for ever. A short poll instead
-        # of a blocking flock, which cannot time out; the first try costs nothing when the turn is free.
-        deadline = time.monotonic() + self._wait_s
-        pause = 0.0005
-        while True:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise sqlite3.OperationalError("database is locked (another writer held its turn "
-                                                   f"for more than {self._wait_s:g} s)") from None
-                time.sleep(pause)
-                pause = min(pause * 2, 0.005)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
 
     def __exit__(self, *exc: object) -> None:
         fcntl.flock(self._fd, fcntl.LOCK_UN)

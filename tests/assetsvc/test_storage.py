@@ -220,31 +220,3 @@ def test_uploads_checkpoint_the_wal_when_the_last_one_of_a_burst_ends(store, tmp
     while _wal_frames(path)[1] < _wal_frames(path)[0]:  # the last one's end copies everything
         assert time.monotonic() < deadline, _wal_frames(path)
     assert store.stats("acme").assets == 2000 and store.stats("beta").assets == 2000
-
-
-def test_a_writer_whose_turn_never_comes_gets_a_retryable_lock_error_not_a_hang(store):
-    """Another process holds the writers' turn and never lets go (a stopped worker): a write waits its busy
-    timeout, then fails as SQLite's own lock does (the service answers that with 503 + Retry-After)."""
-    import sqlite3
-    import subprocess
-    import sys
-
-    hold = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
-            "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)")
-    holder = subprocess.Popen([sys.executable, "-c", hold, store.path + "-writers.lock"],
-                              stdout=subprocess.PIPE, text=True)
-    other = SQLiteStorage(store.path, busy_timeout_s=0.3)
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        with pytest.raises(sqlite3.OperationalError, match="locked"):
-            other.create("acme", [("blocked", 1.0, 1.0)])
-        holder.kill()
-        holder.wait()
-        assert other.create("acme", [("after", 1.0, 1.0)])  # the kernel dropped the dead holder's turn
-        assert [a["address"] for a in json.loads(other.list_json("acme", 0, 10)[0])] == ["after"]
-    finally:
-        other.close()
-        holder.kill()
-        holder.wait()
-        if holder.stdout is not None:
-            holder.stdout.close()
