@@ -78,7 +78,7 @@ section "3. Capacity probe: one worker of the embedded service, $PROBE_STEP step
 # exit 1 = no rate held the SLO (an answer); the folder's results.json holds every step and the probe block
 expect "0 1" -- $OPSKIT capacity probe --step "$PROBE_STEP" --start 50 --max-rate 4000 --out "$OUT/probe"
 
-section "4. Universal Scalability Law fit of the probe's steps (they span the knee), and recommendations"
+section "4. Universal Scalability Law fit of the probe's steps, and recommendations from its knee (or its lower bound)"
 expect "0 1" -- $OPSKIT capacity fit "$OUT/probe"
 $OPSKIT capacity recommend --results "$OUT/probe"
 
