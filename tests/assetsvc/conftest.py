@@ -52,6 +52,19 @@ def postgresql() -> Iterator[tuple[str, dict[str, str]]]:
         shutil.rmtree(state_dir, ignore_errors=True)
 
 
+@pytest.fixture
+def pg_store(postgresql, monkeypatch):
+    """The PostgreSQL storage on the session's real PostgreSQL, its connection settings in the env."""
+    from opskit.assetsvc.postgres import PostgresStorage
+
+    url, env = postgresql
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    s = PostgresStorage(url)
+    yield s
+    s.close()
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def service(request: pytest.FixtureRequest) -> Iterator[LocalService]:
     """The shared two-worker service, once on each store: every test that uses it runs on both."""

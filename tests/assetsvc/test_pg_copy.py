@@ -11,31 +11,19 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def store(postgresql, monkeypatch):
-    from opskit.assetsvc.postgres import PostgresStorage
-
-    url, env = postgresql
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    s = PostgresStorage(url)
-    yield s
-    s.close()
-
-
 def _utc(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def test_an_uploads_rows_share_the_transactions_start_as_created_and_updated_at(store):
+def test_an_uploads_rows_share_the_transactions_start_as_created_and_updated_at(pg_store):
     company = "copy-ts"
     before = dt.datetime.now(dt.UTC)
-    writer = store.bulk(company)
+    writer = pg_store.bulk(company)
     writer.add(["1 Tab\tStreet", 39.5, -104.25, "2 Back\\slash Rd", -12.125, 77.0])
     writer.add(["3 Line\nBreak Ave", 0.0, 0.0])
     assert writer.commit() == 3
     after = dt.datetime.now(dt.UTC)
-    data, _ = store.list_json(company, 0, 10)
+    data, _ = pg_store.list_json(company, 0, 10)
     rows = json.loads(data)
     assert [r["address"] for r in rows] == ["1 Tab\tStreet", "2 Back\\slash Rd", "3 Line\nBreak Ave"]
     assert [(r["latitude"], r["longitude"]) for r in rows] == [(39.5, -104.25), (-12.125, 77.0), (0.0, 0.0)]
@@ -45,8 +33,8 @@ def test_an_uploads_rows_share_the_transactions_start_as_created_and_updated_at(
     assert before - dt.timedelta(seconds=1) <= stamp <= after
 
 
-def test_a_rolled_back_upload_leaves_no_row(store):
-    writer = store.bulk("copy-rollback")
+def test_a_rolled_back_upload_leaves_no_row(pg_store):
+    writer = pg_store.bulk("copy-rollback")
     writer.add(["kept? no", 1.0, 2.0])
     writer.rollback()
-    assert store.list_json("copy-rollback", 0, 10)[0] == "[]"
+    assert pg_store.list_json("copy-rollback", 0, 10)[0] == "[]"

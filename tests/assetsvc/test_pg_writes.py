@@ -25,18 +25,6 @@ NUL = "12 Null\x00Byte Rd"  # valid JSON text that PostgreSQL's text type cannot
 
 
 @pytest.fixture
-def store(postgresql, monkeypatch):
-    from opskit.assetsvc.postgres import PostgresStorage
-
-    url, env = postgresql
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    s = PostgresStorage(url)
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def sql(postgresql, monkeypatch):
     """A connection of the test's own (autocommit), e.g. to hold a lock on the table."""
     import psycopg
@@ -63,9 +51,9 @@ async def _settle(coros: list[Any]) -> list[Any]:
     return await asyncio.gather(*coros, return_exceptions=True)
 
 
-def test_concurrent_creates_share_one_commit_and_each_gets_its_own_ids(store, sql, writer):
+def test_concurrent_creates_share_one_commit_and_each_gets_its_own_ids(pg_store, sql, writer):
     company = "batch-many"
-    batcher = WriteBatcher(store.create_many, writer)
+    batcher = WriteBatcher(pg_store.create_many, writer)
 
     async def run() -> list[Any]:
         return await _settle([batcher.create(company, [_asset(i)]) for i in range(50)]
@@ -84,9 +72,9 @@ def test_concurrent_creates_share_one_commit_and_each_gets_its_own_ids(store, sq
     assert len({r[2] for r in rows}) == 1  # one transaction: the same now() for every row
 
 
-def test_a_row_the_store_refuses_fails_alone_among_concurrent_good_ones(store, sql, writer):
+def test_a_row_the_store_refuses_fails_alone_among_concurrent_good_ones(pg_store, sql, writer):
     company = "batch-bad"
-    batcher = WriteBatcher(store.create_many, writer)
+    batcher = WriteBatcher(pg_store.create_many, writer)
 
     async def run() -> list[Any]:
         return await _settle([batcher.create(company, [_asset(i)]) for i in range(10)]
@@ -113,9 +101,9 @@ def _wait_for_lock_wait(sql) -> None:
         time.sleep(0.02)
 
 
-def test_a_full_queue_answers_503_with_retry_after_and_a_stale_request_is_never_written(store, sql, writer):
+def test_a_full_queue_answers_503_with_retry_after_and_a_stale_request_is_never_written(pg_store, sql, writer):
     company = "batch-full"
-    batcher = WriteBatcher(store.create_many, writer, max_queued_rows=3, queue_wait_s=1.0)
+    batcher = WriteBatcher(pg_store.create_many, writer, max_queued_rows=3, queue_wait_s=1.0)
 
     async def run() -> tuple[Any, list[Any], ApiError]:
         first = asyncio.ensure_future(batcher.create(company, [_asset(0)]))
@@ -145,9 +133,9 @@ def test_a_full_queue_answers_503_with_retry_after_and_a_stale_request_is_never_
     assert batcher.queued_rows == 0
 
 
-def test_a_queued_request_that_is_cancelled_is_not_written(store, sql, writer):
+def test_a_queued_request_that_is_cancelled_is_not_written(pg_store, sql, writer):
     company = "batch-gone"
-    batcher = WriteBatcher(store.create_many, writer)
+    batcher = WriteBatcher(pg_store.create_many, writer)
 
     async def run() -> Any:
         first = asyncio.ensure_future(batcher.create(company, [_asset(0)]))
