@@ -206,14 +206,18 @@ def test_on_postgresql_workers_see_each_others_writes_at_once_with_their_page_ca
     # reach a worker's page cache before the next request
     with LocalService(workers=2, tenants=1, tier="internal", db=stack.postgresql, cache=stack.url,
                       extra_env=stack.env) as svc, _fresh(svc.url, svc.key) as c:
-        pids = set()
-        for i in range(12):
+        pids: set[int] = set()
+        i = 0
+        # at least 12 rounds, and on until both workers have answered: which worker accepts a new
+        # connection is the kernel's choice, and a quiet machine can hand a few dozen in a row to one
+        while i < 12 or len(pids) < 2:
+            assert i < 300, f"all of {6 * i} connections went to one worker"
             assert c.post("/api/assets", json={"address": f"w{i}", "latitude": 1, "longitude": 1}).status_code == 201
             for _ in range(4):
-                page = c.get("/api/assets?limit=100").json()["data"]
+                page = c.get("/api/assets?limit=500").json()["data"]
                 assert [x["address"] for x in page][-1] == f"w{i}"
             pids.add(c.get("/health").json()["worker_pid"])
-        assert len(pids) == 2  # both workers answered
+            i += 1
 
 
 def _kill_redis(stack: Stack) -> None:
